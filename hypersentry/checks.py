@@ -1,0 +1,47 @@
+"""System checks that `check --deploy` does not do for us: wildcard hosts and WS routing without an origin check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, register
+
+
+@register(Tags.security, deploy=True)
+def check_allowed_hosts_wildcard(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if any(h == "*" or h.startswith("*") or h == "." for h in settings.ALLOWED_HOSTS):
+        return [
+            Error(
+                "ALLOWED_HOSTS contains a wildcard: any Host header is accepted, and origin checks that rely "
+                "on hosts accept any site.",
+                hint="List the public host names in ALLOWED_HOSTS.",
+                id="hypersentry.E001",
+            )
+        ]
+    return []
+
+
+def websocket_origin_problems(application: Any) -> list[str]:
+    """Problems with how the ASGI app guards WebSockets (pure: takes the app, returns messages)."""
+    from channels.routing import ProtocolTypeRouter
+    from channels.security.websocket import OriginValidator
+
+    if not isinstance(application, ProtocolTypeRouter):
+        return ["the ASGI application is not a ProtocolTypeRouter, so WebSocket routing cannot be checked"]
+    ws_app = application.application_mapping.get("websocket")
+    if ws_app is None:
+        return []
+    if not isinstance(ws_app, OriginValidator):
+        return ["WebSocket routing is not wrapped in OriginValidator: any site can open sockets with the cookies"]
+    if "*" in ws_app.allowed_origins:
+        return ["OriginValidator allows the wildcard origin '*'"]
+    return []
+
+
+@register(Tags.security)
+def check_websocket_origin_validation(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    from hypersentry.asgi import application
+
+    return [Error(p, hint="Wrap the websocket router in OriginValidator(..., ALLOWED_ORIGINS).", id="hypersentry.E002")
+            for p in websocket_origin_problems(application)]

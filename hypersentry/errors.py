@@ -1,0 +1,123 @@
+"""One error type with stable codes, and the mappings to HTTP JSON and WebSocket error frames."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.http import JsonResponse
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_default_handler
+
+logger = logging.getLogger(__name__)
+
+
+class ApplicationError(Exception):
+    """A domain error with a stable machine-readable `code` (tests and clients match on it)."""
+
+    code = "application_error"
+    status = 400
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.extra = extra or {}
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": "error", "code": self.code, "message": self.message}
+        body.update(self.extra)
+        return body
+
+
+class ValidationFailed(ApplicationError):
+    code = "invalid_input"
+    status = 400
+
+
+class NotAuthenticated(ApplicationError):
+    code = "authentication_required"
+    status = 401
+
+
+class PermissionDenied(ApplicationError):
+    code = "permission_denied"
+    status = 403
+
+
+class NotFound(ApplicationError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(ApplicationError):
+    code = "conflict"
+    status = 409
+
+
+class RateLimited(ApplicationError):
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str = "Too many requests.", *, retry_after: float = 1.0, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = max(1, int(retry_after + 0.999))
+
+
+class UpstreamUnavailable(ApplicationError):
+    code = "upstream_unavailable"
+    status = 503
+
+
+def error_response(error: ApplicationError) -> JsonResponse:
+    response = JsonResponse(error.as_dict(), status=error.status)
+    if isinstance(error, RateLimited):
+        response["Retry-After"] = str(error.retry_after)
+    return response
+
+
+def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Map ApplicationError and DRF's own errors to `{"type":"error","code","message"}` bodies."""
+    if isinstance(exc, ApplicationError):
+        response = Response(exc.as_dict(), status=exc.status)
+        if isinstance(exc, RateLimited):
+            response["Retry-After"] = str(exc.retry_after)
+        return response
+    response = drf_default_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, drf_exceptions.ValidationError):
+        code, message = "invalid_input", _first_message(exc.detail)
+    elif isinstance(exc, drf_exceptions.ParseError):
+        code, message = "malformed_body", str(exc.detail)
+    elif isinstance(exc, drf_exceptions.APIException):
+        code = str(exc.default_code)
+        message = str(exc.detail) if not isinstance(exc.detail, (list, dict)) else _first_message(exc.detail)
+    else:
+        code, message = "error", str(exc)
+    body: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if isinstance(exc, drf_exceptions.ValidationError):
+        body["fields"] = exc.detail
+    response.data = body
+    return response
+
+
+def _first_message(detail: Any, path: str = "") -> str:
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            return _first_message(value, f"{path}.{key}" if path else str(key))
+        return "invalid input"
+    if isinstance(detail, list) and detail:
+        return _first_message(detail[0], path)
+    return f"{path}: {detail}" if path else str(detail)

@@ -1,0 +1,319 @@
+"""HyperSentry settings: one base, everything that differs between deployments comes from the environment.
+
+With no environment at all the embedded defaults apply: SQLite, the in-memory channel layer, the venue
+simulator, ENVIRONMENT=development. Every variable is documented in `.env.example`.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from hypersentry.env import Env
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VERSION = "0.1.0"
+
+env = Env()
+
+# --- Environment and core -------------------------------------------------------------------------------
+ENVIRONMENT = env.choice("ENVIRONMENT", "development", ["development", "test", "staging", "production"])
+IS_PRODUCTION = ENVIRONMENT == "production"
+DEBUG = env.bool("DEBUG", ENVIRONMENT == "development")
+
+_DEV_SECRET = "dev-insecure-hypersentry-secret-key-change-me-0123456789abcdefghij"
+SECRET_KEY = env.str("SECRET_KEY", "" if ENVIRONMENT in ("production", "staging") else _DEV_SECRET)
+
+FRONTEND_URL = env.url("FRONTEND_URL", "http://127.0.0.1:8000", schemes=("http", "https")).rstrip("/")
+_frontend = urlsplit(FRONTEND_URL)
+if not _frontend.hostname:
+    raise ImproperlyConfigured(f"Environment variable FRONTEND_URL={FRONTEND_URL!r} is invalid: expected an origin.")
+PUBLIC_ORIGIN = f"{_frontend.scheme}://{_frontend.netloc}"
+
+_default_origins = [PUBLIC_ORIGIN]
+if not IS_PRODUCTION:
+    _default_origins += ["http://127.0.0.1:8000", "http://localhost:8000"]
+ALLOWED_ORIGINS = list(dict.fromkeys(env.origin_list("ALLOWED_ORIGINS", _default_origins)))
+CSRF_TRUSTED_ORIGINS = [o for o in ALLOWED_ORIGINS if o != "*"]
+
+_default_hosts = sorted({urlsplit(o).hostname or "" for o in CSRF_TRUSTED_ORIGINS} - {""})
+if ENVIRONMENT in ("development", "test"):
+    _default_hosts += ["testserver", "localhost", "127.0.0.1"]
+ALLOWED_HOSTS = list(dict.fromkeys(env.list("ALLOWED_HOSTS", _default_hosts)))
+
+# --- Venue ----------------------------------------------------------------------------------------------
+HYPERSENTRY_VENUE = env.choice("HYPERSENTRY_VENUE", "sim", ["sim", "testnet", "mainnet"])
+_VENUE_URLS = {
+    "sim": "http://127.0.0.1:3001",
+    "testnet": "https://api.hyperliquid-testnet.xyz",
+    "mainnet": "https://api.hyperliquid.xyz",
+}
+HYPERSENTRY_VENUE_URL = env.url("HYPERSENTRY_VENUE_URL", _VENUE_URLS[HYPERSENTRY_VENUE], schemes=("http", "https"))
+HYPERSENTRY_VENUE_URL = HYPERSENTRY_VENUE_URL.rstrip("/")
+VENUE_IS_SIMULATOR = HYPERSENTRY_VENUE == "sim"
+# The one-process topology starts the simulator in-process unless told it runs elsewhere.
+HYPERSENTRY_EMBED_SIMULATOR = env.bool("HYPERSENTRY_EMBED_SIMULATOR", VENUE_IS_SIMULATOR)
+HLSIM_SEED = env.int("HLSIM_SEED", 7, min_value=0)
+HLSIM_SPEED = env.float("HLSIM_SPEED", 1.0, min_value=0.01, max_value=1000.0)
+HLSIM_PAPER_BALANCE = env.decimal("HLSIM_PAPER_BALANCE", "100000", min_value=Decimal(0))
+HL_ACCOUNT_ADDRESS = env.str("HL_ACCOUNT_ADDRESS", "")
+if HL_ACCOUNT_ADDRESS and not re.fullmatch(r"0x[0-9a-fA-F]{40}", HL_ACCOUNT_ADDRESS):
+    raise ImproperlyConfigured(
+        f"Environment variable HL_ACCOUNT_ADDRESS={HL_ACCOUNT_ADDRESS!r} is invalid: expected a 0x-prefixed "
+        "40-hex-digit address."
+    )
+
+# --- Trading gates ------------------------------------------------------------------------------------------
+# Paper trading on the simulator works out of the box; a real venue needs an explicit opt-in.
+ENABLE_SERVER_SIDE_TRADING = env.bool("ENABLE_SERVER_SIDE_TRADING", VENUE_IS_SIMULATOR)
+REQUIRE_ADMIN_FOR_SERVER_TRADING = env.bool("REQUIRE_ADMIN_FOR_SERVER_TRADING", not VENUE_IS_SIMULATOR)
+RISK_AUTO_MODE_ENABLED = env.bool("RISK_AUTO_MODE_ENABLED", False)
+
+# --- Secrets for agent wallets ---------------------------------------------------------------------------
+# Comma-separated Fernet-compatible keys (urlsafe base64 of 32 bytes); the first one encrypts.
+AGENT_WALLET_ENCRYPTION_KEY = env.list("AGENT_WALLET_ENCRYPTION_KEY", [])
+ADMIN_ADDRESSES = env.list("ADMIN_ADDRESSES", [])
+SESSION_EXPIRE_HOURS = env.int("SESSION_EXPIRE_HOURS", 168, min_value=1, max_value=24 * 365)
+SIWE_CHAIN_IDS = [int(x) for x in env.list("SIWE_CHAIN_IDS", ["1", "42161", "421614"]) if x.isdigit()]
+SIWE_MAX_AGE_SEC = env.int("SIWE_MAX_AGE_SEC", 300, min_value=10, max_value=3600)
+
+# --- Storage --------------------------------------------------------------------------------------------
+DATABASE_URL = env.url("DATABASE_URL", "", schemes=("postgres", "postgresql", "sqlite"))
+REDIS_URL = env.url("REDIS_URL", "", schemes=("redis", "rediss", "unix"))
+SQLITE_PATH = env.str("SQLITE_PATH", str(BASE_DIR / "var" / "db.sqlite3"))
+
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
+else:
+    Path(SQLITE_PATH).parent.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": SQLITE_PATH,
+            # WAL + IMMEDIATE: the one-process topology writes from several threads.
+            "OPTIONS": {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+            },
+        }
+    }
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "max_connections": 1000}],
+                "capacity": 1000,
+                "expiry": 60,
+            },
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "hs",
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "hypersentry"}}
+
+# Celery: the split topologies use Redis as broker; the one-process topology runs periodic jobs in its loop.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", REDIS_URL or "memory://")
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", "")
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_TIME_LIMIT = 120
+CELERY_TASK_SOFT_TIME_LIMIT = 100
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TIMEZONE = "UTC"
+
+# --- Market data tuning (deployment guide §6) -------------------------------------------------------------
+TRADING_TOKENS_CACHE_SEC = env.float("TRADING_TOKENS_CACHE_SEC", 20.0, min_value=0)
+TRADING_PREFER_AGGREGATOR_MARKET_DATA = env.bool("TRADING_PREFER_AGGREGATOR_MARKET_DATA", True)
+TRADING_PRICES_CACHE_SEC = env.float("TRADING_PRICES_CACHE_SEC", 2.0, min_value=0)
+TRADING_ORDERBOOK_CACHE_SEC = env.float("TRADING_ORDERBOOK_CACHE_SEC", 2.0, min_value=0)
+TRADING_ORDERBOOK_UPSTREAM_MIN_SEC = env.float("TRADING_ORDERBOOK_UPSTREAM_MIN_SEC", 5.0, min_value=0)
+TRADING_ORDERBOOK_AGG_FRESH_SEC = env.float("TRADING_ORDERBOOK_AGG_FRESH_SEC", 3.0, min_value=0)
+TRADING_ORDERBOOK_AGG_BACKOFF_SEC = env.float("TRADING_ORDERBOOK_AGG_BACKOFF_SEC", 45.0, min_value=0)
+TRADING_ACCOUNT_CACHE_SEC = env.float("TRADING_ACCOUNT_CACHE_SEC", 5.0, min_value=0)
+TRADING_OPEN_ORDERS_CACHE_SEC = env.float("TRADING_OPEN_ORDERS_CACHE_SEC", 5.0, min_value=0)
+TRADING_CANDLES_CACHE_SEC = env.float("TRADING_CANDLES_CACHE_SEC", 2.5, min_value=0)
+TRADING_WARN_THROTTLE_SEC = env.float("TRADING_WARN_THROTTLE_SEC", 30.0, min_value=0)
+
+AGGREGATOR_MAX_SUBSCRIPTIONS = env.int("AGGREGATOR_MAX_SUBSCRIPTIONS", 80, min_value=1, max_value=1000)
+AGGREGATOR_AUTO_SUBSCRIBE_TOP_N = env.int("AGGREGATOR_AUTO_SUBSCRIBE_TOP_N", 15, min_value=0, max_value=1000)
+AGGREGATOR_SUBSCRIBE_BATCH_SIZE = env.int("AGGREGATOR_SUBSCRIBE_BATCH_SIZE", 3, min_value=1, max_value=1000)
+AGGREGATOR_SUBSCRIBE_BATCH_PAUSE_SEC = env.float("AGGREGATOR_SUBSCRIBE_BATCH_PAUSE_SEC", 0.10, min_value=0)
+AGGREGATOR_EXTERNAL_ENABLE = env.bool("AGGREGATOR_EXTERNAL_ENABLE", True)
+AGGREGATOR_EXTERNAL_POLL_SEC = env.float("AGGREGATOR_EXTERNAL_POLL_SEC", 4.0, min_value=0.5)
+AGGREGATOR_OI_HL_WEIGHT = env.float("AGGREGATOR_OI_HL_WEIGHT", 0.65, min_value=0, max_value=1)
+AGGREGATOR_OI_BINANCE_WEIGHT = env.float("AGGREGATOR_OI_BINANCE_WEIGHT", 0.35, min_value=0, max_value=1)
+AGGREGATOR_CVD_BINANCE_WEIGHT = env.float("AGGREGATOR_CVD_BINANCE_WEIGHT", 0.70, min_value=0, max_value=1)
+AGGREGATOR_CVD_COINBASE_WEIGHT = env.float("AGGREGATOR_CVD_COINBASE_WEIGHT", 0.30, min_value=0, max_value=1)
+AGGREGATOR_PUBLISH_INTERVAL_MS = env.int("AGGREGATOR_PUBLISH_INTERVAL_MS", 200, min_value=10, max_value=250)
+AGGREGATOR_STALL_SEC = env.float("AGGREGATOR_STALL_SEC", 10.0, min_value=1)
+AGGREGATOR_PRICE_JUMP_SIGMA = env.float("AGGREGATOR_PRICE_JUMP_SIGMA", 8.0, min_value=1)
+
+WHALE_TRACKER_COUNT = env.int("WHALE_TRACKER_COUNT", 20, min_value=0, max_value=1000)
+WHALE_POLL_INTERVAL = env.int("WHALE_POLL_INTERVAL", 60, min_value=5)
+TELEGRAM_BOT_TOKEN = env.str("TELEGRAM_BOT_TOKEN", "")
+TELEGRAM_CHAT_ID = env.str("TELEGRAM_CHAT_ID", "")
+
+# --- WebSocket gateway ------------------------------------------------------------------------------------
+WS_MAX_SUBSCRIPTIONS = env.int("WS_MAX_SUBSCRIPTIONS", 50, min_value=1, max_value=1000)
+WS_MAX_MESSAGES_PER_SEC = env.int("WS_MAX_MESSAGES_PER_SEC", 20, min_value=1, max_value=10000)
+WS_SEND_BUFFER = env.int("WS_SEND_BUFFER", 64, min_value=4, max_value=100000)
+
+# --- Logging -----------------------------------------------------------------------------------------------
+LOG_LEVEL = env.choice("LOG_LEVEL", "info", ["debug", "info", "warning", "error"]).upper()
+LOG_FORMAT = env.choice("LOG_FORMAT", "json" if IS_PRODUCTION else "text", ["json", "text"])
+
+# --- Production guard rails --------------------------------------------------------------------------------
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", IS_PRODUCTION)
+_behind_proxy = env.bool("BEHIND_TLS_PROXY", IS_PRODUCTION)
+if _behind_proxy:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+
+def _production_problems() -> list[str]:
+    problems = []
+    if DEBUG:
+        problems.append("DEBUG is on (set DEBUG=false)")
+    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY == _DEV_SECRET:
+        problems.append("SECRET_KEY is missing or weak (at least 50 random characters)")
+    if "*" in ALLOWED_HOSTS or any(h.startswith("*") or h == "." for h in ALLOWED_HOSTS):
+        problems.append("ALLOWED_HOSTS contains a wildcard")
+    if "*" in ALLOWED_ORIGINS:
+        problems.append("ALLOWED_ORIGINS contains a wildcard")
+    if any(urlsplit(o).scheme != "https" for o in ALLOWED_ORIGINS):
+        problems.append("ALLOWED_ORIGINS must be https:// origins")
+    if not AGENT_WALLET_ENCRYPTION_KEY:
+        problems.append("AGENT_WALLET_ENCRYPTION_KEY is not set")
+    return problems
+
+
+if IS_PRODUCTION:
+    _problems = _production_problems()
+    if _problems:
+        raise ImproperlyConfigured("Refusing to start with ENVIRONMENT=production: " + "; ".join(_problems) + ".")
+
+if IS_PRODUCTION or PUBLIC_ORIGIN.startswith("https://"):
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 31536000, min_value=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# --- Django ------------------------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "rest_framework",
+    "drf_spectacular",
+    "hypersentry",
+    "accounts",
+    "markets",
+    "alpha",
+    "execution",
+]
+
+MIDDLEWARE = [
+    "hypersentry.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "hypersentry.urls"
+ASGI_APPLICATION = "hypersentry.asgi.application"
+AUTH_USER_MODEL = "accounts.User"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "hypersentry.context.site",
+            ]
+        },
+    }
+]
+
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_COOKIE_AGE = SESSION_EXPIRE_HOURS * 3600
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "hypersentry.errors.drf_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {"TITLE": "HyperSentry API", "VERSION": VERSION, "SERVE_INCLUDE_SCHEMA": False}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "hypersentry.logging.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "hypersentry.logging.JsonFormatter"},
+        "text": {"()": "hypersentry.logging.TextFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Replace Django's default console handler for "django" so lines are not printed twice.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+        "uvicorn.access": {"level": "WARNING"},
+        "websockets": {"level": "WARNING"},
+        "asyncio": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from hypersentry import views
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("metrics", views.metrics, name="metrics"),
+    path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
+    path("admin/", admin.site.urls),
+    path("system", views.index, name="system"),
+    path("", views.index, name="home"),
+    path("", include("markets.urls")),
+    path("", include("accounts.urls")),
+    path("", include("execution.urls")),
+    path("", include("alpha.urls")),
+]
