@@ -43,5 +43,7 @@ def websocket_origin_problems(application: Any) -> list[str]:
 def check_websocket_origin_validation(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     from hypersentry.asgi import application
 
-    return [Error(p, hint="Wrap the websocket router in OriginValidator(..., ALLOWED_ORIGINS).", id="hypersentry.E002")
-            for p in websocket_origin_problems(application)]
+    return [
+        Error(p, hint="Wrap the websocket router in OriginValidator(..., ALLOWED_ORIGINS).", id="hypersentry.E002")
+        for p in websocket_origin_problems(application)
+    ]

@@ -42,11 +42,11 @@ class Env:
     def _fail(name: str, value: str, accepted: str) -> ImproperlyConfigured:
         return ImproperlyConfigured(f"Environment variable {name}={value!r} is invalid: expected {accepted}.")
 
-    def str(self, name: str, default: str = "") -> str:
+    def text(self, name: str, default: str = "") -> str:
         value = self.raw(name)
         return default if value is None else value
 
-    def bool(self, name: str, default: bool) -> bool:
+    def flag(self, name: str, default: bool) -> bool:
         value = self.raw(name)
         if value is None:
             return default
@@ -57,7 +57,7 @@ class Env:
             return False
         raise self._fail(name, value, "one of true/false, 1/0, yes/no, on/off")
 
-    def int(self, name: str, default: int, *, min_value: int | None = None, max_value: int | None = None) -> int:
+    def integer(self, name: str, default: int, *, min_value: int | None = None, max_value: int | None = None) -> int:
         value = self.raw(name)
         if value is None:
             return default
@@ -69,7 +69,7 @@ class Env:
             raise self._fail(name, value, _range_text("an integer", min_value, max_value))
         return parsed
 
-    def float(
+    def number(
         self, name: str, default: float, *, min_value: float | None = None, max_value: float | None = None
     ) -> float:
         value = self.raw(name)
@@ -105,7 +105,7 @@ class Env:
             raise self._fail(name, value, "one of " + ", ".join(allowed))
         return value.lower()
 
-    def list(self, name: str, default: Iterable[str] = ()) -> list[str]:
+    def csv(self, name: str, default: Iterable[str] = ()) -> list[str]:
         value = self.raw(name)
         if value is None:
             return list(default)
@@ -123,7 +123,7 @@ class Env:
 
     def origin_list(self, name: str, default: Iterable[str] = ()) -> list[str]:
         """Full origins (scheme://host[:port]); a bare host or a path is refused."""
-        origins = self.list(name, default)
+        origins = self.csv(name, default)
         for origin in origins:
             if origin == "*":
                 continue

@@ -90,13 +90,14 @@ def error_response(error: ApplicationError) -> JsonResponse:
 def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Map ApplicationError and DRF's own errors to `{"type":"error","code","message"}` bodies."""
     if isinstance(exc, ApplicationError):
-        response = Response(exc.as_dict(), status=exc.status)
+        app_response = Response(exc.as_dict(), status=exc.status)
         if isinstance(exc, RateLimited):
-            response["Retry-After"] = str(exc.retry_after)
-        return response
-    response = drf_default_handler(exc, context)
-    if response is None:
+            app_response["Retry-After"] = str(exc.retry_after)
+        return app_response
+    default = drf_default_handler(exc, context)
+    if default is None:
         return None
+    response: Response = default
     if isinstance(exc, drf_exceptions.ValidationError):
         code, message = "invalid_input", _first_message(exc.detail)
     elif isinstance(exc, drf_exceptions.ParseError):

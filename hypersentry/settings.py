@@ -24,10 +24,10 @@ env = Env()
 # --- Environment and core -------------------------------------------------------------------------------
 ENVIRONMENT = env.choice("ENVIRONMENT", "development", ["development", "test", "staging", "production"])
 IS_PRODUCTION = ENVIRONMENT == "production"
-DEBUG = env.bool("DEBUG", ENVIRONMENT == "development")
+DEBUG = env.flag("DEBUG", ENVIRONMENT == "development")
 
 _DEV_SECRET = "dev-insecure-hypersentry-secret-key-change-me-0123456789abcdefghij"
-SECRET_KEY = env.str("SECRET_KEY", "" if ENVIRONMENT in ("production", "staging") else _DEV_SECRET)
+SECRET_KEY = env.text("SECRET_KEY", "" if ENVIRONMENT in ("production", "staging") else _DEV_SECRET)
 
 FRONTEND_URL = env.url("FRONTEND_URL", "http://127.0.0.1:8000", schemes=("http", "https")).rstrip("/")
 _frontend = urlsplit(FRONTEND_URL)
@@ -44,7 +44,7 @@ CSRF_TRUSTED_ORIGINS = [o for o in ALLOWED_ORIGINS if o != "*"]
 _default_hosts = sorted({urlsplit(o).hostname or "" for o in CSRF_TRUSTED_ORIGINS} - {""})
 if ENVIRONMENT in ("development", "test"):
     _default_hosts += ["testserver", "localhost", "127.0.0.1"]
-ALLOWED_HOSTS = list(dict.fromkeys(env.list("ALLOWED_HOSTS", _default_hosts)))
+ALLOWED_HOSTS = list(dict.fromkeys(env.csv("ALLOWED_HOSTS", _default_hosts)))
 
 # --- Venue ----------------------------------------------------------------------------------------------
 HYPERSENTRY_VENUE = env.choice("HYPERSENTRY_VENUE", "sim", ["sim", "testnet", "mainnet"])
@@ -57,11 +57,11 @@ HYPERSENTRY_VENUE_URL = env.url("HYPERSENTRY_VENUE_URL", _VENUE_URLS[HYPERSENTRY
 HYPERSENTRY_VENUE_URL = HYPERSENTRY_VENUE_URL.rstrip("/")
 VENUE_IS_SIMULATOR = HYPERSENTRY_VENUE == "sim"
 # The one-process topology starts the simulator in-process unless told it runs elsewhere.
-HYPERSENTRY_EMBED_SIMULATOR = env.bool("HYPERSENTRY_EMBED_SIMULATOR", VENUE_IS_SIMULATOR)
-HLSIM_SEED = env.int("HLSIM_SEED", 7, min_value=0)
-HLSIM_SPEED = env.float("HLSIM_SPEED", 1.0, min_value=0.01, max_value=1000.0)
+HYPERSENTRY_EMBED_SIMULATOR = env.flag("HYPERSENTRY_EMBED_SIMULATOR", VENUE_IS_SIMULATOR)
+HLSIM_SEED = env.integer("HLSIM_SEED", 7, min_value=0)
+HLSIM_SPEED = env.number("HLSIM_SPEED", 1.0, min_value=0.01, max_value=1000.0)
 HLSIM_PAPER_BALANCE = env.decimal("HLSIM_PAPER_BALANCE", "100000", min_value=Decimal(0))
-HL_ACCOUNT_ADDRESS = env.str("HL_ACCOUNT_ADDRESS", "")
+HL_ACCOUNT_ADDRESS = env.text("HL_ACCOUNT_ADDRESS", "")
 if HL_ACCOUNT_ADDRESS and not re.fullmatch(r"0x[0-9a-fA-F]{40}", HL_ACCOUNT_ADDRESS):
     raise ImproperlyConfigured(
         f"Environment variable HL_ACCOUNT_ADDRESS={HL_ACCOUNT_ADDRESS!r} is invalid: expected a 0x-prefixed "
@@ -70,22 +70,22 @@ if HL_ACCOUNT_ADDRESS and not re.fullmatch(r"0x[0-9a-fA-F]{40}", HL_ACCOUNT_ADDR
 
 # --- Trading gates ------------------------------------------------------------------------------------------
 # Paper trading on the simulator works out of the box; a real venue needs an explicit opt-in.
-ENABLE_SERVER_SIDE_TRADING = env.bool("ENABLE_SERVER_SIDE_TRADING", VENUE_IS_SIMULATOR)
-REQUIRE_ADMIN_FOR_SERVER_TRADING = env.bool("REQUIRE_ADMIN_FOR_SERVER_TRADING", not VENUE_IS_SIMULATOR)
-RISK_AUTO_MODE_ENABLED = env.bool("RISK_AUTO_MODE_ENABLED", False)
+ENABLE_SERVER_SIDE_TRADING = env.flag("ENABLE_SERVER_SIDE_TRADING", VENUE_IS_SIMULATOR)
+REQUIRE_ADMIN_FOR_SERVER_TRADING = env.flag("REQUIRE_ADMIN_FOR_SERVER_TRADING", not VENUE_IS_SIMULATOR)
+RISK_AUTO_MODE_ENABLED = env.flag("RISK_AUTO_MODE_ENABLED", False)
 
 # --- Secrets for agent wallets ---------------------------------------------------------------------------
 # Comma-separated Fernet-compatible keys (urlsafe base64 of 32 bytes); the first one encrypts.
-AGENT_WALLET_ENCRYPTION_KEY = env.list("AGENT_WALLET_ENCRYPTION_KEY", [])
-ADMIN_ADDRESSES = env.list("ADMIN_ADDRESSES", [])
-SESSION_EXPIRE_HOURS = env.int("SESSION_EXPIRE_HOURS", 168, min_value=1, max_value=24 * 365)
-SIWE_CHAIN_IDS = [int(x) for x in env.list("SIWE_CHAIN_IDS", ["1", "42161", "421614"]) if x.isdigit()]
-SIWE_MAX_AGE_SEC = env.int("SIWE_MAX_AGE_SEC", 300, min_value=10, max_value=3600)
+AGENT_WALLET_ENCRYPTION_KEY = env.csv("AGENT_WALLET_ENCRYPTION_KEY", [])
+ADMIN_ADDRESSES = env.csv("ADMIN_ADDRESSES", [])
+SESSION_EXPIRE_HOURS = env.integer("SESSION_EXPIRE_HOURS", 168, min_value=1, max_value=24 * 365)
+SIWE_CHAIN_IDS = [int(x) for x in env.csv("SIWE_CHAIN_IDS", ["1", "42161", "421614"]) if x.isdigit()]
+SIWE_MAX_AGE_SEC = env.integer("SIWE_MAX_AGE_SEC", 300, min_value=10, max_value=3600)
 
 # --- Storage --------------------------------------------------------------------------------------------
 DATABASE_URL = env.url("DATABASE_URL", "", schemes=("postgres", "postgresql", "sqlite"))
 REDIS_URL = env.url("REDIS_URL", "", schemes=("redis", "rediss", "unix"))
-SQLITE_PATH = env.str("SQLITE_PATH", str(BASE_DIR / "var" / "db.sqlite3"))
+SQLITE_PATH = env.text("SQLITE_PATH", str(BASE_DIR / "var" / "db.sqlite3"))
 
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
@@ -129,8 +129,8 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "hypersentry"}}
 
 # Celery: the split topologies use Redis as broker; the one-process topology runs periodic jobs in its loop.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", REDIS_URL or "memory://")
-CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", "")
+CELERY_BROKER_URL = env.text("CELERY_BROKER_URL", REDIS_URL or "memory://")
+CELERY_RESULT_BACKEND = env.text("CELERY_RESULT_BACKEND", "")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 100
@@ -138,49 +138,49 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 
 # --- Market data tuning (deployment guide §6) -------------------------------------------------------------
-TRADING_TOKENS_CACHE_SEC = env.float("TRADING_TOKENS_CACHE_SEC", 20.0, min_value=0)
-TRADING_PREFER_AGGREGATOR_MARKET_DATA = env.bool("TRADING_PREFER_AGGREGATOR_MARKET_DATA", True)
-TRADING_PRICES_CACHE_SEC = env.float("TRADING_PRICES_CACHE_SEC", 2.0, min_value=0)
-TRADING_ORDERBOOK_CACHE_SEC = env.float("TRADING_ORDERBOOK_CACHE_SEC", 2.0, min_value=0)
-TRADING_ORDERBOOK_UPSTREAM_MIN_SEC = env.float("TRADING_ORDERBOOK_UPSTREAM_MIN_SEC", 5.0, min_value=0)
-TRADING_ORDERBOOK_AGG_FRESH_SEC = env.float("TRADING_ORDERBOOK_AGG_FRESH_SEC", 3.0, min_value=0)
-TRADING_ORDERBOOK_AGG_BACKOFF_SEC = env.float("TRADING_ORDERBOOK_AGG_BACKOFF_SEC", 45.0, min_value=0)
-TRADING_ACCOUNT_CACHE_SEC = env.float("TRADING_ACCOUNT_CACHE_SEC", 5.0, min_value=0)
-TRADING_OPEN_ORDERS_CACHE_SEC = env.float("TRADING_OPEN_ORDERS_CACHE_SEC", 5.0, min_value=0)
-TRADING_CANDLES_CACHE_SEC = env.float("TRADING_CANDLES_CACHE_SEC", 2.5, min_value=0)
-TRADING_WARN_THROTTLE_SEC = env.float("TRADING_WARN_THROTTLE_SEC", 30.0, min_value=0)
+TRADING_TOKENS_CACHE_SEC = env.number("TRADING_TOKENS_CACHE_SEC", 20.0, min_value=0)
+TRADING_PREFER_AGGREGATOR_MARKET_DATA = env.flag("TRADING_PREFER_AGGREGATOR_MARKET_DATA", True)
+TRADING_PRICES_CACHE_SEC = env.number("TRADING_PRICES_CACHE_SEC", 2.0, min_value=0)
+TRADING_ORDERBOOK_CACHE_SEC = env.number("TRADING_ORDERBOOK_CACHE_SEC", 2.0, min_value=0)
+TRADING_ORDERBOOK_UPSTREAM_MIN_SEC = env.number("TRADING_ORDERBOOK_UPSTREAM_MIN_SEC", 5.0, min_value=0)
+TRADING_ORDERBOOK_AGG_FRESH_SEC = env.number("TRADING_ORDERBOOK_AGG_FRESH_SEC", 3.0, min_value=0)
+TRADING_ORDERBOOK_AGG_BACKOFF_SEC = env.number("TRADING_ORDERBOOK_AGG_BACKOFF_SEC", 45.0, min_value=0)
+TRADING_ACCOUNT_CACHE_SEC = env.number("TRADING_ACCOUNT_CACHE_SEC", 5.0, min_value=0)
+TRADING_OPEN_ORDERS_CACHE_SEC = env.number("TRADING_OPEN_ORDERS_CACHE_SEC", 5.0, min_value=0)
+TRADING_CANDLES_CACHE_SEC = env.number("TRADING_CANDLES_CACHE_SEC", 2.5, min_value=0)
+TRADING_WARN_THROTTLE_SEC = env.number("TRADING_WARN_THROTTLE_SEC", 30.0, min_value=0)
 
-AGGREGATOR_MAX_SUBSCRIPTIONS = env.int("AGGREGATOR_MAX_SUBSCRIPTIONS", 80, min_value=1, max_value=1000)
-AGGREGATOR_AUTO_SUBSCRIBE_TOP_N = env.int("AGGREGATOR_AUTO_SUBSCRIBE_TOP_N", 15, min_value=0, max_value=1000)
-AGGREGATOR_SUBSCRIBE_BATCH_SIZE = env.int("AGGREGATOR_SUBSCRIBE_BATCH_SIZE", 3, min_value=1, max_value=1000)
-AGGREGATOR_SUBSCRIBE_BATCH_PAUSE_SEC = env.float("AGGREGATOR_SUBSCRIBE_BATCH_PAUSE_SEC", 0.10, min_value=0)
-AGGREGATOR_EXTERNAL_ENABLE = env.bool("AGGREGATOR_EXTERNAL_ENABLE", True)
-AGGREGATOR_EXTERNAL_POLL_SEC = env.float("AGGREGATOR_EXTERNAL_POLL_SEC", 4.0, min_value=0.5)
-AGGREGATOR_OI_HL_WEIGHT = env.float("AGGREGATOR_OI_HL_WEIGHT", 0.65, min_value=0, max_value=1)
-AGGREGATOR_OI_BINANCE_WEIGHT = env.float("AGGREGATOR_OI_BINANCE_WEIGHT", 0.35, min_value=0, max_value=1)
-AGGREGATOR_CVD_BINANCE_WEIGHT = env.float("AGGREGATOR_CVD_BINANCE_WEIGHT", 0.70, min_value=0, max_value=1)
-AGGREGATOR_CVD_COINBASE_WEIGHT = env.float("AGGREGATOR_CVD_COINBASE_WEIGHT", 0.30, min_value=0, max_value=1)
-AGGREGATOR_PUBLISH_INTERVAL_MS = env.int("AGGREGATOR_PUBLISH_INTERVAL_MS", 200, min_value=10, max_value=250)
-AGGREGATOR_STALL_SEC = env.float("AGGREGATOR_STALL_SEC", 10.0, min_value=1)
-AGGREGATOR_PRICE_JUMP_SIGMA = env.float("AGGREGATOR_PRICE_JUMP_SIGMA", 8.0, min_value=1)
+AGGREGATOR_MAX_SUBSCRIPTIONS = env.integer("AGGREGATOR_MAX_SUBSCRIPTIONS", 80, min_value=1, max_value=1000)
+AGGREGATOR_AUTO_SUBSCRIBE_TOP_N = env.integer("AGGREGATOR_AUTO_SUBSCRIBE_TOP_N", 15, min_value=0, max_value=1000)
+AGGREGATOR_SUBSCRIBE_BATCH_SIZE = env.integer("AGGREGATOR_SUBSCRIBE_BATCH_SIZE", 3, min_value=1, max_value=1000)
+AGGREGATOR_SUBSCRIBE_BATCH_PAUSE_SEC = env.number("AGGREGATOR_SUBSCRIBE_BATCH_PAUSE_SEC", 0.10, min_value=0)
+AGGREGATOR_EXTERNAL_ENABLE = env.flag("AGGREGATOR_EXTERNAL_ENABLE", True)
+AGGREGATOR_EXTERNAL_POLL_SEC = env.number("AGGREGATOR_EXTERNAL_POLL_SEC", 4.0, min_value=0.5)
+AGGREGATOR_OI_HL_WEIGHT = env.number("AGGREGATOR_OI_HL_WEIGHT", 0.65, min_value=0, max_value=1)
+AGGREGATOR_OI_BINANCE_WEIGHT = env.number("AGGREGATOR_OI_BINANCE_WEIGHT", 0.35, min_value=0, max_value=1)
+AGGREGATOR_CVD_BINANCE_WEIGHT = env.number("AGGREGATOR_CVD_BINANCE_WEIGHT", 0.70, min_value=0, max_value=1)
+AGGREGATOR_CVD_COINBASE_WEIGHT = env.number("AGGREGATOR_CVD_COINBASE_WEIGHT", 0.30, min_value=0, max_value=1)
+AGGREGATOR_PUBLISH_INTERVAL_MS = env.integer("AGGREGATOR_PUBLISH_INTERVAL_MS", 200, min_value=10, max_value=250)
+AGGREGATOR_STALL_SEC = env.number("AGGREGATOR_STALL_SEC", 10.0, min_value=1)
+AGGREGATOR_PRICE_JUMP_SIGMA = env.number("AGGREGATOR_PRICE_JUMP_SIGMA", 8.0, min_value=1)
 
-WHALE_TRACKER_COUNT = env.int("WHALE_TRACKER_COUNT", 20, min_value=0, max_value=1000)
-WHALE_POLL_INTERVAL = env.int("WHALE_POLL_INTERVAL", 60, min_value=5)
-TELEGRAM_BOT_TOKEN = env.str("TELEGRAM_BOT_TOKEN", "")
-TELEGRAM_CHAT_ID = env.str("TELEGRAM_CHAT_ID", "")
+WHALE_TRACKER_COUNT = env.integer("WHALE_TRACKER_COUNT", 20, min_value=0, max_value=1000)
+WHALE_POLL_INTERVAL = env.integer("WHALE_POLL_INTERVAL", 60, min_value=5)
+TELEGRAM_BOT_TOKEN = env.text("TELEGRAM_BOT_TOKEN", "")
+TELEGRAM_CHAT_ID = env.text("TELEGRAM_CHAT_ID", "")
 
 # --- WebSocket gateway ------------------------------------------------------------------------------------
-WS_MAX_SUBSCRIPTIONS = env.int("WS_MAX_SUBSCRIPTIONS", 50, min_value=1, max_value=1000)
-WS_MAX_MESSAGES_PER_SEC = env.int("WS_MAX_MESSAGES_PER_SEC", 20, min_value=1, max_value=10000)
-WS_SEND_BUFFER = env.int("WS_SEND_BUFFER", 64, min_value=4, max_value=100000)
+WS_MAX_SUBSCRIPTIONS = env.integer("WS_MAX_SUBSCRIPTIONS", 50, min_value=1, max_value=1000)
+WS_MAX_MESSAGES_PER_SEC = env.integer("WS_MAX_MESSAGES_PER_SEC", 20, min_value=1, max_value=10000)
+WS_SEND_BUFFER = env.integer("WS_SEND_BUFFER", 64, min_value=4, max_value=100000)
 
 # --- Logging -----------------------------------------------------------------------------------------------
 LOG_LEVEL = env.choice("LOG_LEVEL", "info", ["debug", "info", "warning", "error"]).upper()
 LOG_FORMAT = env.choice("LOG_FORMAT", "json" if IS_PRODUCTION else "text", ["json", "text"])
 
 # --- Production guard rails --------------------------------------------------------------------------------
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", IS_PRODUCTION)
-_behind_proxy = env.bool("BEHIND_TLS_PROXY", IS_PRODUCTION)
+SECURE_SSL_REDIRECT = env.flag("SECURE_SSL_REDIRECT", IS_PRODUCTION)
+_behind_proxy = env.flag("BEHIND_TLS_PROXY", IS_PRODUCTION)
 if _behind_proxy:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
@@ -210,7 +210,7 @@ if IS_PRODUCTION:
 if IS_PRODUCTION or PUBLIC_ORIGIN.startswith("https://"):
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 31536000, min_value=0)
+    SECURE_HSTS_SECONDS = env.integer("SECURE_HSTS_SECONDS", 31536000, min_value=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]

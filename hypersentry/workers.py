@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
@@ -53,10 +54,8 @@ class AsyncWorker(abc.ABC):
         if seconds <= 0:
             await asyncio.sleep(0)
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), seconds)
-        except TimeoutError:
-            pass
 
     async def _round(self) -> None:
         await sync_to_async(close_old_connections, thread_sensitive=False)()

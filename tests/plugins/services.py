@@ -78,9 +78,23 @@ def start_postgres() -> str:
     proc = subprocess.Popen(
         _as_postgres(
             [
-                _pg_bin("postgres"), "-D", data, "-p", str(port), "-k", sock, "-c", "listen_addresses=127.0.0.1",
-                "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                "-c", "max_connections=300",
+                _pg_bin("postgres"),
+                "-D",
+                data,
+                "-p",
+                str(port),
+                "-k",
+                sock,
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=300",
             ]
         ),
         stdout=log,

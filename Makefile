@@ -1,0 +1,48 @@
+# HyperSentry — two commands for a newcomer: `make run` and `make test`.
+SHELL := /bin/bash
+PY := .venv/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Typed parts checked by mypy (services, selectors, pure modules, contracts).
+MYPY_PATHS ?= hypersentry/env.py hypersentry/contracts hypersentry/errors.py hypersentry/workers.py \
+	hypersentry/schedule.py hypersentry/readiness.py
+
+.PHONY: run test lint typecheck pytest bench venv venv-dev system-deps migrate clean help
+
+help:
+	@echo "make run    - install what is missing and start everything on http://$(HOST):$(PORT)"
+	@echo "make test   - lint, type-check and run the whole test suite (real PostgreSQL + Redis)"
+	@echo "make bench  - run the benchmarks in bench/"
+
+venv:
+	@bash scripts/ensure-venv.sh requirements.txt
+
+venv-dev:
+	@bash scripts/ensure-venv.sh requirements-dev.txt
+
+system-deps:
+	@bash scripts/ensure-system-deps.sh
+
+migrate: venv
+	@$(PY) manage.py migrate --noinput -v0
+
+run: venv migrate
+	$(PY) manage.py serve --host $(HOST) --port $(PORT)
+
+lint: venv-dev
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+typecheck: venv-dev
+	.venv/bin/mypy $(MYPY_PATHS)
+
+pytest: venv-dev system-deps
+	$(PY) -m pytest
+
+test: lint typecheck pytest
+
+bench: venv-dev system-deps
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf .venv var staticfiles test-artifacts .pytest_cache .mypy_cache .ruff_cache
