@@ -173,6 +173,14 @@ TELEGRAM_CHAT_ID = env.text("TELEGRAM_CHAT_ID", "")
 WS_MAX_SUBSCRIPTIONS = env.integer("WS_MAX_SUBSCRIPTIONS", 50, min_value=1, max_value=1000)
 WS_MAX_MESSAGES_PER_SEC = env.integer("WS_MAX_MESSAGES_PER_SEC", 20, min_value=1, max_value=10000)
 WS_SEND_BUFFER = env.integer("WS_SEND_BUFFER", 64, min_value=4, max_value=100000)
+# A client whose socket accepts no frame for this long is closed with 4010 (slow); conflated data is skipped
+# for a lagging client before that.
+WS_SLOW_CLIENT_TIMEOUT_SEC = env.number("WS_SLOW_CLIENT_TIMEOUT_SEC", 10.0, min_value=0.1, max_value=600)
+# Authenticated sockets re-check their session (exists, not expired, user active) at this interval.
+WS_SESSION_RECHECK_SEC = env.number("WS_SESSION_RECHECK_SEC", 30.0, min_value=0.1, max_value=60)
+# Private events kept per user for a REST resync after a gap.
+WS_PRIVATE_REPLAY = env.integer("WS_PRIVATE_REPLAY", 500, min_value=10, max_value=100000)
+WS_MAX_FRAME_BYTES = env.integer("WS_MAX_FRAME_BYTES", 4096, min_value=256, max_value=1048576)
 
 # --- Logging -----------------------------------------------------------------------------------------------
 LOG_LEVEL = env.choice("LOG_LEVEL", "info", ["debug", "info", "warning", "error"]).upper()

@@ -1,0 +1,666 @@
+"""Realtime fan-out: one publish path for every frame that reaches a browser socket.
+
+Publishers (ingest, alpha, execution) hand over an already-encoded envelope; nothing is serialised per client.
+
+    from markets.realtime import get_broadcaster
+    await get_broadcaster().publish(channel="public.market", symbol="BTC", text=envelope.encode().decode(),
+                                    event_type="agg_update")
+    seq = await get_broadcaster().publish_private(user_id=7, event_type="order_update", data={...}, symbol="BTC")
+    await get_broadcaster().close_session_sockets(session_key, "logout")
+
+* Without REDIS_URL (one-process topology) the broadcaster is in memory and hands frames straight to the local
+  hub. With REDIS_URL it is Redis pub/sub: publishers PUBLISH on `hs:ws:*` channels and every web process holds
+  ONE pattern subscription, then fans out to its own sockets by looping and sending the same text.
+* `agg_update` data is a full `SymbolSnapshot.as_dict()` (optionally with "staleness"): full snapshots are what
+  make conflation safe. Public frames are conflated per (channel, symbol, event_type) for a lagging client:
+  it skips intermediates and gets the latest one when its socket drains.
+* Private frames carry a per-user sequence number (Redis INCR `user:{id}:seq`, a counter in memory otherwise),
+  are kept in a bounded replay list (`user:{id}:events`) for a REST resync, are never conflated and never
+  dropped silently: a client whose private backlog overflows is closed with CLOSE_RESYNC.
+* The hub records per-symbol demand in hot state (`set_demand`) so ingest can start on-demand symbols.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import inspect
+import logging
+import os
+import re
+import socket
+import time
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from typing import Any
+
+import orjson
+from django.conf import settings
+
+from hypersentry.contracts import channels as ch
+from hypersentry.contracts.envelope import ALL_SYMBOLS, dumps_text, make_envelope
+from hypersentry.metrics import Counter, Gauge, Histogram
+
+logger = logging.getLogger(__name__)
+
+# Close codes (4000-4999 are the application's).
+CLOSE_GOING_AWAY = 1001
+CLOSE_SESSION_ENDED = 4001  # logout, revocation, expiry, user deactivated
+CLOSE_POLICY = 4008  # abuse: bad frames or message rate beyond the limits
+CLOSE_RESYNC = 4009  # private backlog overflowed: reconnect and resync over REST
+CLOSE_SLOW = 4010  # the socket accepted nothing for WS_SLOW_CLIENT_TIMEOUT_SEC
+
+REDIS_PREFIX = "hs:ws:"
+DEMAND_TTL_SEC = 30
+DEMAND_REFRESH_SEC = 10.0
+SWEEP_SEC = 0.5
+
+WS_CONNECTIONS = Gauge("hs_ws_connections", "Open /ws connections in this process")
+WS_SUBSCRIPTIONS = Gauge("hs_ws_subscriptions", "Open (symbol, channel) subscriptions in this process")
+WS_BROADCAST_LATENCY = Histogram(
+    "hs_ws_broadcast_latency_seconds",
+    "Envelope ts_ms to the end of the local fan-out loop",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+WS_FRAMES_SENT = Counter("hs_ws_frames_total", "Frames handed to sockets", ["kind"])
+WS_DROPS = Counter("hs_ws_dropped_frames_total", "Frames not delivered", ["reason"])
+WS_DISCONNECTS = Counter("hs_ws_disconnects_total", "Closed /ws connections by reason", ["reason"])
+
+_TS_RE = re.compile(r'"ts_ms":(\d{13})')
+PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+SendFn = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def topic_for(channel: str, symbol: str) -> str:
+    """The one name of a public stream (the group of style guide §4)."""
+    return f"{channel}|{symbol}"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+# --- Sending without a task per frame -------------------------------------------------------------------
+# An ASGI `send` normally completes without suspending (uvicorn writes to the transport unless it is paused
+# above its high-water mark). Stepping the coroutine by hand keeps the common case free of any task or
+# scheduling; only a blocked send becomes a task, and then the connection is "lagging".
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, Any], yielded: Any) -> Generator[Any, Any, Any]:
+    """Finish a coroutine that already yielded `yielded` (what `yield from` does, from the middle)."""
+    while True:
+        try:
+            value = yield yielded
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:  # noqa: BLE001 - forwarded into the coroutine, as `yield from` does
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                yielded = coro.send(value)
+            except StopIteration as stop:
+                return stop.value
+
+
+def send_now(send: SendFn, message: dict[str, Any]) -> Generator[Any, Any, Any] | None:
+    """Run `send(message)` up to its first suspension; None when it completed, else an awaitable rest."""
+    coro = send(message)
+    if not inspect.iscoroutine(coro):
+        return None
+    try:
+        yielded = coro.send(None)
+    except StopIteration:
+        return None
+    return _resume(coro, yielded)
+
+
+async def _await_quietly(rest: Awaitable[Any]) -> None:
+    with contextlib.suppress(Exception):
+        await rest
+
+
+class Connection:
+    """One socket's delivery state. Synchronous `offer_*` methods are called from the fan-out loop."""
+
+    __slots__ = (
+        "send",
+        "user_id",
+        "session_key",
+        "topics",
+        "private_channels",
+        "pending",
+        "private",
+        "inflight",
+        "last_progress",
+        "closed",
+        "close_code",
+        "close_reason",
+        "on_close",
+        "max_private",
+    )
+
+    def __init__(
+        self,
+        *,
+        send: SendFn,
+        user_id: int | None = None,
+        session_key: str | None = None,
+        on_close: Callable[[], None] | None = None,
+        max_private: int | None = None,
+    ) -> None:
+        self.send = send
+        self.user_id = user_id
+        self.session_key = session_key
+        self.topics: set[str] = set()
+        self.private_channels: set[str] = set()
+        self.pending: dict[str, str] = {}
+        self.private: collections.deque[str] = collections.deque()
+        self.inflight: asyncio.Task[None] | None = None
+        self.last_progress = time.monotonic()
+        self.closed = False
+        self.close_code = 0
+        self.close_reason = ""
+        self.on_close = on_close
+        self.max_private = max_private if max_private is not None else settings.WS_SEND_BUFFER
+
+    @property
+    def lagging(self) -> bool:
+        return self.inflight is not None
+
+    def offer_public(self, key: str, text: str) -> None:
+        if self.closed:
+            return
+        if self.inflight is not None:
+            if key in self.pending:
+                WS_DROPS.labels("conflated").inc()
+            self.pending[key] = text
+            return
+        self._start(text)
+
+    def offer_private(self, text: str) -> None:
+        if self.closed:
+            return
+        if self.inflight is None:
+            self._start(text)
+            return
+        if len(self.private) >= self.max_private:
+            # Never drop a private frame silently: the client reconnects and resyncs over REST.
+            WS_DROPS.labels("private_overflow").inc()
+            self.close(CLOSE_RESYNC, "resync_required")
+            return
+        self.private.append(text)
+
+    def offer_direct(self, text: str) -> None:
+        """Acks and errors: ordered with the data, never conflated."""
+        if self.closed:
+            return
+        if self.inflight is None:
+            self._start(text)
+        else:
+            self.private.append(text)
+
+    def _start(self, text: str) -> None:
+        try:
+            rest = send_now(self.send, {"type": "websocket.send", "text": text})
+        except Exception:  # noqa: BLE001 - the peer went away under us
+            self.close(0, "disconnected", send_close=False)
+            return
+        if rest is not None:
+            self.last_progress = time.monotonic()
+            self.inflight = asyncio.get_running_loop().create_task(self._drain(rest))
+
+    async def _drain(self, rest: Generator[Any, Any, Any]) -> None:
+        try:
+            await rest
+            self.last_progress = time.monotonic()
+            while not self.closed and (self.private or self.pending):
+                if self.private:
+                    text = self.private.popleft()
+                else:
+                    key = next(iter(self.pending))
+                    text = self.pending.pop(key)
+                await self.send({"type": "websocket.send", "text": text})
+                self.last_progress = time.monotonic()
+        except asyncio.CancelledError:
+            return
+        except Exception:  # noqa: BLE001 - the peer went away while we waited
+            self.inflight = None
+            self.close(0, "disconnected", send_close=False)
+            return
+        finally:
+            if self.inflight is asyncio.current_task():
+                self.inflight = None
+
+    def stuck_for(self, now: float) -> float:
+        return now - self.last_progress if self.inflight is not None else 0.0
+
+    def close(self, code: int, reason: str, *, send_close: bool = True) -> None:
+        """Stop delivering; send a close frame when the socket can take one; tell the owner (the gateway)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_code, self.close_reason = code, reason
+        WS_DISCONNECTS.labels(reason).inc()
+        self.pending.clear()
+        self.private.clear()
+        blocked = self.inflight is not None
+        if self.inflight is not None:
+            self.inflight.cancel()
+            self.inflight = None
+        if send_close and not blocked and code:
+            # A blocked socket cannot take a close frame: the server drops it when the gateway returns.
+            with contextlib.suppress(Exception):
+                rest = send_now(self.send, {"type": "websocket.close", "code": code, "reason": reason})
+                if rest is not None:
+                    asyncio.get_running_loop().create_task(_await_quietly(rest))
+        if self.on_close is not None:
+            self.on_close()
+
+
+class Hub:
+    """This process's sockets, indexed by topic, user and session."""
+
+    def __init__(self) -> None:
+        self.connections: set[Connection] = set()
+        self.topics: dict[str, set[Connection]] = {}
+        self.users: dict[int, set[Connection]] = {}
+        self.sessions: dict[str, set[Connection]] = {}
+        self.symbol_demand: collections.Counter[str] = collections.Counter()
+        self.demand_dirty: set[str] = set()
+        self.subscription_count = 0
+
+    # membership
+    def add(self, conn: Connection) -> None:
+        self.connections.add(conn)
+        if conn.session_key:
+            self.sessions.setdefault(conn.session_key, set()).add(conn)
+        WS_CONNECTIONS.set(len(self.connections))
+
+    def remove(self, conn: Connection) -> None:
+        for topic in list(conn.topics):
+            self._leave(conn, topic)
+        self.leave_private(conn)
+        if conn.session_key and conn.session_key in self.sessions:
+            self.sessions[conn.session_key].discard(conn)
+            if not self.sessions[conn.session_key]:
+                del self.sessions[conn.session_key]
+        self.connections.discard(conn)
+        WS_CONNECTIONS.set(len(self.connections))
+
+    def join(self, conn: Connection, topic: str) -> bool:
+        if topic in conn.topics:
+            return False
+        conn.topics.add(topic)
+        self.topics.setdefault(topic, set()).add(conn)
+        self.subscription_count += 1
+        symbol = topic.rsplit("|", 1)[1]
+        if not any(t.endswith("|" + symbol) for t in conn.topics - {topic}):
+            self.symbol_demand[symbol] += 1
+            self.demand_dirty.add(symbol)
+        WS_SUBSCRIPTIONS.set(self.subscription_count)
+        return True
+
+    def leave(self, conn: Connection, topic: str) -> bool:
+        if topic not in conn.topics:
+            return False
+        self._leave(conn, topic)
+        return True
+
+    def _leave(self, conn: Connection, topic: str) -> None:
+        conn.topics.discard(topic)
+        members = self.topics.get(topic)
+        if members is not None:
+            members.discard(conn)
+            if not members:
+                del self.topics[topic]
+        self.subscription_count -= 1
+        symbol = topic.rsplit("|", 1)[1]
+        if not any(t.endswith("|" + symbol) for t in conn.topics):
+            self.symbol_demand[symbol] -= 1
+            if self.symbol_demand[symbol] <= 0:
+                del self.symbol_demand[symbol]
+            self.demand_dirty.add(symbol)
+        WS_SUBSCRIPTIONS.set(self.subscription_count)
+
+    def join_private(self, conn: Connection, channels: set[str]) -> None:
+        assert conn.user_id is not None, "private streams need an authenticated user"
+        conn.private_channels |= channels
+        self.users.setdefault(conn.user_id, set()).add(conn)
+
+    def leave_private(self, conn: Connection) -> None:
+        conn.private_channels.clear()
+        if conn.user_id is not None and conn.user_id in self.users:
+            self.users[conn.user_id].discard(conn)
+            if not self.users[conn.user_id]:
+                del self.users[conn.user_id]
+
+    # delivery
+    def dispatch(self, *, channel: str, symbol: str, text: str, event_type: str = "") -> int:
+        """Hand one pre-encoded public frame to every local subscriber; returns how many were offered it."""
+        members = self.topics.get(topic_for(channel, symbol))
+        if not members:
+            return 0
+        key = f"{channel}|{symbol}|{event_type}"
+        for conn in tuple(members):
+            conn.offer_public(key, text)
+        WS_FRAMES_SENT.labels("public").inc(len(members))
+        match = _TS_RE.search(text, 0, 200)
+        if match is not None:
+            WS_BROADCAST_LATENCY.observe(max(0.0, time.time() - int(match.group(1)) / 1000))
+        return len(members)
+
+    def dispatch_private(self, *, user_id: int, channel: str, text: str) -> int:
+        members = self.users.get(user_id)
+        if not members:
+            return 0
+        count = 0
+        for conn in tuple(members):
+            if channel in conn.private_channels:
+                conn.offer_private(text)
+                count += 1
+        WS_FRAMES_SENT.labels("private").inc(count)
+        return count
+
+    def close_session(self, session_key: str, reason: str) -> int:
+        members = tuple(self.sessions.get(session_key, ()))
+        for conn in members:
+            conn.close(CLOSE_SESSION_ENDED, reason)
+        return len(members)
+
+    def sweep(self, now: float, slow_after: float) -> int:
+        """Close sockets that accepted nothing for `slow_after` seconds."""
+        closed = 0
+        for conn in tuple(self.connections):
+            if conn.inflight is not None and conn.stuck_for(now) > slow_after:
+                logger.info("closing slow client", extra={"user_id": conn.user_id, "topics": len(conn.topics)})
+                conn.close(CLOSE_SLOW, "slow_client")
+                closed += 1
+        return closed
+
+
+async def _call_maybe_async(fn: Callable[..., Any], *args: Any) -> Any:
+    result = fn(*args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+class Broadcaster:
+    """Base: the local hub and its housekeeping; subclasses decide how frames travel between processes."""
+
+    def __init__(self, hub: Hub | None = None) -> None:
+        self.hub = hub or Hub()
+        self._housekeeping: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def publish(self, *, channel: str, symbol: str, text: str, event_type: str = "") -> None:
+        raise NotImplementedError
+
+    async def publish_private(
+        self, *, user_id: int, event_type: str, data: dict[str, Any], symbol: str = ALL_SYMBOLS, source: str = ""
+    ) -> int:
+        raise NotImplementedError
+
+    async def close_session_sockets(self, session_key: str, reason: str) -> None:
+        raise NotImplementedError
+
+    async def private_events(self, *, user_id: int, after_seq: int = 0) -> list[dict[str, Any]]:
+        """The replay buffer for a REST resync: envelopes with seq > after_seq, oldest first."""
+        raise NotImplementedError
+
+    async def ensure_started(self) -> None:
+        """Start this process's receiving side (idempotent); the gateway calls it on every connect."""
+        loop = asyncio.get_running_loop()
+        if self._housekeeping is None or self._housekeeping.done() or self._loop is not loop:
+            self._loop = loop
+            self._housekeeping = loop.create_task(self._housekeep(), name="realtime-housekeeping")
+
+    async def stop(self) -> None:
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            with contextlib.suppress(BaseException):
+                await self._housekeeping
+            self._housekeeping = None
+
+    def _private_envelope(self, *, event_type: str, symbol: str, source: str, seq: int, data: dict[str, Any]) -> str:
+        if not ch.is_private_event(event_type):
+            raise ValueError(f"{event_type!r} is not a private event type")
+        source = source or ("alpha" if event_type == ch.EXEC_PLAN else "execution")
+        envelope = make_envelope(
+            event_type=event_type, symbol=symbol, ts_ms=_now_ms(), source=source, seq=seq, data=data
+        )
+        return envelope.encode().decode()
+
+    async def _housekeep(self) -> None:
+        last_refresh = 0.0
+        while True:
+            await asyncio.sleep(SWEEP_SEC)
+            try:
+                now = time.monotonic()
+                self.hub.sweep(now, settings.WS_SLOW_CLIENT_TIMEOUT_SEC)
+                if now - last_refresh >= DEMAND_REFRESH_SEC:
+                    last_refresh = now
+                    dirty = set(self.hub.symbol_demand) | self.hub.demand_dirty
+                else:
+                    dirty = set(self.hub.demand_dirty)
+                self.hub.demand_dirty.clear()
+                if dirty:
+                    await self._record_demand(dirty)
+            except Exception:
+                logger.exception("realtime housekeeping failed")
+
+    async def _record_demand(self, symbols: set[str]) -> None:
+        try:
+            from markets.hotstate import get_hot_state  # the ingest side's hot state, when present
+        except ImportError:
+            return
+        state = get_hot_state()
+        setter = getattr(state, "set_demand", None)
+        if setter is None:
+            return
+        for symbol in symbols:
+            count = self.hub.symbol_demand.get(symbol, 0)
+            try:
+                if inspect.iscoroutinefunction(setter):
+                    await setter(symbol, PROCESS_ID, count, DEMAND_TTL_SEC)
+                else:
+                    await asyncio.to_thread(setter, symbol, PROCESS_ID, count, DEMAND_TTL_SEC)
+            except Exception:
+                logger.exception("recording symbol demand failed", extra={"symbol": symbol})
+
+
+class LocalBroadcaster(Broadcaster):
+    """One process: frames go straight to the local hub."""
+
+    def __init__(self, hub: Hub | None = None) -> None:
+        super().__init__(hub)
+        self._seq: dict[int, int] = {}
+        self._replay: dict[int, collections.deque[str]] = {}
+
+    async def publish(self, *, channel: str, symbol: str, text: str, event_type: str = "") -> None:
+        self.hub.dispatch(channel=channel, symbol=symbol, text=text, event_type=event_type)
+
+    async def publish_private(
+        self, *, user_id: int, event_type: str, data: dict[str, Any], symbol: str = ALL_SYMBOLS, source: str = ""
+    ) -> int:
+        seq = self._seq.get(user_id, 0) + 1
+        self._seq[user_id] = seq
+        text = self._private_envelope(event_type=event_type, symbol=symbol, source=source, seq=seq, data=data)
+        replay = self._replay.setdefault(user_id, collections.deque(maxlen=settings.WS_PRIVATE_REPLAY))
+        replay.append(text)
+        self.hub.dispatch_private(user_id=user_id, channel=ch.channel_for_event(event_type), text=text)
+        return seq
+
+    async def close_session_sockets(self, session_key: str, reason: str) -> None:
+        self.hub.close_session(session_key, reason)
+
+    async def private_events(self, *, user_id: int, after_seq: int = 0) -> list[dict[str, Any]]:
+        events = [orjson.loads(t) for t in self._replay.get(user_id, ())]
+        return [e for e in events if e["seq"] > after_seq]
+
+
+class RedisBroadcaster(Broadcaster):
+    """Split topologies: Redis pub/sub between processes, one pattern subscription per web process."""
+
+    def __init__(self, url: str, hub: Hub | None = None) -> None:
+        super().__init__(hub)
+        self.url = url
+        self._redis: Any = None
+        self._redis_loop: asyncio.AbstractEventLoop | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+
+    def _client(self) -> Any:
+        import redis.asyncio as aioredis
+
+        loop = asyncio.get_running_loop()
+        if self._redis is None or self._redis_loop is not loop:
+            self._redis = aioredis.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
+            self._redis_loop = loop
+        return self._redis
+
+    async def publish(self, *, channel: str, symbol: str, text: str, event_type: str = "") -> None:
+        await self._client().publish(f"{REDIS_PREFIX}pub|{channel}|{symbol}|{event_type}", text)
+
+    async def publish_private(
+        self, *, user_id: int, event_type: str, data: dict[str, Any], symbol: str = ALL_SYMBOLS, source: str = ""
+    ) -> int:
+        client = self._client()
+        seq = int(await client.incr(f"user:{user_id}:seq"))
+        text = self._private_envelope(event_type=event_type, symbol=symbol, source=source, seq=seq, data=data)
+        key = f"user:{user_id}:events"
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.rpush(key, text)
+            pipe.ltrim(key, -settings.WS_PRIVATE_REPLAY, -1)
+            pipe.expire(key, 86400)
+            pipe.publish(f"{REDIS_PREFIX}usr|{user_id}|{ch.channel_for_event(event_type)}", text)
+            await pipe.execute()
+        return seq
+
+    async def close_session_sockets(self, session_key: str, reason: str) -> None:
+        payload = dumps_text({"op": "close_session", "session_key": session_key, "reason": reason})
+        await self._client().publish(f"{REDIS_PREFIX}ctl", payload)
+
+    async def private_events(self, *, user_id: int, after_seq: int = 0) -> list[dict[str, Any]]:
+        raw = await self._client().lrange(f"user:{user_id}:events", 0, -1)
+        events = [orjson.loads(r) for r in raw]
+        return [e for e in events if e["seq"] > after_seq]
+
+    async def ensure_started(self) -> None:
+        await super().ensure_started()
+        loop = asyncio.get_running_loop()
+        if self._listener is None or self._listener.done() or self._listener.get_loop() is not loop:
+            self._listening = asyncio.Event()
+            self._listener = loop.create_task(self._listen(), name="realtime-redis-listener")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listening.wait(), 3.0)
+
+    async def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(BaseException):
+                await self._listener
+            self._listener = None
+        if self._redis is not None:
+            with contextlib.suppress(Exception):
+                await self._redis.aclose()
+            self._redis = None
+        await super().stop()
+
+    async def _listen(self) -> None:
+        """The process's one subscription; reconnects with backoff (frames published meanwhile are lost:
+        public data is conflated snapshots and heals, private gaps show in `seq`)."""
+        import redis.asyncio as aioredis
+
+        backoff = 0.2
+        while True:
+            client = aioredis.Redis.from_url(self.url, socket_connect_timeout=5)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.psubscribe(f"{REDIS_PREFIX}*")
+                self._listening.set()
+                backoff = 0.2
+                while True:
+                    message = await pubsub.get_message(timeout=None)
+                    if message is not None:
+                        self._on_message(message["channel"], message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("realtime subscription lost; reconnecting in %.1fs", backoff, exc_info=True)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+                    await client.aclose()
+
+    def _on_message(self, raw_channel: bytes, data: bytes) -> None:
+        name = raw_channel.decode()[len(REDIS_PREFIX) :]
+        kind, _, rest = name.partition("|")
+        try:
+            if kind == "pub":
+                channel, symbol, event_type = rest.split("|", 2)
+                self.hub.dispatch(channel=channel, symbol=symbol, text=data.decode(), event_type=event_type)
+            elif kind == "usr":
+                user_id, channel = rest.split("|", 1)
+                self.hub.dispatch_private(user_id=int(user_id), channel=channel, text=data.decode())
+            elif name == "ctl":
+                command = orjson.loads(data)
+                if command.get("op") == "close_session":
+                    self.hub.close_session(str(command["session_key"]), str(command.get("reason", "revoked")))
+        except Exception:
+            logger.exception("bad realtime message", extra={"channel": name})
+
+
+_broadcaster: Broadcaster | None = None
+
+
+def get_broadcaster() -> Broadcaster:
+    """The process's broadcaster: Redis pub/sub when REDIS_URL is set, in memory otherwise."""
+    global _broadcaster
+    if _broadcaster is None:
+        _broadcaster = RedisBroadcaster(settings.REDIS_URL) if settings.REDIS_URL else LocalBroadcaster()
+    return _broadcaster
+
+
+async def reset_broadcaster() -> None:
+    """Tests: stop and forget the process's broadcaster (a new event loop gets a fresh one)."""
+    global _broadcaster
+    if _broadcaster is not None:
+        await _broadcaster.stop()
+    _broadcaster = None
+
+
+def snapshot_text(snapshot: Any, *, seq: int, source: str = "snapshot") -> str:
+    """An agg_update envelope for a SymbolSnapshot (data = as_dict() + staleness), encoded once."""
+    from hypersentry.contracts.snapshot import staleness_dict
+
+    now = _now_ms()
+    data = snapshot.as_dict()
+    data["staleness"] = staleness_dict(snapshot, now)
+    ts = snapshot.updated_at or now
+    envelope = make_envelope(
+        event_type=ch.AGG_UPDATE, symbol=snapshot.symbol, ts_ms=ts, source=source, seq=seq, data=data
+    )
+    return envelope.encode().decode()
+
+
+async def snapshot_for(symbol: str) -> Any:
+    """The hot-state snapshot for `symbol`, or None (no hot state in this build, or nothing seen yet)."""
+    try:
+        from markets.hotstate import get_hot_state
+    except ImportError:
+        return None
+    state = get_hot_state()
+    getter = state.get
+    if inspect.iscoroutinefunction(getter):
+        return await getter(symbol)
+    return await asyncio.to_thread(getter, symbol)
