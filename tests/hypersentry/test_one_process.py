@@ -51,3 +51,30 @@ def test_serve_answers_healthz_and_readyz_on_embedded_defaults() -> None:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
+
+
+@pytest.mark.slow
+def test_daphne_serves_the_same_asgi_application() -> None:
+    port = free_port()
+    sqlite = str(Path(tempfile.mkdtemp()) / "db.sqlite3")
+    env = {"PATH": os.environ["PATH"], "SQLITE_PATH": sqlite}
+    daphne = str(Path(sys.executable).with_name("daphne"))
+    proc = subprocess.Popen(
+        [daphne, "-b", "127.0.0.1", "-p", str(port), "hypersentry.asgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        status = None
+        while time.monotonic() < deadline and status != 200:
+            try:
+                status = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code
+            except requests.ConnectionError:
+                time.sleep(0.3)
+        assert status == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
