@@ -1,0 +1,323 @@
+"""Sanitised inputs: number parsing that treats garbage as "no data", and the per-symbol rolling history.
+
+`SymbolHistory` is immutable: `update(history, snapshot)` returns a new one with bounded series (time horizon
+plus a hard point cap), so the pipeline worker can keep one per symbol, feed it every ~200 ms and hand it to
+another thread without copying or locking. Every value that enters it has been parsed here; downstream
+components therefore only see finite floats, and "absent" is always `None` or an empty tuple.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+from alpha.engine.config import DEFAULT_CONFIG, AlphaConfig
+
+
+def finite(value: Any) -> float | None:
+    """A finite float from a number or numeric string; None for anything else (None, nan, inf, "abc", bool)."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, float | int | Decimal):
+        try:
+            out = float(value)
+        except (OverflowError, ValueError):  # Decimal sNaN / huge ints
+            return None
+    elif isinstance(value, str):
+        if len(value) > 64:
+            return None
+        try:
+            out = float(value)
+        except ValueError:
+            return None
+    else:
+        return None
+    return out if math.isfinite(out) else None
+
+
+def positive(value: Any) -> float | None:
+    """A finite float > 0, else None (negative sizes and zero prices are garbage)."""
+    out = finite(value)
+    return out if out is not None and out > 0 else None
+
+
+def timestamp(value: Any) -> int | None:
+    """Epoch milliseconds as int, else None."""
+    out = finite(value)
+    return int(out) if out is not None and out > 0 else None
+
+
+class Point(NamedTuple):
+    ts_ms: int
+    value: float
+
+
+class Trade(NamedTuple):
+    ts_ms: int
+    side: int  # +1 aggressive buy ("B"), -1 aggressive sell ("A")
+    px: float
+    sz: float
+
+    @property
+    def notional(self) -> float:
+        return self.px * self.sz
+
+
+class Liquidation(NamedTuple):
+    ts_ms: int
+    side: int  # +1 a LONG position was liquidated (forced sell), -1 a SHORT (forced buy)
+    notional: float
+
+
+class Book(NamedTuple):
+    ts_ms: int
+    bids: tuple[tuple[float, float], ...]  # best first
+    asks: tuple[tuple[float, float], ...]
+
+    def mid(self) -> float | None:
+        if self.bids and self.asks:
+            return (self.bids[0][0] + self.asks[0][0]) / 2.0
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolHistory:
+    symbol: str
+    prices: tuple[Point, ...] = ()
+    oi: tuple[Point, ...] = ()
+    funding: tuple[Point, ...] = ()
+    trades: tuple[Trade, ...] = ()
+    books: tuple[Book, ...] = ()
+    liquidations: tuple[Liquidation, ...] = ()
+    # Realised volatility per completed bucket (RMS of per-second-normalised log returns, i.e. per sqrt(s)),
+    # maintained incrementally so analyze() never rescans the whole price series.
+    rv_buckets: tuple[float, ...] = ()
+    bucket_start_ms: int | None = None
+    bucket_sum_sq: float = 0.0
+    bucket_n: int = 0
+    last_trade_ms: int | None = None
+    last_trade_keys: frozenset[tuple[Any, ...]] = frozenset()
+    updated_ms: int | None = None  # newest venue timestamp seen in any field
+
+    @property
+    def last_price(self) -> float | None:
+        return self.prices[-1].value if self.prices else None
+
+    @property
+    def book(self) -> Book | None:
+        return self.books[-1] if self.books else None
+
+
+def empty_history(symbol: str) -> SymbolHistory:
+    return SymbolHistory(symbol=str(symbol).upper())
+
+
+def _field(snapshot: Any, name: str) -> Any:
+    if isinstance(snapshot, Mapping):
+        return snapshot.get(name)
+    return getattr(snapshot, name, None)
+
+
+def _trim(series: tuple[Any, ...], cutoff_ms: int, max_len: int) -> tuple[Any, ...]:
+    if series and series[0][0] < cutoff_ms:
+        series = series[bisect_left(series, cutoff_ms, key=lambda p: p[0]) :]
+    if len(series) > max_len:
+        series = series[-max_len:]
+    return series
+
+
+def _append_point(
+    series: tuple[Point, ...],
+    ts_ms: int | None,
+    value: float | None,
+    cfg: AlphaConfig,
+    *,
+    spacing_ms: int | None = None,
+    horizon_s: float | None = None,
+) -> tuple[Point, ...]:
+    """One point per `series_spacing_ms` slot (the newest value in a slot wins); out-of-order points are dropped."""
+    if ts_ms is None or value is None:
+        return series
+    if series:
+        last = series[-1]
+        if ts_ms < last.ts_ms:
+            return series
+        spacing = spacing_ms or cfg.series_spacing_ms
+        if ts_ms // spacing == last.ts_ms // spacing:
+            return (*series[:-1], Point(ts_ms, value))
+    cutoff = ts_ms - int((horizon_s or cfg.history_horizon_s) * 1000)
+    return _trim((*series, Point(ts_ms, value)), cutoff, cfg.series_max_points)
+
+
+def parse_trade(raw: Any) -> Trade | None:
+    if not isinstance(raw, Mapping):
+        return None
+    side_raw = raw.get("side")
+    side = 1 if side_raw in ("B", "b", "buy", "BUY") else -1 if side_raw in ("A", "a", "S", "sell", "SELL") else 0
+    ts, px, sz = timestamp(raw.get("time")), positive(raw.get("px")), positive(raw.get("sz"))
+    if not side or ts is None or px is None or sz is None:
+        return None
+    return Trade(ts, side, px, sz)
+
+
+def _trade_key(raw: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (raw.get("tid"), raw.get("hash"), raw.get("side"), str(raw.get("px")), str(raw.get("sz")))
+
+
+def _new_trades(history: SymbolHistory, raw_trades: Any) -> tuple[list[Trade], int | None, frozenset[Any]]:
+    """Trades not seen before. Snapshots repeat recent trades, so dedupe on time, and on a key within the ms."""
+    last_ms, last_keys = history.last_trade_ms, history.last_trade_keys
+    if not isinstance(raw_trades, list | tuple):
+        return [], last_ms, last_keys
+    fresh: list[Trade] = []
+    boundary_keys = set(last_keys)
+    newest = last_ms
+    for raw in raw_trades[-5000:]:
+        trade = parse_trade(raw)
+        if trade is None:
+            continue
+        if last_ms is not None and trade.ts_ms < last_ms:
+            continue
+        key = _trade_key(raw)
+        if last_ms is not None and trade.ts_ms == last_ms and key in last_keys:
+            continue
+        fresh.append(trade)
+        if newest is None or trade.ts_ms > newest:
+            newest, boundary_keys = trade.ts_ms, {key}
+        elif trade.ts_ms == newest:
+            boundary_keys.add(key)
+    fresh.sort(key=lambda t: t.ts_ms)
+    return fresh, newest, frozenset(boundary_keys)
+
+
+def parse_book(raw: Any, ts_ms: int | None, levels: int) -> Book | None:
+    if not isinstance(raw, Mapping) or ts_ms is None:
+        return None
+    sides: list[tuple[tuple[float, float], ...]] = []
+    for name in ("bids", "asks"):
+        parsed: list[tuple[float, float]] = []
+        rows = raw.get(name)
+        if isinstance(rows, list | tuple):
+            for row in rows[:levels]:
+                if isinstance(row, list | tuple) and len(row) >= 2:
+                    px, sz = positive(row[0]), positive(row[1])
+                    if px is not None and sz is not None:
+                        parsed.append((px, sz))
+        sides.append(tuple(parsed))
+    bids, asks = sides
+    if not bids and not asks:
+        return None
+    if bids and asks and bids[0][0] >= asks[0][0]:
+        return None  # crossed book: garbage, keep the previous one
+    return Book(ts_ms, bids, asks)
+
+
+def parse_liquidation(raw: Any) -> Liquidation | None:
+    """{"side": "long"|"short" (the liquidated position), "time", "notional" or "px"+"sz"}."""
+    if isinstance(raw, Liquidation):
+        return raw
+    if not isinstance(raw, Mapping):
+        return None
+    side_raw = str(raw.get("side", "")).lower()
+    side = 1 if side_raw in ("long", "l", "sell", "a") else -1 if side_raw in ("short", "s", "buy", "b") else 0
+    ts = timestamp(raw.get("time"))
+    notional = positive(raw.get("notional"))
+    if notional is None:
+        px, sz = positive(raw.get("px")), positive(raw.get("sz"))
+        notional = px * sz if px is not None and sz is not None else None
+    if not side or ts is None or notional is None or not math.isfinite(notional):
+        return None
+    return Liquidation(ts, side, notional)
+
+
+def _roll_volatility(history: SymbolHistory, prices: tuple[Point, ...], cfg: AlphaConfig) -> dict[str, Any]:
+    """Fold the newest *final* log return into the current RV bucket and close buckets that have ended.
+
+    A slot is final once a point in a later slot arrives, so the return folded is history.prices[-2] ->
+    history.prices[-1] at the moment a new slot opens; the in-progress slot never counts.
+    """
+    old = history.prices
+    if len(old) < 2 or len(prices) < 2 or prices[-2] != old[-1]:
+        return {}
+    prev, last = old[-2], old[-1]
+    # Variance per second: a return across a feed gap is scaled down by its length, not counted as a spike.
+    dt_s = max(1e-3, (last.ts_ms - prev.ts_ms) / 1000.0)
+    ret_sq = math.log(last.value / prev.value) ** 2 / dt_s
+    bucket_ms = int(cfg.vol_bucket_s * 1000)
+    start, sum_sq, n, buckets = history.bucket_start_ms, history.bucket_sum_sq, history.bucket_n, history.rv_buckets
+    if start is None:
+        start = prev.ts_ms
+    elif last.ts_ms - start > bucket_ms:
+        if n >= 2:
+            keep = max(1, int(cfg.history_horizon_s / cfg.vol_bucket_s))
+            buckets = (*buckets, math.sqrt(sum_sq / n))[-keep:]
+        start, sum_sq, n = prev.ts_ms, 0.0, 0
+    return {"bucket_start_ms": start, "bucket_sum_sq": sum_sq + ret_sq, "bucket_n": n + 1, "rv_buckets": buckets}
+
+
+def update(
+    history: SymbolHistory,
+    snapshot: Any,
+    *,
+    liquidations: Iterable[Any] | None = None,
+    config: AlphaConfig = DEFAULT_CONFIG,
+) -> SymbolHistory:
+    """A new history with `snapshot` (a SymbolSnapshot or its dict) and optional liquidation events folded in."""
+    cfg = config
+    price_ts = timestamp(_field(snapshot, "price_ts"))
+    price = positive(_field(snapshot, "price")) or positive(_field(snapshot, "mark_px"))
+    prices = _append_point(history.prices, price_ts, price, cfg)
+    oi_ts = timestamp(_field(snapshot, "oi_ts"))
+    oi = _append_point(
+        history.oi, oi_ts, positive(_field(snapshot, "oi_total")) or positive(_field(snapshot, "oi_hl")), cfg
+    )
+    funding_ts = timestamp(_field(snapshot, "funding_ts"))
+    funding = _append_point(
+        history.funding,
+        funding_ts,
+        finite(_field(snapshot, "funding_rate")),
+        cfg,
+        spacing_ms=cfg.funding_spacing_ms,
+        horizon_s=cfg.funding_horizon_s,
+    )
+    changes: dict[str, Any] = {"prices": prices, "oi": oi, "funding": funding}
+    changes.update(_roll_volatility(history, prices, cfg))
+
+    fresh, last_ms, last_keys = _new_trades(history, _field(snapshot, "trades"))
+    if fresh:
+        newest = fresh[-1].ts_ms
+        # `fresh` is sorted and never older than the newest stored trade, so appending keeps time order.
+        changes["trades"] = _trim((*history.trades, *fresh), newest - int(cfg.trades_horizon_s * 1000), cfg.trades_max)
+        changes["last_trade_ms"], changes["last_trade_keys"] = last_ms, last_keys
+
+    book_ts = timestamp(_field(snapshot, "book_ts"))
+    last_book = history.book
+    if book_ts is not None and (last_book is None or book_ts > last_book.ts_ms):
+        book = parse_book(_field(snapshot, "book"), book_ts, cfg.book_levels)
+        if book is not None:
+            changes["books"] = (*history.books, book)[-cfg.books_max :]
+
+    if liquidations is not None:
+        liqs = [liq for liq in map(parse_liquidation, _iter_limited(liquidations)) if liq is not None]
+        if liqs:
+            merged = tuple(sorted((*history.liquidations, *liqs), key=lambda x: x.ts_ms))
+            cutoff = merged[-1].ts_ms - int(cfg.liquidations_horizon_s * 1000)
+            changes["liquidations"] = _trim(merged, cutoff, cfg.liquidations_max)
+
+    stamps = [ts for ts in (history.updated_ms, price_ts, oi_ts, funding_ts, book_ts, last_ms) if ts is not None]
+    changes["updated_ms"] = max(stamps) if stamps else None
+    return replace(history, **changes)
+
+
+def _iter_limited(items: Iterable[Any], limit: int = 10_000) -> Iterable[Any]:
+    if isinstance(items, str | bytes | Mapping):
+        return ()
+    try:
+        iterator = iter(items)
+    except TypeError:
+        return ()
+    return (item for _, item in zip(range(limit), iterator, strict=False))
