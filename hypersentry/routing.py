@@ -1,7 +1,9 @@
 from django.urls import path
 
-from markets.gateway import GatewayConsumer
+from markets.gateway import gateway_app
 
+# /ws is a raw ASGI app (no consumer dispatch per frame); hypersentry.asgi wraps it in the origin check and
+# AuthMiddlewareStack, so it still sees scope["user"] and scope["session"].
 websocket_urlpatterns = [
-    path("ws", GatewayConsumer.as_asgi()),
+    path("ws", gateway_app),
 ]

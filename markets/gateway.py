@@ -1,42 +1,286 @@
-"""The /ws gateway consumer. Frame validation only at this stage: market fan-out arrives with ingest."""
+"""The /ws gateway (architecture §9): a raw ASGI app behind OriginValidator(AuthMiddlewareStack(...)).
+
+No Channels consumer and no channel layer on the data path: frames arrive pre-encoded from
+`markets.realtime` and the hub writes them straight to this socket's `send`. This module only parses and
+validates client frames (pure functions below), keeps the per-connection limits and relays.
+
+Client frames:
+    {"type":"subscribe","coin":"BTC","channels":["public.market","public.alpha"]}
+    {"type":"unsubscribe","coin":"BTC","channels":["public.alpha"]}      (channels omitted: all of the coin's)
+    {"type":"subscribe_private","channels":["private.execution","private.account"]}
+    {"type":"unsubscribe_private"}
+    {"type":"ping"}
+Server frames: envelopes (event_type, symbol, ts_ms, source, seq, data), acks
+{"type":"subscribed"|"unsubscribed"|"subscribed_private"|"unsubscribed_private"|"pong", ...} and
+{"type":"error","code":...,"message":...}.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import logging
+import re
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from importlib import import_module
 from typing import Any
 
 import orjson
-from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.utils.crypto import constant_time_compare
 
 from hypersentry.contracts import channels as ch
 from hypersentry.contracts.envelope import dumps_text
+from markets import realtime
 
-MAX_FRAME_BYTES = 4096
+logger = logging.getLogger(__name__)
+
+_SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9/_\-@.]{0,31}$")
+# Bad frames tolerated within STRIKE_WINDOW_SEC before the socket is closed with CLOSE_POLICY.
+MAX_STRIKES = 10
+STRIKE_WINDOW_SEC = 10.0
+_snapshot_seq = itertools.count(1)
 
 
-class GatewayConsumer(AsyncWebsocketConsumer):
-    async def connect(self) -> None:
-        await self.accept()
+class FrameError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        raw = text_data if text_data is not None else bytes_data or b""
-        if len(raw) > MAX_FRAME_BYTES:
-            await self._error("frame_too_large", f"frames are limited to {MAX_FRAME_BYTES} bytes")
+
+@dataclass(frozen=True, slots=True)
+class ClientFrame:
+    type: str
+    coin: str | None = None
+    channels: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _parse_channels(value: object, allowed: frozenset[str], default: tuple[str, ...]) -> tuple[str, ...]:
+    if value is None:
+        return default
+    if not isinstance(value, list) or not value or not all(isinstance(c, str) for c in value):
+        raise FrameError("invalid_channel", "channels must be a non-empty list of channel names")
+    unknown = [c for c in value if c not in allowed]
+    if unknown:
+        raise FrameError("invalid_channel", f"unknown or forbidden channel(s): {', '.join(unknown[:5])[:200]}")
+    return tuple(dict.fromkeys(value))
+
+
+def _parse_coin(value: object) -> str:
+    if not isinstance(value, str):
+        raise FrameError("invalid_symbol", "coin must be a symbol string such as 'BTC'")
+    coin = value.strip().upper()
+    if not _SYMBOL_RE.match(coin):
+        raise FrameError("invalid_symbol", "coin must be 1-32 characters of A-Z 0-9 / _ - @ .")
+    return coin
+
+
+def parse_frame(raw: str | bytes, *, max_bytes: int) -> ClientFrame:
+    """Validate one client frame (pure: no I/O). Raises FrameError with a stable code."""
+    if len(raw) > max_bytes:
+        raise FrameError("frame_too_large", f"frames are limited to {max_bytes} bytes")
+    try:
+        obj: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise FrameError("invalid_json", "frame is not valid JSON") from None
+    if not isinstance(obj, dict):
+        raise FrameError("invalid_frame", "frame must be a JSON object")
+    kind = obj.get("type")
+    if not isinstance(kind, str) or kind not in ch.CLIENT_FRAME_TYPES:
+        raise FrameError("unknown_type", f"unknown frame type {str(kind)[:40]!r}")
+    if kind in (ch.CLIENT_SUBSCRIBE, ch.CLIENT_UNSUBSCRIBE):
+        coin = _parse_coin(obj.get("coin"))
+        default = (ch.PUBLIC_MARKET,) if kind == ch.CLIENT_SUBSCRIBE else tuple(sorted(ch.PUBLIC_CHANNELS))
+        return ClientFrame(kind, coin, _parse_channels(obj.get("channels"), ch.PUBLIC_CHANNELS, default))
+    if kind == ch.CLIENT_SUBSCRIBE_PRIVATE:
+        default = tuple(sorted(ch.PRIVATE_CHANNELS))
+        return ClientFrame(kind, None, _parse_channels(obj.get("channels"), ch.PRIVATE_CHANNELS, default))
+    return ClientFrame(kind)
+
+
+class RateLimiter:
+    """Token bucket: `rate` messages per second, bursts up to `rate`."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self.stamp = time.monotonic()
+
+    def allow(self, now: float) -> bool:
+        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+def session_is_valid(*, session_key: str, user_id: int) -> bool:
+    """The session still exists, has not expired, still belongs to the user, whose password/hash and
+    active flag still hold."""
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    data = store.load()  # {} when missing or expired
+    if str(data.get(SESSION_KEY, "")) != str(user_id):
+        return False
+    user = get_user_model()._default_manager.filter(pk=user_id).first()
+    if user is None or not getattr(user, "is_active", True):
+        return False
+    stored_hash = data.get(HASH_SESSION_KEY)
+    verify = getattr(user, "get_session_auth_hash", None)
+    return not (stored_hash and verify is not None and not constant_time_compare(stored_hash, verify()))
+
+
+def _error(code: str, message: str) -> str:
+    return dumps_text({"type": "error", "code": code, "message": message})
+
+
+class GatewaySession:
+    """One socket: limits, filters and the relay between client frames and the hub."""
+
+    def __init__(self, scope: dict[str, Any], send: Any, task: asyncio.Task[Any]) -> None:
+        user = scope.get("user")
+        session = scope.get("session")
+        self.user_id: int | None = user.pk if user is not None and user.is_authenticated else None
+        self.session_key: str | None = getattr(session, "session_key", None) if self.user_id else None
+        self.broadcaster = realtime.get_broadcaster()
+        self.hub = self.broadcaster.hub
+        self.task = task
+        self.conn = realtime.Connection(
+            send=send, user_id=self.user_id, session_key=self.session_key, on_close=self._on_close
+        )
+        self.limiter = RateLimiter(settings.WS_MAX_MESSAGES_PER_SEC)
+        self.strikes: deque[float] = deque()
+
+    def _on_close(self) -> None:
+        if not self.task.done():
+            self.task.cancel()
+
+    def reply(self, obj: dict[str, Any]) -> None:
+        self.conn.offer_direct(dumps_text(obj))
+
+    def strike(self, code: str, message: str) -> None:
+        """An error frame; continued abuse closes the socket."""
+        now = time.monotonic()
+        self.strikes.append(now)
+        while self.strikes and now - self.strikes[0] > STRIKE_WINDOW_SEC:
+            self.strikes.popleft()
+        if len(self.strikes) > MAX_STRIKES:
+            logger.info("closing abusive socket", extra={"user_id": self.user_id, "code": code})
+            self.conn.close(realtime.CLOSE_POLICY, "policy_violation")
+            return
+        self.conn.offer_direct(_error(code, message))
+
+    async def handle(self, raw: str | bytes) -> None:
+        if not self.limiter.allow(time.monotonic()):
+            self.strike("rate_limited", f"at most {settings.WS_MAX_MESSAGES_PER_SEC} messages per second")
             return
         try:
-            frame: Any = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            await self._error("invalid_json", "frame is not valid JSON")
+            frame = parse_frame(raw, max_bytes=settings.WS_MAX_FRAME_BYTES)
+        except FrameError as exc:
+            self.strike(exc.code, exc.message)
             return
-        if not isinstance(frame, dict):
-            await self._error("invalid_frame", "frame must be a JSON object")
-            return
-        kind = frame.get("type")
-        if kind == ch.CLIENT_PING:
-            await self.send(text_data=dumps_text({"type": "pong"}))
-        elif kind not in ch.CLIENT_FRAME_TYPES:
-            await self._error("unknown_type", f"unknown frame type {kind!r}")
-        else:
-            await self._error("unavailable", "market streams are not running in this build")
+        if frame.type == ch.CLIENT_PING:
+            self.reply({"type": "pong", "ts_ms": int(time.time() * 1000)})
+        elif frame.type == ch.CLIENT_SUBSCRIBE:
+            await self.subscribe(frame)
+        elif frame.type == ch.CLIENT_UNSUBSCRIBE:
+            assert frame.coin is not None
+            left = [c for c in frame.channels if self.hub.leave(self.conn, realtime.topic_for(c, frame.coin))]
+            self.reply({"type": "unsubscribed", "coin": frame.coin, "channels": left})
+        elif frame.type == ch.CLIENT_SUBSCRIBE_PRIVATE:
+            if self.user_id is None:
+                self.strike("authentication_required", "sign in to subscribe to private channels")
+                return
+            self.hub.join_private(self.conn, set(frame.channels))
+            self.reply({"type": "subscribed_private", "channels": sorted(self.conn.private_channels)})
+        elif frame.type == ch.CLIENT_UNSUBSCRIBE_PRIVATE:
+            self.hub.leave_private(self.conn)
+            self.reply({"type": "unsubscribed_private"})
 
-    async def _error(self, code: str, message: str) -> None:
-        await self.send(text_data=dumps_text({"type": "error", "code": code, "message": message}))
+    async def subscribe(self, frame: ClientFrame) -> None:
+        assert frame.coin is not None
+        topics = [realtime.topic_for(c, frame.coin) for c in frame.channels]
+        new = [t for t in topics if t not in self.conn.topics]
+        if len(self.conn.topics) + len(new) > settings.WS_MAX_SUBSCRIPTIONS:
+            self.strike("too_many_subscriptions", f"at most {settings.WS_MAX_SUBSCRIPTIONS} subscriptions")
+            return
+        snapshot = None
+        if ch.PUBLIC_MARKET in frame.channels:
+            try:
+                snapshot = await realtime.snapshot_for(frame.coin)
+            except Exception:
+                logger.exception("snapshot lookup failed", extra={"symbol": frame.coin})
+        for topic in new:
+            self.hub.join(self.conn, topic)
+        self.reply({"type": "subscribed", "coin": frame.coin, "channels": list(frame.channels)})
+        if snapshot is not None:
+            key = f"{ch.PUBLIC_MARKET}|{frame.coin}|{ch.AGG_UPDATE}"
+            self.conn.offer_public(key, realtime.snapshot_text(snapshot, seq=next(_snapshot_seq)))
+
+    async def recheck_session(self) -> None:
+        """Close the socket once its session is gone, expired or its user deactivated."""
+        assert self.session_key is not None and self.user_id is not None
+        check = database_sync_to_async(session_is_valid)
+        while not self.conn.closed:
+            await asyncio.sleep(settings.WS_SESSION_RECHECK_SEC)
+            try:
+                valid = await check(session_key=self.session_key, user_id=self.user_id)
+            except Exception:
+                logger.warning("session re-check failed; will retry", exc_info=True)
+                continue
+            if not valid:
+                logger.info("closing socket: session ended", extra={"user_id": self.user_id})
+                self.conn.close(realtime.CLOSE_SESSION_ENDED, "session_ended")
+                return
+
+
+async def _receive_loop(session: GatewaySession, receive: Any) -> None:
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "websocket.disconnect":
+            return
+        if kind == "websocket.receive":
+            text = message.get("text")
+            await session.handle(text if text is not None else message.get("bytes") or b"")
+            if session.conn.closed:
+                return
+
+
+async def gateway_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """ASGI app for /ws (scope carries "user" and "session" from AuthMiddlewareStack)."""
+    first = await receive()
+    if first["type"] != "websocket.connect":
+        return
+    await send({"type": "websocket.accept"})
+    task = asyncio.current_task()
+    assert task is not None
+    session = GatewaySession(scope, send, task)
+    await session.broadcaster.ensure_started()
+    session.hub.add(session.conn)
+    recheck = asyncio.create_task(session.recheck_session()) if session.session_key else None
+    try:
+        await _receive_loop(session, receive)
+    except asyncio.CancelledError:
+        # Our own Connection.close() cancels this task to stop waiting on receive(); anything else propagates.
+        if not session.conn.closed:
+            raise
+        task.uncancel()
+    finally:
+        session.hub.remove(session.conn)
+        if recheck is not None:
+            recheck.cancel()
+        if not session.conn.closed:
+            session.conn.closed = True
+            realtime.WS_DISCONNECTS.labels("client_closed").inc()
+            if session.conn.inflight is not None:
+                session.conn.inflight.cancel()
+        logger.info(
+            "ws closed",
+            extra={"user_id": session.user_id, "reason": session.conn.close_reason or "client_closed"},
+        )
