@@ -226,6 +226,41 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
+# --- accounts ---------------------------------------------------------------------------------------------
+# SIWE domain and URI are pinned to the public origin, never taken from the Host header.
+SIWE_DOMAIN = _frontend.netloc
+SIWE_URI = PUBLIC_ORIGIN
+SIWE_SCHEME = _frontend.scheme
+SIWE_CLOCK_SKEW_SEC = env.integer("SIWE_CLOCK_SKEW_SEC", 30, min_value=0, max_value=300)
+# Sessions are re-keyed every SESSION_ROTATE_SEC of activity (and at login).
+SESSION_ROTATE_SEC = env.integer("SESSION_ROTATE_SEC", 3600, min_value=60, max_value=7 * 24 * 3600)
+AUTH_RATE_LIMIT_PER_IP = env.integer("AUTH_RATE_LIMIT_PER_IP", 60, min_value=1, max_value=100000)
+AUTH_RATE_LIMIT_PER_ADDRESS = env.integer("AUTH_RATE_LIMIT_PER_ADDRESS", 20, min_value=1, max_value=100000)
+AUTH_RATE_LIMIT_WINDOW_SEC = env.integer("AUTH_RATE_LIMIT_WINDOW_SEC", 60, min_value=1, max_value=3600)
+AGENT_VALIDITY_DAYS = env.integer("AGENT_VALIDITY_DAYS", 30, min_value=1, max_value=180)
+AGENT_EXPIRY_WARN_DAYS = env.integer("AGENT_EXPIRY_WARN_DAYS", 7, min_value=0, max_value=180)
+AGENT_VENUE_TIMEOUT_SEC = env.number("AGENT_VENUE_TIMEOUT_SEC", 10.0, min_value=0.5, max_value=120.0)
+CSRF_FAILURE_VIEW = "accounts.views.csrf_failure"
+LOGIN_URL = "/auth/signin"
+
+# --- markets (ingest pipeline) --------------------------------------------------------------------------------
+# Venue REST budgets per endpoint class (requests per minute, shared by all processes through the cache).
+MARKETS_UPSTREAM_BUDGET_METADATA_PER_MIN = env.integer(
+    "MARKETS_UPSTREAM_BUDGET_METADATA_PER_MIN", 30, min_value=1, max_value=10000
+)
+MARKETS_UPSTREAM_BUDGET_ORDERBOOK_PER_MIN = env.integer(
+    "MARKETS_UPSTREAM_BUDGET_ORDERBOOK_PER_MIN", 120, min_value=1, max_value=10000
+)
+MARKETS_UPSTREAM_BUDGET_CANDLES_PER_MIN = env.integer(
+    "MARKETS_UPSTREAM_BUDGET_CANDLES_PER_MIN", 60, min_value=1, max_value=10000
+)
+# Keep-alive ping period on the venue socket (the venue closes a connection idle for 60 s).
+AGGREGATOR_PING_SEC = env.number("AGGREGATOR_PING_SEC", 20.0, min_value=1, max_value=55)
+AGGREGATOR_RECONNECT_MAX_SEC = env.number("AGGREGATOR_RECONNECT_MAX_SEC", 30.0, min_value=0.5, max_value=600)
+AGGREGATOR_BOOK_DEPTH_BPS = env.number("AGGREGATOR_BOOK_DEPTH_BPS", 10.0, min_value=0.1, max_value=10000)
+# Ingest runs in the one-process topology unless disabled (e.g. the gateway of a split topology).
+AGGREGATOR_EMBEDDED = env.flag("AGGREGATOR_EMBEDDED", True)
+
 # --- Django ------------------------------------------------------------------------------------------------
 INSTALLED_APPS = [
     "daphne",
@@ -252,6 +287,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.middleware.SessionTrackingMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
