@@ -1,0 +1,3 @@
+from hlsim.cli import main
+
+main()
