@@ -1,0 +1,271 @@
+"""Pure feature builders over normalised venue data: no I/O, no clock, no Django.
+
+Everything here takes plain values (floats for arithmetic, the venue's decimal strings kept for display) and a
+caller-supplied `now_ms`, so ingest, the REST repair path, the benchmark and the tests compute the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+# A book level as kept in the hot state: [px, sz] decimal strings exactly as the venue sent them.
+Level = list[str]
+
+HOUR_MS: Final = 3_600_000
+MINUTE_MS: Final = 60_000
+# Hyperliquid pays funding every hour; the quoted rate is per hour.
+FUNDING_PERIODS_PER_YEAR: Final = 24 * 365
+
+CANDLE_INTERVALS: Final[dict[str, int]] = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000}
+CANDLES_KEPT: Final = 500
+
+
+# --- Book -----------------------------------------------------------------------------------------------------
+def book_stats(
+    *, bids: Sequence[tuple[float, float]], asks: Sequence[tuple[float, float]], depth_bps: float = 10.0
+) -> dict[str, Any]:
+    """Spread, mid, depth within `depth_bps` of the mid (notional per side) and imbalance in [-1, 1].
+
+    `bids` best (highest) first, `asks` best (lowest) first, each (px, sz). Empty sides give None values.
+    """
+    best_bid = bids[0][0] if bids else None
+    best_ask = asks[0][0] if asks else None
+    if best_bid is None or best_ask is None:
+        return {
+            "best_bid": best_bid,
+            "best_ask": best_ask,
+            "mid": None,
+            "spread": None,
+            "spread_bps": None,
+            "depth_bps": depth_bps,
+            "bid_depth_usd": None,
+            "ask_depth_usd": None,
+            "imbalance": None,
+        }
+    mid = (best_bid + best_ask) / 2.0
+    spread = best_ask - best_bid
+    lo = mid * (1.0 - depth_bps / 10_000.0)
+    hi = mid * (1.0 + depth_bps / 10_000.0)
+    bid_depth = sum(px * sz for px, sz in bids if px >= lo)
+    ask_depth = sum(px * sz for px, sz in asks if px <= hi)
+    total = bid_depth + ask_depth
+    return {
+        "best_bid": best_bid,
+        "best_ask": best_ask,
+        "mid": mid,
+        "spread": spread,
+        "spread_bps": (spread / mid * 10_000.0) if mid > 0 else None,
+        "depth_bps": depth_bps,
+        "bid_depth_usd": bid_depth,
+        "ask_depth_usd": ask_depth,
+        "imbalance": ((bid_depth - ask_depth) / total) if total > 0 else 0.0,
+    }
+
+
+def top_levels(levels: Sequence[Level], n: int) -> list[Level]:
+    return [list(level) for level in levels[:n]]
+
+
+# --- Trades and CVD ---------------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class Trade:
+    px: float
+    sz: float
+    side: str  # aggressor: "B" buy, "A" sell
+    time_ms: int
+    px_str: str
+    sz_str: str
+    tid: int | None = None
+
+    def as_wire(self) -> dict[str, Any]:
+        return {"px": self.px_str, "sz": self.sz_str, "side": self.side, "time": self.time_ms, "tid": self.tid}
+
+
+def signed_notional(trade: Trade) -> float:
+    """Aggressive buys add, aggressive sells subtract (CVD convention)."""
+    notional = trade.px * trade.sz
+    return notional if trade.side == "B" else -notional
+
+
+@dataclass(slots=True)
+class CvdState:
+    """Running venue CVD plus per-second buckets for the 1 m / 5 m windows (O(1) per trade)."""
+
+    running: float = 0.0
+    buckets: deque[list[float]] = field(default_factory=deque)  # [second, signed notional]
+    last_ms: int = 0
+
+
+def cvd_add(state: CvdState, trade: Trade) -> None:
+    delta = signed_notional(trade)
+    state.running += delta
+    second = float(trade.time_ms // 1000)
+    if state.buckets and state.buckets[-1][0] == second:
+        state.buckets[-1][1] += delta
+    elif state.buckets and state.buckets[-1][0] > second:
+        # Late trade (replayed on subscribe): fold into the newest bucket rather than reorder.
+        state.buckets[-1][1] += delta
+    else:
+        state.buckets.append([second, delta])
+    state.last_ms = max(state.last_ms, trade.time_ms)
+    horizon = second - 300
+    while state.buckets and state.buckets[0][0] <= horizon:
+        state.buckets.popleft()
+
+
+def cvd_windows(state: CvdState, *, now_ms: int) -> dict[str, float]:
+    """Running CVD and the sums over the last 60 s and 300 s before `now_ms`."""
+    now_s = now_ms / 1000.0
+    one = five = 0.0
+    for second, delta in state.buckets:
+        age = now_s - second
+        if age <= 300:
+            five += delta
+            if age <= 60:
+                one += delta
+    return {"cvd_venue": state.running, "cvd_venue_1m": one, "cvd_venue_5m": five}
+
+
+# --- Composites (architecture §8) ---------------------------------------------------------------------------
+def composite(values: Mapping[str, float | None], weights: Mapping[str, float]) -> tuple[float | None, list[str]]:
+    """Weighted composite over the venues that have a value, renormalised by the weights available.
+
+    Returns (value, venues used). With one venue the composite is that venue's value.
+    """
+    used = [v for v, x in values.items() if x is not None and weights.get(v, 0.0) > 0 and math.isfinite(x)]
+    total_w = sum(weights[v] for v in used)
+    if not used or total_w <= 0:
+        return None, []
+    return sum(weights[v] * float(values[v]) for v in used) / total_w, used  # type: ignore[arg-type]
+
+
+def oi_composite(*, oi_by_venue: Mapping[str, float | None], weights: Mapping[str, float]) -> dict[str, Any]:
+    value, used = composite(oi_by_venue, weights)
+    # oi_total is a weighted average of per-venue OI renormalised by available weights; with the one venue it
+    # equals that venue's OI and the source says so.
+    return {
+        "oi_total": value,
+        "oi_hl": oi_by_venue.get("hyperliquid"),
+        "oi_binance_perp": oi_by_venue.get("binance_perp"),
+        "oi_source": "+".join(used) if used else None,
+    }
+
+
+def cvd_spot_composite(*, cvd_by_venue: Mapping[str, float | None], weights: Mapping[str, float]) -> float | None:
+    return composite(cvd_by_venue, weights)[0]
+
+
+def cvd_source_label(*, spot_venues: Iterable[str]) -> str:
+    spot = sorted(spot_venues)
+    if not spot:
+        return "hyperliquid (venue only; no spot venues configured)"
+    return "hyperliquid + spot:" + "+".join(spot)
+
+
+# --- Funding and asset context -------------------------------------------------------------------------------
+def funding_annualised(rate_per_hour: float) -> float:
+    return rate_per_hour * FUNDING_PERIODS_PER_YEAR
+
+
+def next_funding_ms(now_ms: int) -> int:
+    """Funding is paid on the full hour: the next one strictly after `now_ms`."""
+    return (now_ms // HOUR_MS + 1) * HOUR_MS
+
+
+def change_24h_pct(*, price: float | None, prev_day_px: float | None) -> float | None:
+    if price is None or not prev_day_px:
+        return None
+    return (price - prev_day_px) / prev_day_px * 100.0
+
+
+def oi_notional(*, oi_coins: float | None, mark_px: float | None) -> float | None:
+    """The venue quotes OI in coins; composites add venues in USD notional."""
+    if oi_coins is None or mark_px is None:
+        return None
+    return oi_coins * mark_px
+
+
+# --- Candles -----------------------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class Candle:
+    t: int  # open time ms
+    o: float
+    h: float
+    l: float  # noqa: E741 - the venue's field name
+    c: float
+    v: float  # base volume
+    n: int
+
+    def as_wire(self, *, interval: str, symbol: str) -> dict[str, Any]:
+        return {
+            "t": self.t,
+            "T": self.t + CANDLE_INTERVALS[interval] - 1,
+            "s": symbol,
+            "i": interval,
+            "o": self.o,
+            "h": self.h,
+            "l": self.l,
+            "c": self.c,
+            "v": self.v,
+            "n": self.n,
+        }
+
+
+def candle_open_time(time_ms: int, interval: str) -> int:
+    step = CANDLE_INTERVALS[interval]
+    return time_ms - time_ms % step
+
+
+def candle_add_trade(candles: deque[Candle], trade: Trade, interval: str) -> Candle:
+    """Fold one trade into the candle series (newest last); returns the candle it landed in."""
+    t = candle_open_time(trade.time_ms, interval)
+    if candles and candles[-1].t == t:
+        c = candles[-1]
+        c.h = max(c.h, trade.px)
+        c.l = min(c.l, trade.px)
+        c.c = trade.px
+        c.v += trade.sz
+        c.n += 1
+        return c
+    if candles and candles[-1].t > t:
+        # A late trade for a closed candle: update it in place if we still hold it; never reorder.
+        for c in reversed(candles):
+            if c.t == t:
+                c.h, c.l, c.v, c.n = max(c.h, trade.px), min(c.l, trade.px), c.v + trade.sz, c.n + 1
+                return c
+        return candles[-1]
+    c = Candle(t=t, o=trade.px, h=trade.px, l=trade.px, c=trade.px, v=trade.sz, n=1)
+    candles.append(c)
+    return c
+
+
+def candle_from_venue(obj: Mapping[str, Any]) -> Candle:
+    """A candleSnapshot row ({"t","o","h","l","c","v","n"} with string OHLCV); raises ValueError if malformed."""
+    try:
+        candle = Candle(
+            t=int(obj["t"]),
+            o=float(obj["o"]),
+            h=float(obj["h"]),
+            l=float(obj["l"]),
+            c=float(obj["c"]),
+            v=float(obj["v"]),
+            n=int(obj.get("n", 0)),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"malformed candle: {exc}") from None
+    if not all(math.isfinite(x) and x >= 0 for x in (candle.o, candle.h, candle.l, candle.c, candle.v)):
+        raise ValueError("malformed candle: non-finite or negative value")
+    return candle
+
+
+def candles_merge(existing: deque[Candle], backfill: Iterable[Candle], *, keep: int = CANDLES_KEPT) -> deque[Candle]:
+    """Backfilled candles under live ones: live candles win for the same open time."""
+    by_t = {c.t: c for c in backfill}
+    for c in existing:
+        by_t[c.t] = c
+    merged = sorted(by_t.values(), key=lambda c: c.t)[-keep:]
+    return deque(merged, maxlen=keep)

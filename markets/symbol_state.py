@@ -1,0 +1,189 @@
+"""Per-symbol accumulated market state and the pure transitions over it (no I/O, no clock).
+
+Ingest applies normalised envelopes with the `apply_*` functions and, once per publish interval, turns the
+state into a `SymbolSnapshot` with `build_snapshot`. The stateful quality guard (price jumps) lives here
+because it needs the previous accepted price.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from hypersentry.contracts.snapshot import SymbolSnapshot
+from markets import features as ft
+from markets import quality
+
+TRADES_KEPT: Final = 50
+TRADES_BATCH_MAX: Final = 200  # per publish interval; beyond it the batch carries a gap marker
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    oi: Mapping[str, float]
+    cvd_spot: Mapping[str, float]
+    depth_bps: float = 10.0
+
+
+@dataclass(slots=True)
+class SymbolState:
+    symbol: str
+    coin: str
+    sigma: float
+    price: str | None = None
+    price_f: float | None = None
+    price_ts: int | None = None
+    bids: list[list[str]] = field(default_factory=list)
+    asks: list[list[str]] = field(default_factory=list)
+    bids_f: list[tuple[float, float]] = field(default_factory=list)
+    asks_f: list[tuple[float, float]] = field(default_factory=list)
+    book_ts: int | None = None
+    trades: deque[ft.Trade] = field(default_factory=lambda: deque(maxlen=TRADES_KEPT))
+    trades_ts: int | None = None
+    batch: list[dict[str, Any]] = field(default_factory=list)
+    batch_dropped: int = 0
+    cvd: ft.CvdState = field(default_factory=ft.CvdState)
+    ctx: dict[str, Any] | None = None
+    ctx_ts: int | None = None
+    candles: dict[str, deque[ft.Candle]] = field(default_factory=dict)
+    candles_dirty: bool = False
+    price_guard: quality.JumpGuard | None = None
+    trade_guard: quality.JumpGuard | None = None
+    dirty: bool = False
+    dirty_since: float = 0.0  # monotonic time of the first unpublished change (publish latency)
+
+    def __post_init__(self) -> None:
+        self.price_guard = quality.JumpGuard(sigma=self.sigma)
+        self.trade_guard = quality.JumpGuard(sigma=self.sigma)
+        for interval in ft.CANDLE_INTERVALS:
+            self.candles[interval] = deque(maxlen=ft.CANDLES_KEPT)
+
+
+def _touch(state: SymbolState, mono: float) -> None:
+    if not state.dirty:
+        state.dirty = True
+        state.dirty_since = mono
+
+
+def apply_price(state: SymbolState, *, px_str: str, px: float, ts: int, mono: float = 0.0) -> str | None:
+    """A new mid; returns a rejection reason if the jump guard refuses it."""
+    if state.price_ts is not None and ts < state.price_ts:
+        return None  # older than what we have (allMids vs book race): keep the newer one, not an error
+    assert state.price_guard is not None
+    reason = state.price_guard.check(px)
+    if reason:
+        return reason
+    if state.price != px_str or state.price_ts != ts:
+        state.price, state.price_f, state.price_ts = px_str, px, ts
+        _touch(state, mono)
+    return None
+
+
+def apply_book(state: SymbolState, data: Mapping[str, Any], *, mono: float = 0.0) -> str | None:
+    bids_f, asks_f = data["bids_f"], data["asks_f"]
+    if bids_f and asks_f:
+        assert state.price_guard is not None
+        # Checked against the mid anchor without advancing it (allMids/trades advance the guards).
+        reason = state.price_guard.peek((bids_f[0][0] + asks_f[0][0]) / 2.0)
+        if reason:
+            return reason
+    state.bids, state.asks, state.bids_f, state.asks_f = data["bids"], data["asks"], bids_f, asks_f
+    state.book_ts = data["time"]
+    _touch(state, mono)
+    return None
+
+
+def apply_trades(state: SymbolState, trades: list[ft.Trade], *, mono: float = 0.0) -> list[str]:
+    """Fold trades into ring, CVD, candles and the pending batch; returns one reason per rejected trade."""
+    rejected: list[str] = []
+    assert state.trade_guard is not None
+    for trade in trades:
+        reason = state.trade_guard.check(trade.px)
+        if reason:
+            rejected.append(reason)
+            continue
+        state.trades.append(trade)
+        ft.cvd_add(state.cvd, trade)
+        for interval, series in state.candles.items():
+            ft.candle_add_trade(series, trade, interval)
+        if len(state.batch) < TRADES_BATCH_MAX:
+            state.batch.append(trade.as_wire())
+        else:
+            state.batch_dropped += 1
+        if state.trades_ts is None or trade.time_ms > state.trades_ts:
+            state.trades_ts = trade.time_ms
+    if len(rejected) < len(trades):
+        state.candles_dirty = True
+        _touch(state, mono)
+    return rejected
+
+
+def apply_ctx(state: SymbolState, ctx: dict[str, Any], *, ts: int, mono: float = 0.0) -> None:
+    state.ctx, state.ctx_ts = ctx, ts
+    _touch(state, mono)
+
+
+def take_batch(state: SymbolState) -> tuple[list[dict[str, Any]], int]:
+    batch, dropped = state.batch, state.batch_dropped
+    state.batch, state.batch_dropped = [], 0
+    return batch, dropped
+
+
+def current_candles(state: SymbolState) -> dict[str, dict[str, Any]]:
+    return {i: s[-1].as_wire(interval=i, symbol=state.symbol) for i, s in state.candles.items() if s}
+
+
+def build_snapshot(
+    state: SymbolState,
+    *,
+    now_ms: int,
+    weights: Weights,
+    spot_cvd: Mapping[str, float | None] | None = None,
+    stale_reason: str | None = None,
+) -> SymbolSnapshot:
+    """The hot snapshot for `state` at `now_ms` (the CVD windows are relative to it)."""
+    ctx = state.ctx or {}
+    mark = ctx.get("mark_px")
+    oi_hl = ft.oi_notional(oi_coins=ctx.get("oi_coins"), mark_px=mark)
+    oi = ft.oi_composite(oi_by_venue={"hyperliquid": oi_hl, "binance_perp": None}, weights=weights.oi)
+    cvd = ft.cvd_windows(state.cvd, now_ms=now_ms)
+    spot = {k: v for k, v in (spot_cvd or {}).items() if v is not None}
+    funding = ctx.get("funding")
+    stats = ft.book_stats(bids=state.bids_f, asks=state.asks_f, depth_bps=weights.depth_bps)
+    price_f = state.price_f if state.price_f is not None else ctx.get("mid_px") or stats["mid"]
+    stamps = [t for t in (state.price_ts, state.book_ts, state.trades_ts, state.ctx_ts) if t is not None]
+    return SymbolSnapshot(
+        symbol=state.symbol,
+        price=state.price,
+        price_ts=state.price_ts,
+        book={"bids": state.bids, "asks": state.asks},
+        book_ts=state.book_ts,
+        book_stats=stats,
+        trades=[t.as_wire() for t in reversed(state.trades)],
+        trades_ts=state.trades_ts,
+        cvd_venue=cvd["cvd_venue"],
+        cvd_venue_1m=cvd["cvd_venue_1m"],
+        cvd_venue_5m=cvd["cvd_venue_5m"],
+        cvd_spot_1m=ft.cvd_spot_composite(cvd_by_venue=spot, weights=weights.cvd_spot) if spot else None,
+        cvd_spot_5m=None,
+        cvd_source=ft.cvd_source_label(spot_venues=spot),
+        cvd_ts=state.trades_ts,
+        oi_total=oi["oi_total"],
+        oi_hl=oi["oi_hl"],
+        oi_binance_perp=oi["oi_binance_perp"],
+        oi_source=oi["oi_source"],
+        oi_ts=state.ctx_ts if oi_hl is not None else None,
+        funding_rate=funding,
+        funding_annualized=ft.funding_annualised(funding) if funding is not None else None,
+        next_funding_ms=ft.next_funding_ms(now_ms),
+        funding_ts=state.ctx_ts if funding is not None else None,
+        mark_px=ctx.get("mark_px_str"),
+        oracle_px=ctx.get("oracle_px_str"),
+        premium=ctx.get("premium"),
+        change_24h=ft.change_24h_pct(price=price_f, prev_day_px=ctx.get("prev_day_px")),
+        volume_24h=ctx.get("day_ntl_vlm"),
+        stale_reason=stale_reason,
+        updated_at=max(stamps) if stamps else None,
+    )

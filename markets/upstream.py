@@ -1,0 +1,282 @@
+"""The venue's REST /info under an upstream budget (architecture §12).
+
+* Budgets per endpoint class (metadata, orderbook, candles), counted in fixed 10 s windows in the Django cache,
+  so every process of a split topology shares them (Redis cache) and one process counts alone (locmem).
+* Singleflight: identical concurrent calls in a process share one request.
+* TTL caches (TRADING_*_CACHE_SEC) and a per-key floor (TRADING_ORDERBOOK_UPSTREAM_MIN_SEC for books).
+* Exponential cooldown per class on HTTP 429 (capped at TRADING_ORDERBOOK_AGG_BACKOFF_SEC); meanwhile callers get
+  the last good answer flagged `fresh=False` ("stale with flag"), never an exception while one exists.
+* Throttled warnings (TRADING_WARN_THROTTLE_SEC).
+
+Synchronous on purpose: DRF views call it from threads; ingest calls it through `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+import requests
+from django.conf import settings
+from django.core.cache import cache
+
+from hypersentry.errors import UpstreamUnavailable
+from hypersentry.metrics import Counter
+
+logger = logging.getLogger(__name__)
+
+METADATA: Final = "metadata"
+ORDERBOOK: Final = "orderbook"
+CANDLES: Final = "candles"
+ENDPOINT_CLASSES: Final = (METADATA, ORDERBOOK, CANDLES)
+CLASS_OF_TYPE: Final = {
+    "meta": METADATA,
+    "metaAndAssetCtxs": METADATA,
+    "allMids": METADATA,
+    "l2Book": ORDERBOOK,
+    "candleSnapshot": CANDLES,
+}
+WINDOW_SEC: Final = 10
+LAST_GOOD_TTL_SEC: Final = 3600
+HTTP_TIMEOUT: Final = (3.0, 5.0)
+
+UPSTREAM_REQUESTS = Counter(
+    "hs_upstream_requests_total", "Venue REST requests by endpoint class and outcome", ["endpoint_class", "outcome"]
+)
+UPSTREAM_429 = Counter("hs_upstream_429_total", "Venue REST 429 answers by endpoint class", ["endpoint_class"])
+UPSTREAM_SUPPRESSED = Counter(
+    "hs_upstream_suppressed_total", "Venue REST calls not made (budget, cooldown, floor)", ["endpoint_class", "reason"]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamResult:
+    data: Any
+    fetched_at_ms: int
+    fresh: bool  # True: fetched now or within the TTL; False: the last good answer served during trouble
+    reason: str = ""  # why it is not fresh: cooldown, budget, floor, rate_limited, error
+
+
+class UpstreamError(Exception):
+    """A single request failed (HTTP error, timeout, bad JSON); `rate_limited` for 429."""
+
+    def __init__(self, message: str, *, rate_limited: bool = False) -> None:
+        super().__init__(message)
+        self.rate_limited = rate_limited
+
+
+def budget_per_window(endpoint_class: str) -> int:
+    per_min = {
+        METADATA: settings.MARKETS_UPSTREAM_BUDGET_METADATA_PER_MIN,
+        ORDERBOOK: settings.MARKETS_UPSTREAM_BUDGET_ORDERBOOK_PER_MIN,
+        CANDLES: settings.MARKETS_UPSTREAM_BUDGET_CANDLES_PER_MIN,
+    }[endpoint_class]
+    return max(1, -(-per_min * WINDOW_SEC // 60))
+
+
+def cooldown_sec(level: int) -> float:
+    """1 s, 2 s, 4 s ... capped at TRADING_ORDERBOOK_AGG_BACKOFF_SEC."""
+    return float(min(settings.TRADING_ORDERBOOK_AGG_BACKOFF_SEC, 2.0 ** max(0, level - 1)))
+
+
+class _Throttle:
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def warn(self, key: str, message: str, **extra: Any) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last.get(key, -1e18) < settings.TRADING_WARN_THROTTLE_SEC:
+                return
+            self._last[key] = now
+        logger.warning(message, extra=extra)
+
+
+class _Flight:
+    __slots__ = ("done", "result", "error")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class Upstream:
+    """The venue REST client with budget, singleflight, cooldown and caches."""
+
+    def __init__(self, base_url: str | None = None) -> None:
+        self.base_url = (base_url or settings.HYPERSENTRY_VENUE_URL).rstrip("/")
+        self._local = threading.local()
+        self._flights: dict[str, _Flight] = {}
+        self._flights_lock = threading.Lock()
+        self._throttle = _Throttle()
+
+    # --- public
+    def info(
+        self, body: dict[str, Any], *, ttl_sec: float, floor_key: str = "", floor_sec: float = 0.0
+    ) -> UpstreamResult:
+        """POST /info `body`: cached (ttl), else upstream within budget, else the last good answer (stale).
+
+        Raises UpstreamUnavailable only when there is no answer at all to serve.
+        """
+        endpoint_class = CLASS_OF_TYPE.get(str(body.get("type")), METADATA)
+        key = self._key(body)
+        cached = cache.get(f"upstream:resp:{key}")
+        if cached is not None and ttl_sec > 0:
+            return UpstreamResult(data=cached[1], fetched_at_ms=cached[0], fresh=True)
+        reason = self._blocked(endpoint_class, floor_key=floor_key, floor_sec=floor_sec)
+        if reason:
+            UPSTREAM_SUPPRESSED.labels(endpoint_class, reason).inc()
+            return self._last_good(key, reason, endpoint_class)
+        try:
+            data = self._singleflight(key, lambda: self._fetch(body, endpoint_class))
+        except UpstreamError as exc:
+            return self._last_good(key, "rate_limited" if exc.rate_limited else "error", endpoint_class)
+        now_ms = int(time.time() * 1000)
+        if ttl_sec > 0:
+            cache.set(f"upstream:resp:{key}", (now_ms, data), ttl_sec)
+        cache.set(f"upstream:last:{key}", (now_ms, data), LAST_GOOD_TTL_SEC)
+        return UpstreamResult(data=data, fetched_at_ms=now_ms, fresh=True)
+
+    def cooldown_remaining(self, endpoint_class: str) -> float:
+        state = cache.get(f"upstream:cooldown:{endpoint_class}")
+        return 0.0 if state is None else max(0.0, state[0] - time.time())
+
+    def stats(self) -> dict[str, Any]:
+        return {c: {"cooldown_sec": round(self.cooldown_remaining(c), 1)} for c in ENDPOINT_CLASSES}
+
+    # --- internals
+    @staticmethod
+    def _key(body: dict[str, Any]) -> str:
+        return hashlib.sha1(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+    def _blocked(self, endpoint_class: str, *, floor_key: str, floor_sec: float) -> str:
+        if self.cooldown_remaining(endpoint_class) > 0:
+            return "cooldown"
+        if floor_key and floor_sec > 0 and not cache.add(f"upstream:floor:{floor_key}", 1, floor_sec):
+            return "floor"
+        window = int(time.time() // WINDOW_SEC)
+        bkey = f"upstream:budget:{endpoint_class}:{window}"
+        cache.add(bkey, 0, WINDOW_SEC * 2)
+        try:
+            used = cache.incr(bkey)
+        except ValueError:  # expired between add and incr
+            cache.set(bkey, 1, WINDOW_SEC * 2)
+            used = 1
+        if used > budget_per_window(endpoint_class):
+            self._throttle.warn(f"budget:{endpoint_class}", "upstream budget exhausted", endpoint_class=endpoint_class)
+            return "budget"
+        return ""
+
+    def _last_good(self, key: str, reason: str, endpoint_class: str) -> UpstreamResult:
+        last = cache.get(f"upstream:last:{key}")
+        if last is None:
+            raise UpstreamUnavailable(
+                f"venue {endpoint_class} data unavailable ({reason}) and nothing cached to serve",
+                extra={"reason": reason},
+            )
+        return UpstreamResult(data=last[1], fetched_at_ms=last[0], fresh=False, reason=reason)
+
+    def _singleflight(self, key: str, call: Any) -> Any:
+        with self._flights_lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if leader:
+                flight = self._flights[key] = _Flight()
+        assert flight is not None
+        if not leader:
+            flight.done.wait(HTTP_TIMEOUT[0] + HTTP_TIMEOUT[1] + 1)
+            if flight.error is not None:
+                raise flight.error
+            return flight.result
+        try:
+            flight.result = call()
+            return flight.result
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            with self._flights_lock:
+                self._flights.pop(key, None)
+            flight.done.set()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
+
+    def _fetch(self, body: dict[str, Any], endpoint_class: str) -> Any:
+        try:
+            response = self._session().post(
+                self.base_url + "/info",
+                data=orjson.dumps(body),
+                timeout=HTTP_TIMEOUT,
+                headers={"Content-Type": "application/json"},
+            )
+        except requests.RequestException as exc:
+            UPSTREAM_REQUESTS.labels(endpoint_class, "error").inc()
+            self._throttle.warn(
+                f"error:{endpoint_class}", "venue REST failed", endpoint_class=endpoint_class, error=str(exc)
+            )
+            raise UpstreamError(str(exc)) from None
+        if response.status_code == 429:
+            UPSTREAM_REQUESTS.labels(endpoint_class, "429").inc()
+            UPSTREAM_429.labels(endpoint_class).inc()
+            self._enter_cooldown(endpoint_class)
+            raise UpstreamError("429 from venue", rate_limited=True)
+        if response.status_code != 200:
+            UPSTREAM_REQUESTS.labels(endpoint_class, "error").inc()
+            self._throttle.warn(
+                f"status:{endpoint_class}",
+                "venue REST error status",
+                endpoint_class=endpoint_class,
+                status=response.status_code,
+                body=response.text[:200],
+            )
+            raise UpstreamError(f"HTTP {response.status_code}")
+        try:
+            data = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            UPSTREAM_REQUESTS.labels(endpoint_class, "error").inc()
+            raise UpstreamError("venue answered with invalid JSON") from None
+        UPSTREAM_REQUESTS.labels(endpoint_class, "ok").inc()
+        cache.delete(f"upstream:cooldown_level:{endpoint_class}")
+        return data
+
+    def _enter_cooldown(self, endpoint_class: str) -> None:
+        level_key = f"upstream:cooldown_level:{endpoint_class}"
+        level = int(cache.get(level_key) or 0) + 1
+        seconds = cooldown_sec(level)
+        cache.set(level_key, level, 600)
+        cache.set(f"upstream:cooldown:{endpoint_class}", (time.time() + seconds, level), seconds)
+        self._throttle.warn(
+            f"429:{endpoint_class}",
+            "venue rate limited: cooling down",
+            endpoint_class=endpoint_class,
+            cooldown_sec=seconds,
+            level=level,
+        )
+        INCIDENTS.append((time.time(), endpoint_class))
+
+
+# Recent 429s for the status endpoint (bounded; process-local).
+INCIDENTS: deque[tuple[float, str]] = deque(maxlen=100)
+
+_instance: Upstream | None = None
+_lock = threading.Lock()
+
+
+def get_upstream() -> Upstream:
+    global _instance
+    with _lock:
+        if _instance is None or _instance.base_url != settings.HYPERSENTRY_VENUE_URL.rstrip("/"):
+            _instance = Upstream()
+        return _instance

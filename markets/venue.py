@@ -1,0 +1,108 @@
+"""Venue client pieces: the WS URL, subscription frames, reconnect back-off and the universe from REST.
+
+The socket loop itself lives in `markets.ingest` (it owns the state); what is here is small and pure enough to
+test alone.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+from markets import normalize
+from markets.upstream import Upstream
+
+PER_SYMBOL_TYPES: Final = ("l2Book", "trades", "activeAssetCtx")
+
+
+def ws_url(base_url: str) -> str:
+    """What the SDK does: http(s)://host → ws(s)://host/ws."""
+    return "ws" + base_url.rstrip("/")[len("http") :] + "/ws"
+
+
+def sub_frame(method: str, sub_type: str, coin: str | None = None) -> str:
+    subscription: dict[str, Any] = {"type": sub_type}
+    if coin is not None:
+        subscription["coin"] = coin
+    return orjson.dumps({"method": method, "subscription": subscription}).decode()
+
+
+PING_FRAME: Final = '{"method":"ping"}'
+
+
+def backoff_delay(attempt: int, *, base: float = 0.25, cap: float = 30.0, rng: random.Random | None = None) -> float:
+    """Exponential back-off with full jitter in [base/2, min(cap, base*2^attempt)]."""
+    upper = min(cap, base * (2 ** max(0, attempt)))
+    return (rng or random).uniform(min(base / 2, upper), upper)
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    symbol: str
+    coin: str
+    sz_decimals: int
+    max_leverage: int
+    day_ntl_vlm: float
+    ctx: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol,
+            "coin": self.coin,
+            "sz_decimals": self.sz_decimals,
+            "max_leverage": self.max_leverage,
+            "day_ntl_vlm": self.day_ntl_vlm,
+            "mark_px": self.ctx.get("markPx"),
+            "mid_px": self.ctx.get("midPx"),
+            "prev_day_px": self.ctx.get("prevDayPx"),
+            "funding": self.ctx.get("funding"),
+            "open_interest": self.ctx.get("openInterest"),
+        }
+
+
+def parse_universe(payload: Any) -> list[Token]:
+    """metaAndAssetCtxs → tokens (delisted perps skipped), ctx[i] ↔ universe[i]."""
+    if not isinstance(payload, list) or len(payload) != 2:
+        raise ValueError("metaAndAssetCtxs must be [meta, ctxs]")
+    meta, ctxs = payload
+    universe = meta.get("universe") if isinstance(meta, dict) else None
+    if not isinstance(universe, list) or not isinstance(ctxs, list):
+        raise ValueError("metaAndAssetCtxs without universe/ctxs lists")
+    tokens = []
+    for asset, ctx in zip(universe, ctxs, strict=False):
+        if not isinstance(asset, dict) or asset.get("isDelisted") or not isinstance(asset.get("name"), str):
+            continue
+        ctx = ctx if isinstance(ctx, dict) else {}
+        try:
+            vlm = float(ctx.get("dayNtlVlm") or 0.0)
+        except (TypeError, ValueError):
+            vlm = 0.0
+        coin = asset["name"]
+        tokens.append(
+            Token(
+                symbol=coin.upper(),
+                coin=coin,
+                sz_decimals=int(asset.get("szDecimals", 0)),
+                max_leverage=int(asset.get("maxLeverage", 1)),
+                day_ntl_vlm=vlm,
+                ctx=ctx,
+            )
+        )
+    return tokens
+
+
+def top_by_volume(tokens: list[Token], n: int) -> list[str]:
+    return [t.symbol for t in sorted(tokens, key=lambda t: -t.day_ntl_vlm)[:n]]
+
+
+def fetch_universe(upstream: Upstream, *, ttl_sec: float) -> list[Token]:
+    """Blocking (call through asyncio.to_thread): the perp universe with contexts, under the metadata budget."""
+    result = upstream.info({"type": "metaAndAssetCtxs"}, ttl_sec=ttl_sec)
+    return parse_universe(result.data)
+
+
+def symbol_map(tokens: list[Token]) -> normalize.SymbolMap:
+    return normalize.SymbolMap([t.coin for t in tokens])

@@ -1,0 +1,94 @@
+"""Shared fixtures for the ingest tests: an in-process simulator and a recording publisher."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+import pytest
+
+from hlsim import SimConfig, Simulator
+from markets.hotstate import HotState, MemoryHotState
+from markets.ingest import IngestConfig, Ingestor
+from markets.upstream import Upstream
+
+SYMBOLS = ["BTC", "ETH", "SOL", "kPEPE", "DOGE", "AVAX"]
+
+
+class RecordingPublisher:
+    """A memory broadcaster: keeps every published text, decoded lazily."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, str, str]] = []
+
+    async def publish(self, *, channel: str, symbol: str, text: str, event_type: str = "") -> None:
+        self.published.append((channel, symbol, text))
+
+    def envelopes(self, symbol: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+        out = [orjson.loads(t) for _, s, t in self.published if symbol is None or s == symbol]
+        return [e for e in out if kind is None or e["data"].get("kind") == kind]
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    simulator = Simulator(SimConfig(port=0, seed=3, symbols=SYMBOLS, control=True, backfill_minutes=30))
+    await simulator.start()
+    try:
+        yield simulator
+    finally:
+        await simulator.stop()
+
+
+def make_ingestor(
+    sim: Simulator, *, hot: HotState | None = None, publisher: Any = None, **overrides: Any
+) -> tuple[Ingestor, RecordingPublisher]:
+    pub = publisher or RecordingPublisher()
+    values: dict[str, Any] = {
+        "venue_url": sim.base_url,
+        "venue_name": "sim",
+        "top_n": 4,
+        "batch_size": 3,
+        "batch_pause_sec": 0.01,
+        "stall_sec": 2.0,
+        "publish_interval_ms": 100,
+    }
+    values.update(overrides)
+    ingestor = Ingestor(
+        config=IngestConfig.from_settings(**values),
+        hot_state=hot if hot is not None else MemoryHotState(),
+        publisher=pub,
+        upstream=Upstream(sim.base_url),
+    )
+    return ingestor, pub
+
+
+@contextlib.asynccontextmanager
+async def running(ingestor: Ingestor) -> AsyncIterator[asyncio.Event]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(ingestor.run(stop))
+    try:
+        yield stop
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+async def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> float:
+    """Poll an (a)sync predicate; returns the seconds it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return time.monotonic() - started
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
