@@ -245,13 +245,12 @@ class Simulator:
     async def _preamble(self, request: web.Request) -> web.Response | Any:
         if self.faults.latency_ms:
             await asyncio.sleep(self.faults.latency_ms / 1000.0)
-        if self.faults.rate_limited:
-            self.stats_data.rate_limited += 1
-            return web.Response(status=429, body=b"null", content_type="application/json")
         raw = await request.read()
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
+            if self.faults.rate_limited:
+                return self._too_many()
             return web.Response(status=422, text=DESERIALIZE_ERROR)
 
     def _too_many(self) -> web.Response:
@@ -267,6 +266,8 @@ class Simulator:
         kind = body.get("type") if isinstance(body, dict) else None
         self.stats_data.rest_calls[f"info:{kind if isinstance(kind, str) else '?'}"] += 1
         ip = request.remote or "?"
+        if self.faults.rate_limited:
+            return self._too_many()
         if not self.limiter.allow(ip=ip, weight=info_weight(kind=str(kind), n_items=0), now_s=time.monotonic()):
             return self._too_many()
         try:
@@ -287,6 +288,8 @@ class Simulator:
         action = payload.get("action") if isinstance(payload, dict) else None
         kind = action.get("type") if isinstance(action, dict) else None
         self.stats_data.rest_calls[f"exchange:{kind if isinstance(kind, str) else '?'}"] += 1
+        if self.faults.rate_limited:
+            return self._too_many()
         batch = (
             action.get("orders") or action.get("cancels") or action.get("modifies")
             if isinstance(action, dict)
