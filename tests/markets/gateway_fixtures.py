@@ -104,7 +104,9 @@ async def make_user_session(address: str) -> tuple[Any, str]:
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 
     def build() -> tuple[Any, str]:
-        user = get_user_model().objects.create_user(address)
+        from eth_utils import to_checksum_address
+
+        user = get_user_model().objects.create_user(to_checksum_address(address))
         store = import_module(settings.SESSION_ENGINE).SessionStore()
         store[SESSION_KEY] = str(user.pk)
         store[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
