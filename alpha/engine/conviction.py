@@ -155,7 +155,8 @@ def combine(
         score = 0.0 if name == "volatility" or comp is None else clamp(finite(comp.score) or 0.0)
         w = weights[name] / total_w
         breakdown[name] = ComponentBreakdown(score, w, w * score, dict(comp.inputs) if comp is not None else {})
-    amplifier = finite(vol.amplifier) or 1.0
+    amplifier = finite(vol.amplifier)
+    amplifier = amplifier if amplifier is not None and amplifier > 0 else 1.0
     raw = clamp(math.fsum(c.contribution for c in breakdown.values()) * amplifier)
     ts = timestamp(signal_ts_ms)
     age_s = max(0.0, (now_ms - ts) / 1000.0) if ts is not None else None

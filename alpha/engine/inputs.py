@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 
 from alpha.engine.config import DEFAULT_CONFIG, AlphaConfig
 
+MAX_TS_MS = 2**53
+
 
 def finite(value: Any) -> float | None:
     """A finite float from a number or numeric string; None for anything else (None, nan, inf, "abc", bool)."""
@@ -46,9 +48,9 @@ def positive(value: Any) -> float | None:
 
 
 def timestamp(value: Any) -> int | None:
-    """Epoch milliseconds as int, else None."""
+    """Epoch milliseconds as int within (0, 2**53), else None (fits a JS number and a 64-bit int on the wire)."""
     out = finite(value)
-    return int(out) if out is not None and out > 0 else None
+    return int(out) if out is not None and 0 < out < MAX_TS_MS else None
 
 
 class Point(NamedTuple):

@@ -24,7 +24,7 @@ def build_history(
     liquidations: Callable[[float, int], list[dict[str, Any]]] | None = None,
     config: AlphaConfig = DEFAULT_CONFIG,
 ) -> tuple[SymbolHistory, int]:
-    """Feed one snapshot per step for `seconds`; the callables get t in seconds from the start. Returns (history, now)."""
+    """Feed one snapshot per step for `seconds` (callables get t in seconds from the start); (history, now)."""
     history = empty_history(symbol)
     ts = T0
     for i in range(int(seconds * 1000 / step_ms) + 1):

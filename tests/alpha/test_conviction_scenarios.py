@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 
@@ -86,7 +87,7 @@ def test_short_liquidations_dominating_are_bullish() -> None:
     assert ENGINE.analyze(history=history, now_ms=now).components["liquidation"].score > 0.5
 
 
-def _vol_path(calm_first: bool):  # noqa: ANN202
+def _vol_path(calm_first: bool) -> Callable[[float], float]:
     def price(t: float) -> float:
         calm = (t < 540) if calm_first else (t >= 540)
         amplitude = 0.00002 if calm else 0.002
@@ -178,10 +179,16 @@ def test_bias_thresholds_and_strong_rr() -> None:
     cfg = AlphaConfig()
     for signal, bias in [(0.0, "NEUTRAL"), (0.03, "NEUTRAL"), (0.2, "LONG"), (-0.2, "SHORT")]:
         r = combine(
-            symbol="BTC", components={"regime": ComponentSignal(signal / 0.35)}, vol=NORMAL_VOL, now_ms=1, signal_ts_ms=1
+            symbol="BTC",
+            components={"regime": ComponentSignal(signal / 0.35)},
+            vol=NORMAL_VOL,
+            now_ms=1,
+            signal_ts_ms=1,
         )
         assert r.bias == bias, signal
-    strong = combine(symbol="BTC", components={"regime": ComponentSignal(1.0)}, vol=NORMAL_VOL, now_ms=1, signal_ts_ms=1)
+    strong = combine(
+        symbol="BTC", components={"regime": ComponentSignal(1.0)}, vol=NORMAL_VOL, now_ms=1, signal_ts_ms=1
+    )
     assert strong.score >= 70 and strong.rr == pytest.approx(cfg.rr_normal * 1.2)
 
 

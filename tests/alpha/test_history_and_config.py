@@ -1,0 +1,93 @@
+"""The rolling history (pure, bounded, deduplicated) and the validated configuration."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from alpha.engine import AlphaConfig, AlphaConfigError, empty_history, update
+from alpha.engine.footprint import absorption, sweep
+from alpha.engine.inputs import Trade, finite
+from tests.alpha.builders import T0, build_history
+
+
+def test_update_is_pure_and_dedupes_repeated_trades() -> None:
+    trades = [{"side": "B", "px": "100", "sz": "1", "time": T0, "tid": 1},
+              {"side": "A", "px": "100", "sz": "2", "time": T0 + 5, "tid": 2}]  # fmt: skip
+    h0 = empty_history("eth")
+    h1 = update(h0, {"trades": trades})
+    h2 = update(h1, {"trades": [*trades, {"side": "B", "px": "101", "sz": "1", "time": T0 + 5, "tid": 3}]})
+    assert h0.trades == () and h0.symbol == "ETH"
+    assert len(h1.trades) == 2 and len(h2.trades) == 3
+    assert update(h2, {"trades": trades}) == h2
+
+
+def test_buffers_are_bounded() -> None:
+    cfg = AlphaConfig(trades_max=50, series_max_points=30)
+    history, _ = build_history(
+        seconds=120, trades=lambda t, ts, px: [{"side": "B", "px": px, "sz": 1, "time": ts}], config=cfg
+    )
+    assert len(history.trades) == 50 and len(history.prices) == 30
+
+
+def test_series_keep_one_point_per_spacing_slot() -> None:
+    history, _ = build_history(seconds=10, step_ms=200)
+    assert len(history.prices) == 11
+
+
+def test_garbage_rows_are_dropped() -> None:
+    h = update(
+        empty_history("BTC"),
+        {"price": "nan", "price_ts": T0, "oi_total": -5, "oi_ts": T0, "book_ts": T0,
+         "book": {"bids": [["101", "1"]], "asks": [["100", "1"]]},  # crossed
+         "trades": [{"side": "B", "px": "abc", "sz": "1", "time": T0}, {"side": "X", "px": "1", "sz": "1", "time": T0},
+                    {"side": "B", "px": "1", "sz": "-1", "time": T0}, None, "x"]},
+    )  # fmt: skip
+    assert h.prices == () and h.oi == () and h.trades == () and h.books == ()
+
+
+@pytest.mark.parametrize("value", [None, "nan", float("inf"), "abc", True, [], {}, "1e999"])
+def test_finite_rejects_garbage(value: object) -> None:
+    assert finite(value) is None
+
+
+def test_defaults_match_the_specification() -> None:
+    cfg = AlphaConfig()
+    assert cfg.weights() == {"regime": 35, "footprint": 25, "volatility": 15, "funding": 15, "liquidation": 10}
+    assert (cfg.decay_fresh_s, cfg.decay_half_life_s, cfg.btc_blend, cfg.btc_max_age_s) == (30, 120, 0.2, 120)
+    assert cfg.btc_coefficient("eth") == 0.85 and cfg.btc_coefficient("SOL") == 0.78
+    assert cfg.btc_coefficient("DOGE") == 0.6
+    assert (cfg.transform_exponent, cfg.long_threshold, cfg.short_threshold) == (0.7, 55, 45)
+    assert (cfg.rr_compression, cfg.rr_expansion, cfg.rr_normal, cfg.rr_strong_multiplier) == (3, 1.5, 2, 1.2)
+
+
+def test_config_from_dict_round_trips_and_validates() -> None:
+    cfg = AlphaConfig.from_dict({"weight_funding": 20, "btc_correlation": {"avax": 0.7}})
+    assert cfg.weight_funding == 20.0 and cfg.btc_coefficient("AVAX") == 0.7
+    assert AlphaConfig.from_dict(cfg.as_dict()) == cfg
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.weight_regime = 1.0  # type: ignore[misc]
+    bad = [{"weight_regime": -1}, {"nope": 1}, {"weight_regime": "35"}, {"decay_half_life_s": math.nan},
+           {"weight_regime": 0, "weight_footprint": 0, "weight_volatility": 0, "weight_funding": 0,
+            "weight_liquidation": 0}, {"long_threshold": 40}, {"trades_max": 1.5}]  # fmt: skip
+    for data in bad:
+        with pytest.raises(AlphaConfigError) as exc:
+            AlphaConfig.from_dict(data)
+        assert exc.value.code == "alpha_config_invalid"
+
+
+def test_sweep_detects_aggressive_buys_walking_levels() -> None:
+    trades = [Trade(T0, 1, 100 + i * 0.1, 1.0) for i in range(4)] + [Trade(T0 + 1000, -1, 100, 1.0)]
+    assert sweep(trades, AlphaConfig()).score > 0.7
+
+
+def test_absorption_reads_against_heavy_buying_that_does_not_lift_price() -> None:
+    cfg = AlphaConfig()
+    quiet = [Trade(T0 + i * 1000, 1 if i % 2 else -1, 100.0, 0.1) for i in range(100)]
+    burst = [Trade(T0 + 100_000 + i * 100, 1, 100.0, 5.0) for i in range(20)]
+    trades = quiet + burst
+    now = trades[-1].ts_ms
+    window = [t for t in trades if t.ts_ms >= now - 10_000]
+    assert absorption(trades, window, now, cfg).score < -0.5
