@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class MarketsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "markets"
+
+    def ready(self) -> None:
+        from hypersentry import readiness
+        from markets.services import market_freshness_check
+
+        readiness.register("market_freshness", market_freshness_check)

@@ -17,7 +17,6 @@ import hashlib
 import logging
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -150,7 +149,16 @@ class Upstream:
         return 0.0 if state is None else max(0.0, state[0] - time.time())
 
     def stats(self) -> dict[str, Any]:
-        return {c: {"cooldown_sec": round(self.cooldown_remaining(c), 1)} for c in ENDPOINT_CLASSES}
+        """Per endpoint class: remaining cooldown and 429s seen (all processes sharing the cache)."""
+        counts = cache.get_many([f"upstream:429count:{c}" for c in ENDPOINT_CLASSES])
+        return {
+            c: {
+                "cooldown_sec": round(self.cooldown_remaining(c), 1),
+                "rate_limited_429": int(counts.get(f"upstream:429count:{c}") or 0),
+                "budget_per_10s": budget_per_window(c),
+            }
+            for c in ENDPOINT_CLASSES
+        }
 
     # --- internals
     @staticmethod
@@ -256,6 +264,12 @@ class Upstream:
         level = int(cache.get(level_key) or 0) + 1
         seconds = cooldown_sec(level)
         cache.set(level_key, level, 600)
+        count_key = f"upstream:429count:{endpoint_class}"
+        cache.add(count_key, 0, 86_400)
+        try:
+            cache.incr(count_key)
+        except ValueError:
+            cache.set(count_key, 1, 86_400)
         cache.set(f"upstream:cooldown:{endpoint_class}", (time.time() + seconds, level), seconds)
         self._throttle.warn(
             f"429:{endpoint_class}",
@@ -264,11 +278,7 @@ class Upstream:
             cooldown_sec=seconds,
             level=level,
         )
-        INCIDENTS.append((time.time(), endpoint_class))
 
-
-# Recent 429s for the status endpoint (bounded; process-local).
-INCIDENTS: deque[tuple[float, str]] = deque(maxlen=100)
 
 _instance: Upstream | None = None
 _lock = threading.Lock()

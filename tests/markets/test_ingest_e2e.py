@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from hypersentry.contracts.snapshot import SymbolSnapshot, staleness
 from markets.hotstate import MemoryHotState
 from tests.markets.ingest_fixtures import make_ingestor, now_ms, running, sim, wait_for  # noqa: F401
-
-pytestmark = pytest.mark.django_db(transaction=False)
 
 
 async def _fresh_btc(hot: MemoryHotState) -> bool:

@@ -1,0 +1,151 @@
+"""Market data REST API (DRF): parse and validate the query, call one selector/service, shape the output."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from hypersentry.errors import NotFound, ValidationFailed
+from markets import selectors, services
+
+SYMBOL_RE = re.compile(r"^[A-Za-z0-9]{1,20}$")
+SYMBOL_LIST_RE = re.compile(r"^[A-Za-z0-9]{1,20}(,[A-Za-z0-9]{1,20}){0,199}$")
+
+
+def _validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    unknown = sorted(set(request.query_params) - set(serializer_class().fields))
+    if unknown:
+        raise ValidationFailed(f"{unknown[0]}: unknown query parameter", extra={"field": unknown[0]})
+    serializer = serializer_class(data=request.query_params)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _coin(symbol: str, field: str = "coin") -> str:
+    """Our symbol → the venue coin; 400 naming `field` for symbols the venue does not list."""
+    coin = selectors.coin_for_symbol(symbol=symbol)
+    if coin is None:
+        raise ValidationFailed(f"{field}: unknown symbol {symbol!r}", extra={"field": field})
+    return coin
+
+
+class CoinField(serializers.RegexField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(SYMBOL_RE, error_messages={"invalid": "must be 1-20 letters or digits"}, **kwargs)
+
+
+# --- /aggregator ------------------------------------------------------------------------------------------------
+class EmptyQuery(serializers.Serializer):
+    pass
+
+
+class AggregatorStatusApi(APIView):
+    @extend_schema(
+        summary="Ingest status: connection, subscriptions, freshness, reconnects, 429s, rejected payloads",
+        responses={200: OpenApiResponse(description="status object")},
+    )
+    def get(self, request: Request) -> Response:
+        _validated(EmptyQuery, request)
+        return Response(selectors.aggregator_status_get())
+
+
+class SymbolsQuery(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=["default", "volume", "live", "name"], default="default")
+    limit = serializers.IntegerField(min_value=1, max_value=500, default=25)
+
+
+class AggregatorSymbolsApi(APIView):
+    @extend_schema(summary="Symbols for pickers (live first, by volume)", parameters=[SymbolsQuery])
+    def get(self, request: Request) -> Response:
+        q = _validated(SymbolsQuery, request)
+        rows = selectors.symbol_list(mode=q["mode"], limit=q["limit"])
+        return Response({"mode": q["mode"], "count": len(rows), "symbols": rows})
+
+
+# --- /trading ------------------------------------------------------------------------------------------------------
+class OrderbookQuery(serializers.Serializer):
+    coin = CoinField()
+    depth = serializers.IntegerField(min_value=1, max_value=100, default=20)
+
+
+class OrderbookApi(APIView):
+    @extend_schema(summary="Order book: hot state, repaired from venue REST when stale", parameters=[OrderbookQuery])
+    def get(self, request: Request) -> Response:
+        q = _validated(OrderbookQuery, request)
+        symbol = q["coin"].upper()
+        body = services.orderbook_read(symbol=symbol, coin=_coin(symbol), depth=q["depth"])
+        return Response({"coin": symbol, **body})
+
+
+class PricesQuery(serializers.Serializer):
+    coins = serializers.RegexField(
+        SYMBOL_LIST_RE, required=False, error_messages={"invalid": "comma-separated symbols (letters/digits)"}
+    )
+
+
+class PricesApi(APIView):
+    @extend_schema(summary="Mid prices of every (or the listed) symbol", parameters=[PricesQuery])
+    def get(self, request: Request) -> Response:
+        q = _validated(PricesQuery, request)
+        symbols = q["coins"].upper().split(",") if q.get("coins") else None
+        return Response(services.prices_read(symbols=symbols))
+
+
+class TokensQuery(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=1000, default=1000)
+
+
+class TokensApi(APIView):
+    @extend_schema(summary="Perp universe with day volume and contexts", parameters=[TokensQuery])
+    def get(self, request: Request) -> Response:
+        q = _validated(TokensQuery, request)
+        return Response(services.tokens_read(limit=q["limit"]))
+
+
+class CandlesQuery(serializers.Serializer):
+    coin = CoinField()
+    interval = serializers.ChoiceField(choices=list(services.VENUE_CANDLE_INTERVALS_MS), default="1m")
+    start = serializers.IntegerField(min_value=0, required=False)
+    end = serializers.IntegerField(min_value=0, required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        step = services.VENUE_CANDLE_INTERVALS_MS[attrs["interval"]]
+        end = attrs.get("end") or int(time.time() * 1000)
+        start = attrs.get("start") if attrs.get("start") is not None else end - 200 * step
+        if start >= end:
+            raise serializers.ValidationError({"start": "must be before end"})
+        if (end - start) // step > 5000:
+            raise serializers.ValidationError({"start": "range is more than 5000 candles"})
+        attrs["start"], attrs["end"] = start, end
+        return attrs
+
+
+class CandlesApi(APIView):
+    @extend_schema(summary="Candles (ingest's 1m/5m/15m/1h, else venue candleSnapshot)", parameters=[CandlesQuery])
+    def get(self, request: Request) -> Response:
+        q = _validated(CandlesQuery, request)
+        symbol = q["coin"].upper()
+        body = services.candles_read(
+            symbol=symbol, coin=_coin(symbol), interval=q["interval"], start=q["start"], end=q["end"]
+        )
+        return Response({"coin": symbol, **body})
+
+
+# --- /markets/<SYM>/snapshot -----------------------------------------------------------------------------------------
+class SymbolSnapshotApi(APIView):
+    @extend_schema(summary="The hot snapshot of one symbol with per-field freshness")
+    def get(self, request: Request, symbol: str) -> Response:
+        _validated(EmptyQuery, request)
+        if not SYMBOL_RE.match(symbol):
+            raise ValidationFailed("symbol: must be 1-20 letters or digits", extra={"field": "symbol"})
+        snap = selectors.snapshot_get(symbol=symbol)
+        if snap is None:
+            raise NotFound(f"no snapshot for {symbol.upper()}", extra={"field": "symbol"})
+        return Response(selectors.snapshot_payload(snapshot=snap))
