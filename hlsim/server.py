@@ -48,7 +48,8 @@ class SimConfig:
     ws_max_subscriptions_per_ip: int = 1000
     ws_max_users_per_ip: int = 10
     backfill_minutes: int = 360
-    loop_interval: float = 0.05
+    loop_interval: float = 0.1  # push cadence: trades are batched per iteration (~ a block or two)
+    ws_compress: bool = False  # permessage-deflate costs CPU per connection per frame
 
 
 @dataclass
@@ -338,7 +339,7 @@ class Simulator:
         n_conn, _, _ = self.hub.ip_stats(ip)
         if self.config.rate_limits and n_conn >= self.config.ws_max_connections_per_ip:
             return web.Response(status=429, text="Too many connections")
-        ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 20)
+        ws = web.WebSocketResponse(autoping=True, max_msg_size=1 << 20, compress=self.config.ws_compress)
         await ws.prepare(request)
         conn = WsConn(ws=ws, ip=ip, latency_ms=lambda: self.faults.latency_ms)
         self.hub.conns.add(conn)
@@ -363,7 +364,7 @@ class Simulator:
 
     def _send(self, conn: WsConn, channel: str, data: Any = None) -> None:
         frame = {"channel": channel} if data is None and channel == "pong" else {"channel": channel, "data": data}
-        conn.push(orjson.dumps(frame).decode())
+        conn.push(orjson.dumps(frame))
 
     def _on_client_frame(self, conn: WsConn, text: str) -> None:
         try:

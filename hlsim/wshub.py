@@ -9,7 +9,7 @@ from collections import deque
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from hlsim.candles import INTERVAL_MS
 from hlsim.orders import ADDRESS_RE
@@ -68,12 +68,12 @@ class WsConn:
         self.ws = ws
         self.ip = ip
         self.subs: dict[tuple, dict] = {}
-        self._frames: deque[tuple[float, str]] = deque()
+        self._frames: deque[tuple[float, bytes]] = deque()
         self._wake = asyncio.Event()
         self._latency_ms = latency_ms  # callable returning the current injected latency
         self.task = asyncio.get_running_loop().create_task(self._writer())
 
-    def push(self, text: str) -> None:
+    def push(self, text: bytes) -> None:
         if len(self._frames) >= MAX_QUEUED_FRAMES:
             logger.info("dropping slow websocket client", extra={"ip": self.ip})
             self.close_soon()
@@ -96,7 +96,7 @@ class WsConn:
                         await asyncio.sleep(delay)
                     if self.ws.closed:
                         return
-                    await self.ws.send_str(text)
+                    await self.ws.send_frame(text, WSMsgType.TEXT)  # pre-encoded once for all
         except (ConnectionResetError, RuntimeError, asyncio.CancelledError):
             return
 
@@ -142,14 +142,14 @@ class Hub:
         if not members:
             return
         channel = CHANNEL.get(key[0], key[0])
-        text = orjson.dumps({"channel": channel, "data": data}).decode()
+        text = orjson.dumps({"channel": channel, "data": data})  # serialised once, same bytes to everyone
         for conn in members:
             conn.push(text)
         self.frames_sent += len(members)
 
     def broadcast_raw(self, text: str) -> None:
         for conn in self.conns:
-            conn.push(text)
+            conn.push(text.encode())
 
     def ip_stats(self, ip: str) -> tuple[int, int, set[str]]:
         """(connections, subscriptions, distinct users in user-specific subscriptions) for one IP."""
