@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - fixtures are imported from the *_fixtures modules
 """/trading/orderbook and friends: read-through from the hot state, repair from venue REST under a budget."""
 
 from __future__ import annotations

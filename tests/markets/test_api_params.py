@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - fixtures are imported from the *_fixtures modules
 """Every market REST endpoint answers bad parameters with 400 naming the field."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - fixtures are imported from the *_fixtures modules
 """Simulator → ingest → hot state → broadcaster, end to end on a live in-process simulator."""
 
 from __future__ import annotations
