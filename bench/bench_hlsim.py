@@ -18,9 +18,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import websockets  # noqa: E402
+import websockets
 
-from hlsim.server import SimConfig, Simulator  # noqa: E402
+from hlsim.info import l2_book_wire
+from hlsim.server import SimConfig, Simulator
 
 
 def _client_proc(url: str, conns: int, subs: list[dict], seconds: float, out: mp.Queue) -> None:
@@ -33,7 +34,7 @@ def _client_proc(url: str, conns: int, subs: list[dict], seconds: float, out: mp
                 try:
                     await asyncio.wait_for(ws.recv(), 1)
                     counts[idx] += 1
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue
                 except websockets.ConnectionClosed:
                     return
@@ -44,13 +45,6 @@ def _client_proc(url: str, conns: int, subs: list[dict], seconds: float, out: mp
         out.put(sum(counts))
 
     asyncio.run(main())
-
-
-def _start_clients(url: str, conns: int, subs: list[dict], seconds: float) -> tuple[mp.Process, mp.Queue]:
-    q: mp.Queue = mp.Queue()
-    proc = mp.get_context("spawn").Process(target=_client_proc, args=(url, conns, subs, seconds, q))
-    proc.start()
-    return proc, q
 
 
 async def bench_sim(*, seconds: float, n_symbols: int, conns: int) -> dict:
@@ -70,7 +64,7 @@ async def bench_sim(*, seconds: float, n_symbols: int, conns: int) -> dict:
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
     frames = sim.hub.frames_sent - frames0
     books = sum(s.book.seq for s in sim.market.state.values()) - books0
-    sample = json.dumps({"channel": "l2Book", "data": __import__("hlsim.info").info.l2_book_wire(sim.venue, coins[0])})
+    sample = json.dumps({"channel": "l2Book", "data": l2_book_wire(sim.venue, coins[0])})
     await asyncio.to_thread(proc.join, seconds + 15)
     received = q.get(timeout=5) if not q.empty() else -1
     await sim.stop()
