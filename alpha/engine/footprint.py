@@ -17,6 +17,7 @@ Combined: weighted mean of the detectors that had data (footprint_w_*), clamped 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,12 +28,11 @@ from alpha.engine.signal import ComponentSignal, at_or_before, between, clamp, r
 BOOK_MAX_AGE_MS = 4_000  # the book freshness threshold of the symbol-state contract (seed §7)
 
 
-def _avg_window_notional(trades: Sequence[Trade], now_ms: int, window_ms: int) -> float:
-    """Average notional per `window_ms` over the trade history held (at least one window long)."""
+def _avg_window_notional(trades: Sequence[Trade], total_ntl: float, now_ms: int, window_ms: int) -> float:
+    """Average notional per `window_ms` over `trades` (all at or before now; their total is `total_ntl`)."""
     if not trades:
         return 0.0
-    span_ms = max(window_ms, now_ms - trades[0].ts_ms)
-    return sum(t.px * t.sz for t in trades if t.ts_ms <= now_ms) * window_ms / span_ms
+    return total_ntl * window_ms / max(window_ms, now_ms - trades[0].ts_ms)
 
 
 def sweep(trades: Sequence[Trade], cfg: AlphaConfig) -> ComponentSignal:
@@ -53,7 +53,7 @@ def sweep(trades: Sequence[Trade], cfg: AlphaConfig) -> ComponentSignal:
                 sell_sweeps += group_ntl
 
     for t in trades:
-        ntl = t.px * t.sz
+        ntl = t.ntl
         total += ntl
         if t.side == group_side and t.ts_ms - group_start <= cfg.sweep_group_ms:
             group_levels.add(t.px)
@@ -69,13 +69,15 @@ def sweep(trades: Sequence[Trade], cfg: AlphaConfig) -> ComponentSignal:
     return ComponentSignal(score, {**inputs, "sell_notional": rounded(sell_sweeps, 2)})
 
 
-def absorption(trades: Sequence[Trade], window: Sequence[Trade], now_ms: int, cfg: AlphaConfig) -> ComponentSignal:
+def absorption(
+    trades: Sequence[Trade], total_ntl: float, window: Sequence[Trade], now_ms: int, cfg: AlphaConfig
+) -> ComponentSignal:
     if len(window) < 2:
         return ComponentSignal.no_data()
-    buy = sum(t.px * t.sz for t in window if t.side > 0)
-    sell = sum(t.px * t.sz for t in window if t.side < 0)
+    buy = sum(t.ntl for t in window if t.side > 0)
+    sell = sum(t.ntl for t in window if t.side < 0)
     total = buy + sell
-    average = _avg_window_notional(trades, now_ms, int(cfg.absorption_window_s * 1000))
+    average = _avg_window_notional(trades, total_ntl, now_ms, int(cfg.absorption_window_s * 1000))
     delta_share = (buy - sell) / total if total > 0 else 0.0
     progress_bps = (window[-1].px / window[0].px - 1.0) * 1e4 * sign(delta_share)
     inputs: dict[str, Any] = {
@@ -109,8 +111,8 @@ def book_imbalance(book: Book | None, now_ms: int, cfg: AlphaConfig) -> float | 
 
 def flow(window: Sequence[Trade], book: Book | None, now_ms: int, cfg: AlphaConfig) -> ComponentSignal:
     imb = book_imbalance(book, now_ms, cfg)
-    buy = sum(t.px * t.sz for t in window if t.side > 0)
-    sell = sum(t.px * t.sz for t in window if t.side < 0)
+    buy = sum(t.ntl for t in window if t.side > 0)
+    sell = sum(t.ntl for t in window if t.side < 0)
     trade_imb = (buy - sell) / (buy + sell) if buy + sell > 0 else None
     if imb is None and trade_imb is None:
         return ComponentSignal.no_data()
@@ -121,15 +123,22 @@ def flow(window: Sequence[Trade], book: Book | None, now_ms: int, cfg: AlphaConf
     return ComponentSignal(clamp(score or 0.0), {"data": True, "book": rounded(imb), "trades": rounded(trade_imb)})
 
 
-def impulse(history: SymbolHistory, window: Sequence[Trade], now_ms: int, cfg: AlphaConfig) -> ComponentSignal:
+def impulse(
+    history: SymbolHistory,
+    trades: Sequence[Trade],
+    total_ntl: float,
+    window: Sequence[Trade],
+    now_ms: int,
+    cfg: AlphaConfig,
+) -> ComponentSignal:
     window_ms = int(cfg.impulse_window_s * 1000)
     last = at_or_before(history.prices, now_ms)
     start = at_or_before(history.prices, now_ms - window_ms)
     if last is None or start is None or start.value <= 0:
         return ComponentSignal.no_data()
     move_bps = (last.value / start.value - 1.0) * 1e4
-    volume = sum(t.px * t.sz for t in window)
-    average = _avg_window_notional(history.trades, now_ms, window_ms)
+    volume = sum(t.ntl for t in window)
+    average = _avg_window_notional(trades, total_ntl, now_ms, window_ms)
     confirmed = average > 0 and volume >= cfg.impulse_volume_mult * average
     inputs = {
         "data": True,
@@ -144,15 +153,22 @@ def impulse(history: SymbolHistory, window: Sequence[Trade], now_ms: int, cfg: A
 def footprint(*, history: SymbolHistory, now_ms: int, config: AlphaConfig) -> ComponentSignal:
     cfg = config
     trades = between(history.trades, now_ms - int(cfg.trades_horizon_s * 1000), now_ms)
+    total_ntl = math.fsum(t.ntl for t in trades)
 
     def recent(seconds: float) -> Sequence[Trade]:
         return between(trades, now_ms - int(seconds * 1000), now_ms)
 
     parts = {
         "sweep": (cfg.footprint_w_sweep, sweep(recent(cfg.sweep_lookback_s), cfg)),
-        "absorption": (cfg.footprint_w_absorption, absorption(trades, recent(cfg.absorption_window_s), now_ms, cfg)),
+        "absorption": (
+            cfg.footprint_w_absorption,
+            absorption(trades, total_ntl, recent(cfg.absorption_window_s), now_ms, cfg),
+        ),
         "flow": (cfg.footprint_w_flow, flow(recent(cfg.flow_window_s), history.book, now_ms, cfg)),
-        "impulse": (cfg.footprint_w_impulse, impulse(history, recent(cfg.impulse_window_s), now_ms, cfg)),
+        "impulse": (
+            cfg.footprint_w_impulse,
+            impulse(history, trades, total_ntl, recent(cfg.impulse_window_s), now_ms, cfg),
+        ),
     }
     active = [(w, s.score) for w, s in parts.values() if s.inputs.get("data") and w > 0]
     total_w = sum(w for w, _ in active)

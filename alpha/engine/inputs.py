@@ -22,19 +22,20 @@ MAX_TS_MS = 2**53
 
 def finite(value: Any) -> float | None:
     """A finite float from a number or numeric string; None for anything else (None, nan, inf, "abc", bool)."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, float | int | Decimal):
-        try:
-            out = float(value)
-        except (OverflowError, ValueError):  # Decimal sNaN / huge ints
-            return None
-    elif isinstance(value, str):
+    kind = type(value)
+    if kind is float:  # fast paths first: this runs for every book level and trade
+        return value if math.isfinite(value) else None
+    if kind is str:
         if len(value) > 64:
             return None
         try:
             out = float(value)
         except ValueError:
+            return None
+    elif kind is int or isinstance(value, float | int | Decimal) and not isinstance(value, bool):
+        try:
+            out = float(value)
+        except (OverflowError, ValueError):  # Decimal sNaN / huge ints
             return None
     else:
         return None
@@ -63,10 +64,7 @@ class Trade(NamedTuple):
     side: int  # +1 aggressive buy ("B"), -1 aggressive sell ("A")
     px: float
     sz: float
-
-    @property
-    def notional(self) -> float:
-        return self.px * self.sz
+    ntl: float  # px × sz, computed once at ingest
 
 
 class Liquidation(NamedTuple):
@@ -163,7 +161,7 @@ def parse_trade(raw: Any) -> Trade | None:
     ts, px, sz = timestamp(raw.get("time")), positive(raw.get("px")), positive(raw.get("sz"))
     if not side or ts is None or px is None or sz is None:
         return None
-    return Trade(ts, side, px, sz)
+    return Trade(ts, side, px, sz, px * sz)
 
 
 def _trade_key(raw: Mapping[str, Any]) -> tuple[Any, ...]:

@@ -79,15 +79,16 @@ def test_config_from_dict_round_trips_and_validates() -> None:
 
 
 def test_sweep_detects_aggressive_buys_walking_levels() -> None:
-    trades = [Trade(T0, 1, 100 + i * 0.1, 1.0) for i in range(4)] + [Trade(T0 + 1000, -1, 100, 1.0)]
+    trades = [Trade(T0, 1, 100 + i * 0.1, 1.0, 100 + i * 0.1) for i in range(4)] + [Trade(T0 + 1000, -1, 100, 1, 100)]
     assert sweep(trades, AlphaConfig()).score > 0.7
 
 
 def test_absorption_reads_against_heavy_buying_that_does_not_lift_price() -> None:
     cfg = AlphaConfig()
-    quiet = [Trade(T0 + i * 1000, 1 if i % 2 else -1, 100.0, 0.1) for i in range(100)]
-    burst = [Trade(T0 + 100_000 + i * 100, 1, 100.0, 5.0) for i in range(20)]
+    quiet = [Trade(T0 + i * 1000, 1 if i % 2 else -1, 100.0, 0.1, 10.0) for i in range(100)]
+    burst = [Trade(T0 + 100_000 + i * 100, 1, 100.0, 5.0, 500.0) for i in range(20)]
     trades = quiet + burst
     now = trades[-1].ts_ms
     window = [t for t in trades if t.ts_ms >= now - 10_000]
-    assert absorption(trades, window, now, cfg).score < -0.5
+    total = sum(t.ntl for t in trades)
+    assert absorption(trades, total, window, now, cfg).score < -0.5
