@@ -161,6 +161,7 @@ class Ingestor:
         self.tokens: list[venue.Token] = []
         self.states: dict[str, SymbolState] = {}
         self.subscribed: set[str] = set()  # symbols subscribed on the current socket
+        self.live: set[str] = set()  # symbols that should be live (survives disconnects: they go stale, visibly)
         self.ever_live: set[str] = set()
         self.demand: dict[str, int] = {}
         self.health = SourceHealth()
@@ -187,6 +188,7 @@ class Ingestor:
             if symbol not in self.states:
                 self.states[symbol] = SymbolState(symbol=symbol, coin=token.coin, sigma=self.config.sigma)
         self._last_universe = time.monotonic()
+        self.live = set(self.desired())
         await self.hot.set_universe([t.as_dict() for t in tokens])
 
     def desired(self) -> list[str]:
@@ -251,7 +253,7 @@ class Ingestor:
     def _stale_reason(self, st: SymbolState, now_ms: int) -> str | None:
         if self.health.state != "connected":
             return f"venue {self.health.state}"
-        if st.symbol in self.subscribed and (st.book_ts is None or now_ms - st.book_ts > FRESHNESS_MS["book"]):
+        if st.symbol in self.live and (st.book_ts is None or now_ms - st.book_ts > FRESHNESS_MS["book"]):
             return "book stale (source degraded)"
         return None
 
@@ -286,7 +288,7 @@ class Ingestor:
         republish = mono - self._last_republish >= HEARTBEAT_REPUBLISH_SEC
         if republish:
             self._last_republish = mono
-        live = self.subscribed
+        live = self.live
         picked: list[SymbolState] = []
         for st in self.states.values():
             is_live = st.symbol in live
@@ -337,7 +339,7 @@ class Ingestor:
         now_ms = _wall_ms() if now_ms is None else now_ms
         h = self.health
         freshness = {}
-        for symbol in sorted(self.subscribed):
+        for symbol in sorted(self.live):
             st = self.states[symbol]
             freshness[symbol] = {
                 "price_age_ms": _age(now_ms, st.price_ts),
@@ -387,7 +389,8 @@ class Ingestor:
             self.demand = await self.hot.demanded_symbols()
         except Exception:
             logger.warning("reading symbol demand failed", exc_info=True)
-        if set(self.desired()) != self.subscribed:
+        self.live = set(self.desired())
+        if self.live != self.subscribed:
             self._wake_subscriber.set()
         degraded = []
         for symbol in self.subscribed:
@@ -517,7 +520,7 @@ class Ingestor:
     async def _reader(self, ws: Any) -> None:
         async for raw in ws:
             self.handle_raw(raw)
-        raise websockets.ConnectionClosed(ws.close_rcvd, ws.close_sent)
+        raise ConnectionError("the venue closed the socket")
 
     async def _pinger(self, ws: Any) -> None:
         # The venue closes a socket it has heard nothing on for 60 s; subscriptions do not count forever.
