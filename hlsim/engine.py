@@ -393,6 +393,10 @@ class Venue:
         filled_sz, filled_ntl = ZERO, ZERO
         if crosses:
             filled_sz, filled_ntl = self._take(acct, order, levels, now, tx_hash)
+        if order.reduce_only and order.sz > 0 and self._position(acct, coin).szi == 0:
+            order.sz = ZERO  # a reduce-only remainder never rests against a flat position
+            order.status, order.status_ts = "reduceOnlyCanceled", now
+            self._push_order_update(order)
         if order.sz > 0 and order.tif != "Ioc" and order.status == "open":
             self.open_by_coin[coin][order.oid] = order
             self._push_order_update(order)
