@@ -67,6 +67,19 @@ class Trade(NamedTuple):
     ntl: float  # px × sz, computed once at ingest
 
 
+class FlowBucket(NamedTuple):
+    ts_ms: int  # start of the second
+    buy_ntl: float
+    sell_ntl: float
+
+
+class Sweep(NamedTuple):
+    ts_ms: int
+    side: int
+    ntl: float
+    levels: int
+
+
 class Liquidation(NamedTuple):
     ts_ms: int
     side: int  # +1 a LONG position was liquidated (forced sell), -1 a SHORT (forced buy)
@@ -91,6 +104,10 @@ class SymbolHistory:
     oi: tuple[Point, ...] = ()
     funding: tuple[Point, ...] = ()
     trades: tuple[Trade, ...] = ()
+    # Per-second aggressive buy/sell notional and the detected sweeps, folded in at ingest so analyze() never
+    # rescans the raw trade ring.
+    flow: tuple[FlowBucket, ...] = ()
+    sweeps: tuple[Sweep, ...] = ()
     books: tuple[Book, ...] = ()
     liquidations: tuple[Liquidation, ...] = ()
     # Realised volatility per completed bucket (RMS of per-second-normalised log returns, i.e. per sqrt(s)),
@@ -194,6 +211,39 @@ def _new_trades(history: SymbolHistory, raw_trades: Any) -> tuple[list[Trade], i
     return fresh, newest, frozenset(boundary_keys)
 
 
+def _fold_flow(buckets: tuple[FlowBucket, ...], fresh: list[Trade]) -> tuple[FlowBucket, ...]:
+    out = list(buckets[-1:])
+    for t in fresh:
+        sec = t.ts_ms - t.ts_ms % 1000
+        buy, sell = (t.ntl, 0.0) if t.side > 0 else (0.0, t.ntl)
+        if out and out[-1].ts_ms == sec:
+            last = out[-1]
+            out[-1] = FlowBucket(sec, last.buy_ntl + buy, last.sell_ntl + sell)
+        elif not out or sec > out[-1].ts_ms:
+            out.append(FlowBucket(sec, buy, sell))
+    return (*buckets[:-1], *out)
+
+
+def _detect_sweeps(fresh: list[Trade], cfg: AlphaConfig) -> list[Sweep]:
+    """Same-side fills within sweep_group_ms at >= sweep_min_levels distinct prices = one aggressive sweep.
+
+    Grouped within one ingest batch: the fills of one aggressive order share a block (one timestamp), so they
+    arrive together.
+    """
+    found: list[Sweep] = []
+    side, start, ntl, levels = 0, 0, 0.0, set()
+    for t in (*fresh, None):
+        if t is not None and t.side == side and t.ts_ms - start <= cfg.sweep_group_ms:
+            levels.add(t.px)
+            ntl += t.ntl
+            continue
+        if side and len(levels) >= cfg.sweep_min_levels:
+            found.append(Sweep(start, side, ntl, len(levels)))
+        if t is not None:
+            side, start, ntl, levels = t.side, t.ts_ms, t.ntl, {t.px}
+    return found
+
+
 def parse_book(raw: Any, ts_ms: int | None, levels: int) -> Book | None:
     if not isinstance(raw, Mapping) or ts_ms is None:
         return None
@@ -293,6 +343,11 @@ def update(
         # `fresh` is sorted and never older than the newest stored trade, so appending keeps time order.
         changes["trades"] = _trim((*history.trades, *fresh), newest - int(cfg.trades_horizon_s * 1000), cfg.trades_max)
         changes["last_trade_ms"], changes["last_trade_keys"] = last_ms, last_keys
+        cutoff = newest - int(cfg.trades_horizon_s * 1000)
+        changes["flow"] = _trim(_fold_flow(history.flow, fresh), cutoff, int(cfg.trades_horizon_s) + 2)
+        sweeps = _detect_sweeps(fresh, cfg)
+        if sweeps:
+            changes["sweeps"] = _trim((*history.sweeps, *sweeps), cutoff, cfg.trades_max)
 
     book_ts = timestamp(_field(snapshot, "book_ts"))
     last_book = history.book

@@ -7,9 +7,8 @@ import math
 
 import pytest
 
-from alpha.engine import AlphaConfig, AlphaConfigError, empty_history, update
-from alpha.engine.footprint import absorption, sweep
-from alpha.engine.inputs import Trade, finite
+from alpha.engine import AlphaConfig, AlphaConfigError, ConvictionEngine, empty_history, update
+from alpha.engine.inputs import finite
 from tests.alpha.builders import T0, build_history
 
 
@@ -79,16 +78,23 @@ def test_config_from_dict_round_trips_and_validates() -> None:
 
 
 def test_sweep_detects_aggressive_buys_walking_levels() -> None:
-    trades = [Trade(T0, 1, 100 + i * 0.1, 1.0, 100 + i * 0.1) for i in range(4)] + [Trade(T0 + 1000, -1, 100, 1, 100)]
-    assert sweep(trades, AlphaConfig()).score > 0.7
+    def trades(t: float, ts: int, px: float) -> list[dict[str, object]]:
+        if t < 50:
+            return [{"side": "A", "px": px, "sz": 0.01, "time": ts}]
+        return [{"side": "B", "px": px + i * 0.5, "sz": 1, "time": ts} for i in range(4)]
+
+    history, now = build_history(seconds=60, trades=trades)
+    assert history.sweeps and all(s.side == 1 and s.levels == 4 for s in history.sweeps)
+    comp = ConvictionEngine().analyze(history=history, now_ms=now).components["footprint"]
+    assert comp.inputs["sweep"]["score"] > 0.7 and comp.score > 0
 
 
 def test_absorption_reads_against_heavy_buying_that_does_not_lift_price() -> None:
-    cfg = AlphaConfig()
-    quiet = [Trade(T0 + i * 1000, 1 if i % 2 else -1, 100.0, 0.1, 10.0) for i in range(100)]
-    burst = [Trade(T0 + 100_000 + i * 100, 1, 100.0, 5.0, 500.0) for i in range(20)]
-    trades = quiet + burst
-    now = trades[-1].ts_ms
-    window = [t for t in trades if t.ts_ms >= now - 10_000]
-    total = sum(t.ntl for t in trades)
-    assert absorption(trades, total, window, now, cfg).score < -0.5
+    def trades(t: float, ts: int, px: float) -> list[dict[str, object]]:
+        if t < 110:
+            return [{"side": "A" if int(t) % 2 else "B", "px": px, "sz": 0.1, "time": ts}]
+        return [{"side": "B", "px": px, "sz": 5, "time": ts}]
+
+    history, now = build_history(seconds=120, trades=trades)
+    comp = ConvictionEngine().analyze(history=history, now_ms=now).components["footprint"]
+    assert comp.inputs["absorption"]["score"] < -0.5
