@@ -261,6 +261,28 @@ AGGREGATOR_BOOK_DEPTH_BPS = env.number("AGGREGATOR_BOOK_DEPTH_BPS", 10.0, min_va
 # Ingest runs in the one-process topology unless disabled (e.g. the gateway of a split topology).
 AGGREGATOR_EMBEDDED = env.flag("AGGREGATOR_EMBEDDED", True)
 
+# --- execution ---------------------------------------------------------------------------------------------
+# Hard timeout on one venue call made by the relay (a timeout after sending leaves the order `unknown`).
+EXECUTION_VENUE_TIMEOUT_SEC = env.number("EXECUTION_VENUE_TIMEOUT_SEC", 10.0, min_value=0.2, max_value=120.0)
+# Idempotency keys are kept at least this long (purged hourly after that).
+EXECUTION_IDEMPOTENCY_TTL_HOURS = env.integer("EXECUTION_IDEMPOTENCY_TTL_HOURS", 48, min_value=24, max_value=24 * 90)
+# Cancels retry on 429 / 5xx with back-off until this deadline (cancels are safe to repeat; creations are not).
+EXECUTION_CANCEL_RETRY_SEC = env.number("EXECUTION_CANCEL_RETRY_SEC", 15.0, min_value=0.0, max_value=300.0)
+EXECUTION_RECONCILE_SEC = env.number("EXECUTION_RECONCILE_SEC", 15.0, min_value=1.0, max_value=3600.0)
+EXECUTION_META_CACHE_SEC = env.number("EXECUTION_META_CACHE_SEC", 300.0, min_value=5.0, max_value=86400.0)
+# Circuit breakers (bot guide): error rate over a window, venue 429s in a window, very stale data.
+BREAKER_ERROR_RATE = env.number("BREAKER_ERROR_RATE", 0.20, min_value=0.01, max_value=1.0)
+BREAKER_ERROR_WINDOW_SEC = env.integer("BREAKER_ERROR_WINDOW_SEC", 300, min_value=10, max_value=86400)
+BREAKER_ERROR_MIN_SAMPLES = env.integer("BREAKER_ERROR_MIN_SAMPLES", 10, min_value=1, max_value=100000)
+BREAKER_RATE_LIMIT_COUNT = env.integer("BREAKER_RATE_LIMIT_COUNT", 3, min_value=1, max_value=100000)
+BREAKER_STALE_DATA_SEC = env.number("BREAKER_STALE_DATA_SEC", 30.0, min_value=1.0, max_value=3600.0)
+# Venue dead-man switch while the kill switch is engaged: scheduleCancel re-armed this far ahead.
+KILLSWITCH_DEADMAN_SEC = env.integer("KILLSWITCH_DEADMAN_SEC", 60, min_value=5, max_value=3600)
+# User-feed worker: venue WS user subscriptions for at most this many users per IP (venue cap 10).
+USERFEED_MAX_STREAMED_USERS = env.integer("USERFEED_MAX_STREAMED_USERS", 10, min_value=0, max_value=10)
+USERFEED_POLL_SEC = env.number("USERFEED_POLL_SEC", 30.0, min_value=1.0, max_value=3600.0)
+EXECUTION_EMBEDDED = env.flag("EXECUTION_EMBEDDED", True)
+
 # --- Django ------------------------------------------------------------------------------------------------
 INSTALLED_APPS = [
     "daphne",

@@ -28,6 +28,7 @@ COMPONENT_RUNNERS: dict[str, str] = {
     "hlsim": "hlsim.embed.run_embedded",
     "ingest": "markets.ingest.run_embedded",
     "alpha": "alpha.pipeline.run_embedded",
+    "execution": "execution.userfeed.run_embedded",
     "jobs": "hypersentry.topology.run_jobs",
 }
 

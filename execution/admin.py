@@ -1,0 +1,202 @@
+"""Django admin: controls, limits and breakers editable by admins; orders, fills and the audit log read-only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from execution.models import (
+    AuditRecord,
+    CircuitBreaker,
+    Fill,
+    IdempotencyRecord,
+    Order,
+    PositionProtection,
+    PositionSnapshot,
+    RiskLimits,
+    TradingControls,
+)
+from hypersentry.errors import ApplicationError
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(AuditRecord)
+class AuditRecordAdmin(ReadOnlyAdmin):
+    list_display = ("id", "created_at", "event", "actor", "user_id_ref", "correlation_id", "row_hash")
+    list_filter = ("event", "actor", "created_at")
+    search_fields = ("correlation_id", "event", "actor", "row_hash")
+    readonly_fields = ("created_at", "correlation_id", "user_id_ref", "actor", "event", "data", "prev_hash", "row_hash")
+
+
+@admin.register(Order)
+class OrderAdmin(ReadOnlyAdmin):
+    list_display = ("id", "created_at", "user", "symbol", "side", "order_type", "size", "price", "state", "venue_oid")
+    list_filter = ("state", "order_type", "side", "source", "symbol")
+    search_fields = ("cloid", "correlation_id", "user__address", "idempotency_key")
+
+
+@admin.register(Fill)
+class FillAdmin(ReadOnlyAdmin):
+    list_display = ("id", "time", "user", "symbol", "side", "size", "price", "fee", "closed_pnl")
+    list_filter = ("symbol", "side")
+    search_fields = ("user__address", "tid")
+
+
+@admin.register(PositionSnapshot)
+class PositionSnapshotAdmin(ReadOnlyAdmin):
+    list_display = ("user", "symbol", "size", "entry_price", "unrealized_pnl", "liquidation_price", "updated_at")
+
+
+@admin.register(IdempotencyRecord)
+class IdempotencyRecordAdmin(ReadOnlyAdmin):
+    list_display = ("user", "key", "endpoint", "status", "response_status", "created_at")
+    list_filter = ("status", "endpoint")
+
+
+@admin.register(PositionProtection)
+class PositionProtectionAdmin(ReadOnlyAdmin):
+    list_display = ("user", "symbol", "kind", "trail_pct", "best_price", "stop_price", "active")
+
+
+@admin.action(description="Engage the kill switch (cancel all open orders)", permissions=["emergency"])
+def engage_kill_switch(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+    from execution.services.killswitch import killswitch_engage
+
+    try:
+        result = killswitch_engage(actor=request.user, reason="admin action")  # type: ignore[arg-type]
+    except ApplicationError as exc:
+        modeladmin.message_user(request, exc.message, messages.ERROR)
+        return
+    modeladmin.message_user(request, f"Kill switch engaged: {result}", messages.WARNING)
+
+
+@admin.action(description="Engage the kill switch AND close all positions", permissions=["emergency"])
+def engage_kill_switch_flatten(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+    from execution.services.killswitch import killswitch_engage
+
+    try:
+        result = killswitch_engage(actor=request.user, reason="admin action (flatten)", flatten=True)  # type: ignore[arg-type]
+    except ApplicationError as exc:
+        modeladmin.message_user(request, exc.message, messages.ERROR)
+        return
+    modeladmin.message_user(request, f"Kill switch engaged, positions closed: {result}", messages.WARNING)
+
+
+@admin.action(description="Lift the kill switch (admins only)", permissions=["change"])
+def disengage_kill_switch(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+    from execution.services.killswitch import killswitch_disengage
+
+    try:
+        killswitch_disengage(actor=request.user, reason="admin action")  # type: ignore[arg-type]
+    except ApplicationError as exc:
+        modeladmin.message_user(request, exc.message, messages.ERROR)
+        return
+    modeladmin.message_user(request, "Kill switch lifted.", messages.SUCCESS)
+
+
+@admin.register(TradingControls)
+class TradingControlsAdmin(admin.ModelAdmin):
+    list_display = (
+        "server_trading_enabled",
+        "admin_only",
+        "kill_switch_engaged",
+        "kill_reason",
+        "kill_by",
+        "kill_at",
+        "updated_by",
+        "updated_at",
+    )
+    readonly_fields = (
+        "kill_switch_engaged",
+        "kill_reason",
+        "kill_by",
+        "kill_at",
+        "auto_trading_halted",
+        "updated_by",
+        "updated_at",
+    )
+    actions = (engage_kill_switch, engage_kill_switch_flatten, disengage_kill_switch)
+
+    def has_emergency_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm("execution.trigger_emergency_stop"))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: TradingControls, form: Any, change: bool) -> None:
+        from execution.audit import audit_append
+        from execution.services.controls import actor_name
+
+        obj.updated_by = actor_name(request.user)  # type: ignore[arg-type]
+        super().save_model(request, obj, form, change)
+        audit_append(
+            event="controls.changed",
+            actor=obj.updated_by,
+            user_id=request.user.pk,
+            data={
+                "server_trading_enabled": obj.server_trading_enabled,
+                "admin_only": obj.admin_only,
+                "changed": list(form.changed_data),
+            },
+        )
+
+
+@admin.register(RiskLimits)
+class RiskLimitsAdmin(admin.ModelAdmin):
+    list_display = (
+        "environment",
+        "user",
+        "max_position_usd",
+        "max_total_exposure_usd",
+        "max_daily_loss_usd",
+        "max_leverage",
+        "max_slippage_bps",
+        "consecutive_losses",
+    )
+    list_filter = ("environment",)
+
+
+@admin.action(description="Reset selected breakers (reason: admin reset via Django admin)", permissions=["change"])
+def reset_breakers(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[CircuitBreaker]) -> None:
+    from execution.services.controls import breaker_reset
+
+    for row in queryset:
+        breaker_reset(actor=request.user, kind=row.kind, user=row.user, reason="admin reset via Django admin")  # type: ignore[arg-type]
+    modeladmin.message_user(request, f"{queryset.count()} breaker(s) reset.", messages.SUCCESS)
+
+
+@admin.register(CircuitBreaker)
+class CircuitBreakerAdmin(admin.ModelAdmin):
+    list_display = ("kind", "user", "tripped", "reason", "tripped_at", "reset_by", "reset_reason", "reset_at")
+    list_filter = ("kind", "tripped")
+    readonly_fields = (
+        "kind",
+        "user",
+        "tripped",
+        "reason",
+        "details",
+        "tripped_at",
+        "reset_by",
+        "reset_reason",
+        "reset_at",
+    )
+    actions = (reset_breakers,)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

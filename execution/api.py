@@ -1,0 +1,327 @@
+"""DRF endpoints of the execution app: thin — parse, call one service/selector, shape the answer."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import User
+from accounts.selectors import session_is_valid
+from execution import risk, selectors
+from execution.services import controls as ctl
+from execution.services import idempotency, killswitch, protection, relay, sync
+from hypersentry.errors import NotAuthenticated, PermissionDenied, ValidationFailed
+
+SIDES = ("buy", "sell")
+
+
+def _user(request: Request) -> User:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        raise NotAuthenticated("sign in first")
+    return user  # type: ignore[no-any-return]
+
+
+def _session_ok(request: Request) -> bool:
+    key = request._request.session.session_key
+    return bool(key) and session_is_valid(session_key=key)
+
+
+def _answer(status: int, body: dict[str, Any], *, replayed: bool = False) -> Response:
+    resp = Response(body, status=status)
+    if replayed:
+        resp["Idempotent-Replayed"] = "true"
+    return resp
+
+
+class OrderInput(serializers.Serializer):
+    symbol = serializers.RegexField(r"^[A-Za-z0-9@/:_\-]{1,32}$")
+    side = serializers.ChoiceField(choices=SIDES)
+    type = serializers.ChoiceField(choices=("limit", "market"), default="limit")
+    size = serializers.DecimalField(max_digits=30, decimal_places=10, required=False, allow_null=True)
+    size_usd = serializers.DecimalField(max_digits=30, decimal_places=10, required=False, allow_null=True)
+    price = serializers.DecimalField(max_digits=30, decimal_places=10, required=False, allow_null=True)
+    tif = serializers.ChoiceField(choices=("Gtc", "Ioc", "Alo"), default="Gtc")
+    reduce_only = serializers.BooleanField(default=False)
+    leverage = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=200)
+    tp_price = serializers.DecimalField(max_digits=30, decimal_places=10, required=False, allow_null=True)
+    sl_price = serializers.DecimalField(max_digits=30, decimal_places=10, required=False, allow_null=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("size") is None and attrs.get("size_usd") is None:
+            raise serializers.ValidationError({"size": "size (coin) or size_usd is required"})
+        if attrs.get("type") == "limit" and attrs.get("price") is None:
+            raise serializers.ValidationError({"price": "a limit order needs a price"})
+        return attrs
+
+
+def _intent(data: dict[str, Any]) -> risk.OrderIntent:
+    def dec(name: str) -> Decimal | None:
+        v = data.get(name)
+        return None if v is None else Decimal(v).normalize()
+
+    return risk.OrderIntent(
+        symbol=data["symbol"],
+        is_buy=data["side"] == "buy",
+        order_type=data["type"],
+        size=dec("size"),
+        size_usd=dec("size_usd"),
+        price=dec("price") if data["type"] == "limit" else None,
+        tif=data["tif"],
+        reduce_only=data["reduce_only"],
+        leverage=data.get("leverage"),
+    )
+
+
+def _attached(data: dict[str, Any]) -> relay.Attached | None:
+    tp, sl = data.get("tp_price"), data.get("sl_price")
+    if tp is None and sl is None:
+        return None
+    return relay.Attached(
+        tp_price=None if tp is None else Decimal(tp).normalize(),
+        sl_price=None if sl is None else Decimal(sl).normalize(),
+    )
+
+
+def _run_idempotent(request: Request, *, endpoint: str, payload: Any, run: Any) -> Response:
+    user = _user(request)
+    key = request.headers.get("Idempotency-Key")
+    replay = {"flag": True}
+
+    def wrapped(k: str) -> tuple[int, dict[str, Any]]:
+        replay["flag"] = False
+        result: tuple[int, dict[str, Any]] = run(user, k)
+        return result
+
+    status, body = idempotency.idempotent(user=user, key=key, endpoint=endpoint, payload=payload, run=wrapped)
+    return _answer(status, body, replayed=replay["flag"])
+
+
+class OrderSubmitApi(APIView):
+    def post(self, request: Request) -> Response:
+        user = _user(request)
+        ser = OrderInput(data=request.data)
+        ser.is_valid(raise_exception=True)
+        data = ser.validated_data
+        session_ok = _session_ok(request)
+        return _run_idempotent(
+            request,
+            endpoint="order",
+            payload=request.data,
+            run=lambda u, k: relay.order_submit(
+                user=user, key=k, intent=_intent(data), attached=_attached(data), session_authenticated=session_ok
+            ),
+        )
+
+
+class OrderPreviewApi(APIView):
+    def post(self, request: Request) -> Response:
+        user = _user(request)
+        ser = OrderInput(data=request.data)
+        ser.is_valid(raise_exception=True)
+        verdict = relay.order_preview(
+            user=user, intent=_intent(ser.validated_data), session_authenticated=_session_ok(request)
+        )
+        return Response(verdict.as_dict())
+
+
+class CancelInput(serializers.Serializer):
+    order_id = serializers.IntegerField(required=False, min_value=1)
+    cloid = serializers.RegexField(r"^0x[0-9a-fA-F]{32}$", required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "order_id" not in attrs and "cloid" not in attrs:
+            raise serializers.ValidationError({"order_id": "order_id or cloid is required"})
+        return attrs
+
+
+class OrderCancelApi(APIView):
+    def post(self, request: Request) -> Response:
+        ser = CancelInput(data=request.data)
+        ser.is_valid(raise_exception=True)
+        d = ser.validated_data
+        return _run_idempotent(
+            request,
+            endpoint="cancel",
+            payload=request.data,
+            run=lambda u, k: relay.order_cancel(user=u, order_id=d.get("order_id"), cloid=d.get("cloid")),
+        )
+
+
+class ModifyInput(serializers.Serializer):
+    order_id = serializers.IntegerField(min_value=1)
+    price = serializers.DecimalField(max_digits=30, decimal_places=10, required=False, allow_null=True)
+    size = serializers.DecimalField(max_digits=30, decimal_places=10, required=False, allow_null=True)
+
+
+class OrderModifyApi(APIView):
+    def post(self, request: Request) -> Response:
+        ser = ModifyInput(data=request.data)
+        ser.is_valid(raise_exception=True)
+        d = ser.validated_data
+        session_ok = _session_ok(request)
+        return _run_idempotent(
+            request,
+            endpoint="modify",
+            payload=request.data,
+            run=lambda u, k: relay.order_modify(
+                user=u,
+                key=k,
+                order_id=d["order_id"],
+                price=None if d.get("price") is None else Decimal(d["price"]).normalize(),
+                size=None if d.get("size") is None else Decimal(d["size"]).normalize(),
+                session_authenticated=session_ok,
+            ),
+        )
+
+
+class PositionCloseInput(serializers.Serializer):
+    symbol = serializers.RegexField(r"^[A-Za-z0-9@/:_\-]{1,32}$")
+
+
+class PositionCloseApi(APIView):
+    def post(self, request: Request) -> Response:
+        ser = PositionCloseInput(data=request.data)
+        ser.is_valid(raise_exception=True)
+        symbol = ser.validated_data["symbol"]
+        return _run_idempotent(
+            request,
+            endpoint="close",
+            payload=request.data,
+            run=lambda u, k: relay.position_close(user=u, key=k, symbol=symbol),
+        )
+
+
+class ProtectionInput(serializers.Serializer):
+    symbol = serializers.RegexField(r"^[A-Za-z0-9@/:_\-]{1,32}$")
+    tp_price = serializers.DecimalField(max_digits=30, decimal_places=10, required=False, allow_null=True)
+    sl_price = serializers.DecimalField(max_digits=30, decimal_places=10, required=False, allow_null=True)
+    trailing_pct = serializers.DecimalField(
+        max_digits=8, decimal_places=4, required=False, allow_null=True, min_value=Decimal("0.1"), max_value=Decimal(50)
+    )
+
+
+class ProtectionApi(APIView):
+    def post(self, request: Request) -> Response:
+        ser = ProtectionInput(data=request.data)
+        ser.is_valid(raise_exception=True)
+        d = ser.validated_data
+
+        def dec(v: Any) -> Decimal | None:
+            return None if v is None else Decimal(v).normalize()
+
+        return _run_idempotent(
+            request,
+            endpoint="protection",
+            payload=request.data,
+            run=lambda u, k: protection.protection_set(
+                user=u,
+                key=k,
+                symbol=d["symbol"],
+                tp_price=dec(d.get("tp_price")),
+                sl_price=dec(d.get("sl_price")),
+                trailing_pct=dec(d.get("trailing_pct")),
+            ),
+        )
+
+
+class OrderListApi(APIView):
+    def get(self, request: Request) -> Response:
+        user = _user(request)
+        open_only = request.query_params.get("open") in ("1", "true")
+        rows = selectors.order_list(user=user, open_only=open_only)
+        return Response({"orders": [relay.order_dict(o) for o in rows]})
+
+
+class FillListApi(APIView):
+    def get(self, request: Request) -> Response:
+        user = _user(request)
+        return Response({"fills": [events_jsonable(sync.fill_dict(f)) for f in selectors.fill_list(user=user)]})
+
+
+def events_jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    from execution.services.events import _jsonable
+
+    return _jsonable(d)  # type: ignore[no-any-return]
+
+
+class PositionListApi(APIView):
+    def get(self, request: Request) -> Response:
+        """Positions from the venue (master address), refreshed into the local snapshot."""
+        user = _user(request)
+        summary = sync.positions_sync(user=user, quiet=True)
+        return Response({"positions": summary["positions"], "time_ms": summary["time_ms"]})
+
+
+class AccountApi(APIView):
+    def get(self, request: Request) -> Response:
+        """Equity, margin and PnL from the venue under the MASTER address (never the agent's)."""
+        user = _user(request)
+        summary = sync.account_summary(state=relay.account_state(user=user, max_age=1.0))
+        summary["address"] = user.address
+        summary["daily_realized_pnl"] = str(relay.daily_pnl(user=user))
+        return Response(summary)
+
+
+class ResyncApi(APIView):
+    def get(self, request: Request) -> Response:
+        user = _user(request)
+        try:
+            since = int(request.query_params.get("since", "0"))
+        except ValueError as exc:
+            raise ValidationFailed("since must be an integer sequence number") from exc
+        from markets.realtime import get_broadcaster
+
+        events = async_to_sync(get_broadcaster().private_events)(user_id=user.pk, after_seq=max(0, since))
+        gap = bool(events) and since > 0 and events[0]["seq"] > since + 1
+        return Response({"events": events, "gap": gap, "last_seq": events[-1]["seq"] if events else since})
+
+
+class ControlsApi(APIView):
+    def get(self, request: Request) -> Response:
+        user = _user(request)
+        return Response(selectors.controls_state(user=user))
+
+
+class KillSwitchInput(serializers.Serializer):
+    action = serializers.ChoiceField(choices=("engage", "disengage"))
+    reason = serializers.CharField(max_length=300)
+    flatten = serializers.BooleanField(default=False)
+
+
+class KillSwitchApi(APIView):
+    def post(self, request: Request) -> Response:
+        user = _user(request)
+        ser = KillSwitchInput(data=request.data)
+        ser.is_valid(raise_exception=True)
+        d = ser.validated_data
+        if d["action"] == "engage":
+            result = killswitch.killswitch_engage(actor=user, reason=d["reason"], flatten=d["flatten"])
+        else:
+            result = killswitch.killswitch_disengage(actor=user, reason=d["reason"])
+        return Response({**result, "controls": selectors.controls_state(user=user)})
+
+
+class BreakerResetInput(serializers.Serializer):
+    kind = serializers.CharField(max_length=32)
+    reason = serializers.CharField(max_length=300)
+    user_id = serializers.IntegerField(required=False, allow_null=True)
+
+
+class BreakerResetApi(APIView):
+    def post(self, request: Request) -> Response:
+        actor = _user(request)
+        ser = BreakerResetInput(data=request.data)
+        ser.is_valid(raise_exception=True)
+        d = ser.validated_data
+        if not actor.is_admin:
+            raise PermissionDenied("only admins reset circuit breakers")
+        scope = User.objects.filter(pk=d["user_id"]).first() if d.get("user_id") else None
+        ctl.breaker_reset(actor=actor, kind=d["kind"], user=scope, reason=d["reason"])
+        return Response(selectors.controls_state(user=actor))

@@ -1,0 +1,310 @@
+"""Execution state: orders, fills, positions, the append-only audit chain, risk limits, trading controls,
+circuit breakers and idempotency records.
+
+Money and sizes are `Decimal` (30 digits, 10 places). Timestamps are tz-aware UTC.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+MONEY = {"max_digits": 30, "decimal_places": 10}
+
+
+class OrderState(models.TextChoices):
+    PENDING = "pending", "Pending (stored, not sent)"
+    SUBMITTED = "submitted", "Submitted (sent, no answer yet)"
+    RESTING = "resting", "Resting"
+    PARTIALLY_FILLED = "partially_filled", "Partially filled"
+    FILLED = "filled", "Filled"
+    CANCELLED = "cancelled", "Cancelled"
+    REJECTED = "rejected", "Rejected"
+    UNKNOWN = "unknown", "Unknown (outcome not known; reconciled by cloid)"
+
+
+OPEN_STATES = (OrderState.PENDING, OrderState.SUBMITTED, OrderState.RESTING, OrderState.PARTIALLY_FILLED)
+UNSETTLED_STATES = (*OPEN_STATES, OrderState.UNKNOWN)
+FINAL_STATES = (OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED)
+
+
+class OrderType(models.TextChoices):
+    LIMIT = "limit", "Limit"
+    MARKET = "market", "Market (IOC at a bounded price)"
+    TAKE_PROFIT = "tp", "Take-profit trigger"
+    STOP_LOSS = "sl", "Stop-loss trigger"
+
+
+class Side(models.TextChoices):
+    BUY = "buy", "Buy"
+    SELL = "sell", "Sell"
+
+
+class Order(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
+    idempotency_key = models.CharField(max_length=128, blank=True, default="")
+    cloid = models.CharField(max_length=34, unique=True, help_text="0x + 32 hex, derived from (user, key)")
+    correlation_id = models.CharField(max_length=64, db_index=True)
+    symbol = models.CharField(max_length=32)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    order_type = models.CharField(max_length=8, choices=OrderType.choices)
+    size = models.DecimalField(**MONEY)
+    price = models.DecimalField(**MONEY, null=True, blank=True)
+    trigger_price = models.DecimalField(**MONEY, null=True, blank=True)
+    tif = models.CharField(max_length=8, default="Gtc")
+    reduce_only = models.BooleanField(default=False)
+    leverage = models.PositiveIntegerField(null=True, blank=True)
+    grouping = models.CharField(max_length=16, default="na")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    replaces = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    source = models.CharField(max_length=16, default="manual")
+    state = models.CharField(max_length=20, choices=OrderState.choices, default=OrderState.PENDING)
+    venue_oid = models.BigIntegerField(null=True, blank=True, db_index=True)
+    venue_status = models.CharField(max_length=64, blank=True, default="")
+    reject_reason = models.CharField(max_length=300, blank=True, default="")
+    filled_size = models.DecimalField(**MONEY, default=0)
+    avg_fill_price = models.DecimalField(**MONEY, null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    acked_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        indexes = (models.Index(fields=("user", "state")), models.Index(fields=("state", "updated_at")))
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.size} {self.symbol} ({self.state})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+
+class Fill(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="fills")
+    order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="fills")
+    symbol = models.CharField(max_length=32)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    price = models.DecimalField(**MONEY)
+    size = models.DecimalField(**MONEY)
+    fee = models.DecimalField(**MONEY, default=0)
+    closed_pnl = models.DecimalField(**MONEY, default=0)
+    start_position = models.DecimalField(**MONEY, default=0)
+    direction = models.CharField(max_length=32, blank=True, default="")
+    venue_oid = models.BigIntegerField(null=True, blank=True)
+    tid = models.BigIntegerField()
+    tx_hash = models.CharField(max_length=80, blank=True, default="")
+    crossed = models.BooleanField(default=False)
+    time = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("-time", "-id")
+        constraints = (models.UniqueConstraint(fields=("user", "tid", "venue_oid"), name="fill_unique_per_user"),)
+        indexes = (models.Index(fields=("user", "time")),)
+
+    def __str__(self) -> str:
+        return f"fill {self.side} {self.size} {self.symbol} @ {self.price}"
+
+
+class PositionSnapshot(models.Model):
+    """The venue's view of a position (clearinghouseState under the master address), as last reconciled."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="positions")
+    symbol = models.CharField(max_length=32)
+    size = models.DecimalField(**MONEY, help_text="signed: > 0 long, < 0 short")
+    entry_price = models.DecimalField(**MONEY, null=True, blank=True)
+    position_value = models.DecimalField(**MONEY, default=0)
+    unrealized_pnl = models.DecimalField(**MONEY, default=0)
+    liquidation_price = models.DecimalField(**MONEY, null=True, blank=True)
+    margin_used = models.DecimalField(**MONEY, default=0)
+    leverage = models.PositiveIntegerField(null=True, blank=True)
+    leverage_type = models.CharField(max_length=16, blank=True, default="")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("symbol",)
+        constraints = (models.UniqueConstraint(fields=("user", "symbol"), name="position_unique_per_user"),)
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.size}"
+
+
+class AuditRecord(models.Model):
+    """Append-only, hash-chained. PostgreSQL triggers refuse UPDATE/DELETE/TRUNCATE (migration 0002); the ORM
+    refuses them everywhere (see `save`/`delete`). row_hash = sha256(prev_hash || canonical JSON)."""
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    correlation_id = models.CharField(max_length=64, db_index=True, blank=True, default="")
+    user_id_ref = models.BigIntegerField(
+        null=True, blank=True, db_index=True, help_text="user id (no FK: kept forever)"
+    )
+    actor = models.CharField(max_length=64, blank=True, default="")
+    event = models.CharField(max_length=64, db_index=True)
+    data = models.JSONField(default=dict)
+    prev_hash = models.CharField(max_length=64)
+    row_hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ("id",)
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.event} {self.correlation_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise RuntimeError("audit records are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise RuntimeError("audit records are append-only")
+
+
+class VenueEnvironment(models.TextChoices):
+    SIM = "sim", "Simulator"
+    TESTNET = "testnet", "Testnet"
+    MAINNET = "mainnet", "Mainnet"
+
+
+class RiskLimits(models.Model):
+    """Global defaults per venue environment (user is null) and per-user overrides."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="risk_limits"
+    )
+    environment = models.CharField(max_length=16, choices=VenueEnvironment.choices)
+    max_position_usd = models.DecimalField(**MONEY)
+    max_total_exposure_usd = models.DecimalField(**MONEY)
+    max_daily_loss_usd = models.DecimalField(**MONEY)
+    stop_loss_pct = models.DecimalField(**MONEY)
+    max_drawdown_pct = models.DecimalField(**MONEY)
+    max_leverage = models.PositiveIntegerField()
+    max_slippage_bps = models.PositiveIntegerField()
+    consecutive_losses = models.PositiveIntegerField(default=3)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "risk limits"
+        constraints = (
+            models.UniqueConstraint(fields=("user", "environment"), name="risk_limits_unique"),
+            models.UniqueConstraint(
+                fields=("environment",), condition=models.Q(user__isnull=True), name="risk_limits_one_default"
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"limits {self.environment} {'default' if self.user_id is None else self.user_id}"
+
+
+class TradingControls(models.Model):
+    """One row (pk=1): the runtime switches. Read from the DB on every submit (no in-process copy)."""
+
+    server_trading_enabled = models.BooleanField()
+    admin_only = models.BooleanField()
+    auto_trading_halted = models.BooleanField(default=False)
+    kill_switch_engaged = models.BooleanField(default=False)
+    kill_reason = models.CharField(max_length=300, blank=True, default="")
+    kill_by = models.CharField(max_length=64, blank=True, default="")
+    kill_at = models.DateTimeField(null=True, blank=True)
+    updated_by = models.CharField(max_length=64, blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "trading controls"
+        permissions: ClassVar[list[tuple[str, str]]] = [
+            ("trigger_emergency_stop", "Can engage the kill switch (emergency stop)")
+        ]
+
+    def __str__(self) -> str:
+        return "trading controls"
+
+
+class BreakerKind(models.TextChoices):
+    CONSECUTIVE_LOSSES = "consecutive_losses", "Consecutive losses"
+    ERROR_RATE = "error_rate", "Venue error rate"
+    DAILY_LOSS = "daily_loss", "Daily loss limit"
+    STALE_DATA = "stale_data", "Stale market data"
+    RATE_BUDGET = "rate_budget", "Venue rate budget exhausted"
+
+
+class CircuitBreaker(models.Model):
+    """A breaker per kind; `user` null = global (error rate, stale data, rate budget)."""
+
+    kind = models.CharField(max_length=32, choices=BreakerKind.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="breakers"
+    )
+    tripped = models.BooleanField(default=False)
+    reason = models.CharField(max_length=300, blank=True, default="")
+    details = models.JSONField(default=dict, blank=True)
+    tripped_at = models.DateTimeField(null=True, blank=True)
+    reset_by = models.CharField(max_length=64, blank=True, default="")
+    reset_reason = models.CharField(max_length=300, blank=True, default="")
+    reset_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = (
+            models.UniqueConstraint(fields=("kind", "user"), name="breaker_unique"),
+            models.UniqueConstraint(fields=("kind",), condition=models.Q(user__isnull=True), name="breaker_global"),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.kind} {'global' if self.user_id is None else self.user_id} {'TRIPPED' if self.tripped else 'ok'}"
+
+
+class IdempotencyStatus(models.TextChoices):
+    IN_FLIGHT = "in_flight", "In flight"
+    DONE = "done", "Done"
+
+
+class IdempotencyRecord(models.Model):
+    """A claimed Idempotency-Key (scoped per user), its request hash and the stored first response."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=128)
+    endpoint = models.CharField(max_length=32)
+    request_hash = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=IdempotencyStatus.choices, default=IdempotencyStatus.IN_FLIGHT)
+    response_status = models.PositiveIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = (models.UniqueConstraint(fields=("user", "key"), name="idempotency_unique_per_user"),)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.key} {self.status}"
+
+
+class ProtectionKind(models.TextChoices):
+    TRAILING_STOP = "trailing_stop", "Trailing stop"
+
+
+class PositionProtection(models.Model):
+    """A trailing stop kept by the protection worker: it moves a venue stop-loss trigger behind the best price."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="protections")
+    symbol = models.CharField(max_length=32)
+    kind = models.CharField(max_length=16, choices=ProtectionKind.choices, default=ProtectionKind.TRAILING_STOP)
+    trail_pct = models.DecimalField(**MONEY)
+    best_price = models.DecimalField(**MONEY, null=True, blank=True)
+    stop_price = models.DecimalField(**MONEY, null=True, blank=True)
+    stop_order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = (
+            models.UniqueConstraint(
+                fields=("user", "symbol", "kind"), condition=models.Q(active=True), name="protection_one_active"
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"trailing {self.trail_pct}% {self.symbol}"

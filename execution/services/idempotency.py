@@ -1,0 +1,104 @@
+"""Idempotency-Key handling (Stripe semantics / IETF draft), scoped per user.
+
+* missing or malformed key → 400; same key + same payload, finished → the stored first response (even an error);
+  same key + different payload → 422; same key while the first is in flight → 409.
+* The claim is a unique (user, key) row inserted before any venue call. Keys are kept at least 24 h
+  (EXECUTION_IDEMPOTENCY_TTL_HOURS, default 48) and purged by a periodic job after that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from execution import metrics
+from execution.audit import canonical
+from execution.models import IdempotencyRecord, IdempotencyStatus
+from hypersentry.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-:.]{7,127}$")
+
+
+def key_validate(key: str | None) -> str:
+    if key is None or key == "":
+        raise ApplicationError("the Idempotency-Key header is required", code="idempotency_key_missing", status=400)
+    if not KEY_RE.fullmatch(key):
+        raise ApplicationError(
+            "Idempotency-Key must be 8-128 characters of letters, digits, '-', '_', ':' or '.' (a UUID works)",
+            code="idempotency_key_malformed",
+            status=400,
+        )
+    return key
+
+
+def request_hash(*, endpoint: str, payload: Any) -> str:
+    return hashlib.sha256(f"{endpoint}|{canonical(payload)}".encode()).hexdigest()
+
+
+def idempotent(
+    *, user: User, key: str | None, endpoint: str, payload: Any, run: Callable[[str], tuple[int, dict[str, Any]]]
+) -> tuple[int, dict[str, Any]]:
+    """Claim (user, key) and run once; later calls get the stored answer, 409 or 422."""
+    key = key_validate(key)
+    digest = request_hash(endpoint=endpoint, payload=payload)
+    try:
+        with transaction.atomic():
+            record = IdempotencyRecord.objects.create(user=user, key=key, endpoint=endpoint, request_hash=digest)
+    except IntegrityError:
+        return _existing(user=user, key=key, digest=digest)
+    metrics.IDEMPOTENCY.labels(outcome="first").inc()
+    try:
+        status, body = run(key)
+    except ApplicationError as exc:
+        status, body = exc.status, exc.as_dict()
+    except Exception:
+        # The order row (if any) is reconciled by cloid; the key must not be re-usable for a second order.
+        logger.exception("order request failed", extra={"user_id": user.pk, "endpoint": endpoint})
+        status, body = (
+            500,
+            {
+                "type": "error",
+                "code": "internal_error",
+                "message": "the request failed; check the order list before retrying with a NEW key",
+            },
+        )
+    IdempotencyRecord.objects.filter(pk=record.pk).update(
+        status=IdempotencyStatus.DONE, response_status=status, response_body=body, completed_at=timezone.now()
+    )
+    return status, body
+
+
+def _existing(*, user: User, key: str, digest: str) -> tuple[int, dict[str, Any]]:
+    record = IdempotencyRecord.objects.filter(user=user, key=key).first()
+    if record is None:  # purged between our insert attempt and now
+        raise ApplicationError("retry the request", code="idempotency_retry", status=409)
+    if record.request_hash != digest:
+        metrics.IDEMPOTENCY.labels(outcome="mismatch").inc()
+        raise ApplicationError(
+            "this Idempotency-Key was used with a different request", code="idempotency_key_reused", status=422
+        )
+    if record.status == IdempotencyStatus.IN_FLIGHT:
+        metrics.IDEMPOTENCY.labels(outcome="in_flight").inc()
+        raise ApplicationError(
+            "a request with this Idempotency-Key is in progress", code="idempotency_in_flight", status=409
+        )
+    metrics.IDEMPOTENCY.labels(outcome="replayed").inc()
+    body = dict(record.response_body or {})
+    return int(record.response_status or 200), body
+
+
+def idempotency_purge(*, now: Any = None) -> int:
+    cutoff = (now or timezone.now()) - timedelta(hours=settings.EXECUTION_IDEMPOTENCY_TTL_HOURS)
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

@@ -1,0 +1,186 @@
+"""Kill switch (operations guide Part 8): block new orders everywhere, cancel all open orders, optionally close all
+positions with reduce-only market orders, halt autonomous trading, and keep the venue's dead-man switch
+(scheduleCancel) armed while engaged. Operators may engage it; only an admin re-enables trading.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import AgentStatus, AgentWallet, Role, User
+from execution import metrics, venue
+from execution.audit import audit_append
+from execution.models import TradingControls
+from execution.services import controls as ctl
+from execution.services.relay import _sign, new_correlation_id, orders_cancel_all, position_close
+from hypersentry.errors import ApplicationError, PermissionDenied, ValidationFailed
+
+logger = logging.getLogger(__name__)
+CACHE_KEY = "exec:killswitch"
+
+
+def _trading_users() -> list[User]:
+    ids = AgentWallet.objects.filter(status=AgentStatus.APPROVED, valid_until__gt=timezone.now()).values_list(
+        "user_id", flat=True
+    )
+    return list(User.objects.filter(pk__in=set(ids)))
+
+
+def can_engage(user: User | None) -> bool:
+    return user is not None and user.is_active and user.role in (Role.ADMIN, Role.OPERATOR)
+
+
+def _schedule_cancel(*, user: User, at_ms: int | None, cid: str) -> Any:
+    """Arm (or clear, with None) the venue's dead-man switch for one user."""
+    from accounts.services import agent_signing_wallet
+
+    wallet = agent_signing_wallet(user=user)
+    ex = venue.exchange_for(wallet=wallet, account_address=user.address)
+    action: dict[str, Any] = {"type": "scheduleCancel"}
+    if at_ms is not None:
+        action["time"] = at_ms
+    sig, nonce = _sign(wallet, action)
+    reply = venue.post_signed(ex, action, sig, nonce)
+    audit_append(
+        event="killswitch.deadman",
+        correlation_id=cid,
+        user_id=user.pk,
+        actor="killswitch",
+        data={"action": action, "reply": reply},
+    )
+    return reply
+
+
+def killswitch_engage(
+    *, actor: User | None, actor_label: str = "", reason: str, flatten: bool = False
+) -> dict[str, Any]:
+    """Engage (idempotent). The DB flag flips first — every process reads it on each submit — then the venue work."""
+    if actor is not None and not can_engage(actor):
+        raise PermissionDenied("only admins and operators may engage the kill switch")
+    if not reason.strip():
+        raise ValidationFailed("a reason is required", code="reason_required")
+    who = ctl.actor_name(actor, actor_label or "cli")
+    cid = new_correlation_id()
+    ctl.controls_get()
+    with transaction.atomic():
+        row = TradingControls.objects.select_for_update().get(pk=1)
+        row.kill_switch_engaged = True
+        row.auto_trading_halted = True
+        row.kill_reason = reason[:300]
+        row.kill_by = who[:64]
+        row.kill_at = timezone.now()
+        row.updated_by = who[:64]
+        row.save()
+    cache.set(CACHE_KEY, {"engaged": True, "reason": reason, "by": who, "at": time.time()}, None)
+    metrics.KILL_SWITCH.set(1)
+    audit_append(
+        event="killswitch.engaged",
+        correlation_id=cid,
+        user_id=actor.pk if actor else None,
+        actor=who,
+        data={"reason": reason, "flatten": flatten},
+    )
+    logger.warning("kill switch engaged", extra={"actor": who, "correlation_id": cid})
+    summary = killswitch_sweep(cid=cid, flatten=flatten)
+    audit_append(event="killswitch.sweep", correlation_id=cid, actor=who, data=summary)
+    return {"correlation_id": cid, **summary}
+
+
+def killswitch_sweep(*, cid: str, flatten: bool) -> dict[str, Any]:
+    """For every trading user: dead-man armed, open orders cancelled, positions closed if asked."""
+    cancelled = closed = failures = 0
+    deadman_ms = int(time.time() * 1000) + settings.KILLSWITCH_DEADMAN_SEC * 1000
+    for user in _trading_users():
+        try:
+            _schedule_cancel(user=user, at_ms=deadman_ms, cid=cid)
+        except (venue.VenueError, venue.VenueTimeout, ApplicationError):
+            failures += 1
+            logger.warning("dead-man switch not armed", extra={"user_id": user.pk}, exc_info=True)
+        try:
+            cancelled += orders_cancel_all(user=user, correlation_id=cid, actor="killswitch")
+        except (venue.VenueError, venue.VenueTimeout, ApplicationError):
+            failures += 1
+            logger.exception("kill switch cancel failed", extra={"user_id": user.pk})
+        if flatten:
+            closed += _flatten(user=user, cid=cid)
+    return {
+        "users": len(_trading_users()),
+        "orders_cancelled": cancelled,
+        "positions_closed": closed,
+        "failures": failures,
+    }
+
+
+def _flatten(*, user: User, cid: str) -> int:
+    from execution.services.relay import _positions_from_state, account_invalidate, account_state
+
+    account_invalidate(user=user)
+    try:
+        positions = _positions_from_state(account_state(user=user, max_age=0))
+    except (venue.VenueError, venue.VenueTimeout):
+        logger.exception("kill switch could not read positions", extra={"user_id": user.pk})
+        return 0
+    closed = 0
+    for symbol in positions:
+        key = f"flatten-{cid}-{symbol}"
+        status, body = position_close(
+            user=user, key=key, symbol=symbol, correlation_id=cid, bypass_gates=True, source="killswitch"
+        )
+        closed += int(status in (200, 201))
+        audit_append(
+            event="killswitch.flatten",
+            correlation_id=cid,
+            user_id=user.pk,
+            actor="killswitch",
+            data={"symbol": symbol, "status": status, "order": body.get("order")},
+        )
+    return closed
+
+
+def killswitch_disengage(*, actor: User | None, actor_label: str = "", reason: str) -> dict[str, Any]:
+    """Only an explicit admin action lifts it (the CLI counts as an admin: it needs shell access to the host)."""
+    if actor is not None and not actor.is_admin:
+        raise PermissionDenied("only admins re-enable trading after a kill switch")
+    if not reason.strip():
+        raise ValidationFailed("a reason is required", code="reason_required")
+    who = ctl.actor_name(actor, actor_label or "cli")
+    cid = new_correlation_id()
+    ctl.controls_get()
+    with transaction.atomic():
+        row = TradingControls.objects.select_for_update().get(pk=1)
+        was = row.kill_switch_engaged
+        row.kill_switch_engaged = False
+        row.auto_trading_halted = False
+        row.updated_by = who[:64]
+        row.save()
+    cache.set(CACHE_KEY, {"engaged": False, "by": who, "at": time.time()}, None)
+    metrics.KILL_SWITCH.set(0)
+    audit_append(
+        event="killswitch.disengaged",
+        correlation_id=cid,
+        user_id=actor.pk if actor else None,
+        actor=who,
+        data={"reason": reason, "was_engaged": was},
+    )
+    for user in _trading_users():
+        try:
+            _schedule_cancel(user=user, at_ms=None, cid=cid)
+        except (venue.VenueError, venue.VenueTimeout, ApplicationError):
+            logger.warning("dead-man switch not cleared", extra={"user_id": user.pk}, exc_info=True)
+    return {"correlation_id": cid, "was_engaged": was}
+
+
+def killswitch_maintain() -> dict[str, Any]:
+    """Periodic while engaged: re-arm the dead-man switch and cancel anything that appeared on the venue."""
+    row = ctl.controls_get()
+    metrics.KILL_SWITCH.set(1 if row.kill_switch_engaged else 0)
+    if not row.kill_switch_engaged:
+        return {"engaged": False}
+    return {"engaged": True, **killswitch_sweep(cid=new_correlation_id(), flatten=False)}

@@ -1,0 +1,415 @@
+"""Venue → local state: order statuses, fills, positions, and the reconciliation that compares them.
+
+The venue is the source of truth. Every discrepancy is fixed here and audited ("reconcile.fix"), and counted in
+hs_execution_reconcile_discrepancies_total. `unknown` orders are resolved by cloid (orderStatus under the master
+address); they are never re-sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import AgentStatus, AgentWallet, User
+from execution import metrics, venue
+from execution.audit import audit_append
+from execution.models import (
+    UNSETTLED_STATES,
+    Fill,
+    IdempotencyRecord,
+    IdempotencyStatus,
+    Order,
+    OrderState,
+    PositionSnapshot,
+)
+from execution.services import controls as ctl
+from execution.services.events import publish_private
+from execution.services.relay import (
+    _positions_from_state,
+    _set_state,
+    account_invalidate,
+    account_state,
+    daily_pnl,
+    new_correlation_id,
+    order_dict,
+)
+
+logger = logging.getLogger(__name__)
+ZERO = Decimal(0)
+
+CANCELLED_STATUSES = {"canceled", "scheduledCancel"}
+
+
+def map_venue_status(status: str, *, sz: Decimal | None, orig_sz: Decimal | None) -> str:
+    """Venue order status → our state."""
+    if status == "open" or status == "triggered":
+        if sz is not None and orig_sz is not None and sz < orig_sz:
+            return OrderState.PARTIALLY_FILLED
+        return OrderState.RESTING
+    if status == "filled":
+        return OrderState.FILLED
+    if status in CANCELLED_STATUSES or status.endswith("Canceled"):
+        return OrderState.CANCELLED
+    if status == "rejected" or status.endswith("Rejected"):
+        return OrderState.REJECTED
+    return OrderState.UNKNOWN
+
+
+def _fix(*, user: User, kind: str, cid: str, data: dict[str, Any]) -> None:
+    metrics.RECONCILE_DISCREPANCIES.labels(kind=kind).inc()
+    audit_append(
+        event="reconcile.fix", correlation_id=cid, user_id=user.pk, actor="reconciler", data={"kind": kind, **data}
+    )
+
+
+def order_apply_venue(
+    *, order: Order, status: str, venue_order: dict[str, Any], cid: str, reason: str = "", discrepancy: bool = True
+) -> bool:
+    """Bring one local order to the venue's state; True when something changed."""
+    sz = Decimal(str(venue_order["sz"])) if venue_order.get("sz") is not None else None
+    orig = Decimal(str(venue_order["origSz"])) if venue_order.get("origSz") is not None else None
+    state = map_venue_status(status, sz=sz, orig_sz=orig)
+    oid = venue_order.get("oid")
+    changes: dict[str, Any] = {}
+    if oid is not None and order.venue_oid != int(oid):
+        changes["venue_oid"] = int(oid)
+    if orig is not None and sz is not None and orig - sz != order.filled_size and orig - sz >= 0:
+        changes["filled_size"] = orig - sz
+    if state == OrderState.FILLED and order.filled_size < order.size and "filled_size" not in changes:
+        changes["filled_size"] = order.size
+    if state != order.state or changes:
+        before = order.state
+        if state == OrderState.REJECTED and not order.reject_reason:
+            changes["reject_reason"] = status
+        _set_state(order, state, venue_status=status, **changes)
+        data = {"order_id": order.pk, "cloid": order.cloid, "from": before, "to": state, "venue_status": status}
+        if discrepancy:
+            _fix(user=order.user, kind=reason or "order_state", cid=cid, data=data)
+        else:
+            audit_append(
+                event="order.venue_update", correlation_id=cid, user_id=order.user_id, actor="userfeed", data=data
+            )
+        return True
+    return False
+
+
+def order_resolve(*, order: Order, correlation_id: str | None = None) -> str:
+    """Ask the venue for one order by cloid (master address) and apply it. `unknownOid` for an order we may have
+    sent means the venue never took it: it becomes rejected (and is still never re-sent)."""
+    cid = correlation_id or order.correlation_id
+    reply = venue.info({"type": "orderStatus", "user": order.user.address, "oid": order.cloid})
+    if isinstance(reply, dict) and reply.get("status") == "order":
+        wrapper = reply.get("order") or {}
+        order_apply_venue(
+            order=order,
+            status=str(wrapper.get("status")),
+            venue_order=wrapper.get("order") or {},
+            cid=cid,
+            reason="unknown_resolved" if order.state == OrderState.UNKNOWN else "order_state",
+        )
+    elif isinstance(reply, dict) and reply.get("status") == "unknownOid":
+        if order.state in (OrderState.UNKNOWN, OrderState.SUBMITTED, OrderState.PENDING):
+            age = timezone.now() - (order.submitted_at or order.created_at)
+            if age > timedelta(seconds=5):  # give an in-flight request time to land before declaring it lost
+                before = order.state
+                _set_state(
+                    order, OrderState.REJECTED, reject_reason="never reached the venue", venue_status="unknownOid"
+                )
+                _fix(
+                    user=order.user,
+                    kind="unknown_resolved",
+                    cid=cid,
+                    data={"order_id": order.pk, "from": before, "to": OrderState.REJECTED},
+                )
+        elif order.state in (OrderState.RESTING, OrderState.PARTIALLY_FILLED):
+            before = order.state
+            _set_state(order, OrderState.CANCELLED, venue_status="unknownOid")
+            _fix(user=order.user, kind="order_state", cid=cid, data={"order_id": order.pk, "from": before})
+    order.refresh_from_db()
+    return order.state
+
+
+def orders_sync(*, user: User, correlation_id: str | None = None) -> int:
+    """Venue open orders vs ours: adopt untracked venue orders, settle ours that the venue no longer shows."""
+    cid = correlation_id or new_correlation_id()
+    fixes = 0
+    venue_open = venue.info({"type": "frontendOpenOrders", "user": user.address, "dex": ""}) or []
+    seen: set[int] = set()
+    for vo in venue_open:
+        oid = int(vo["oid"])
+        seen.add(oid)
+        cloid = (vo.get("cloid") or "").lower() or None
+        order = Order.objects.filter(user=user).filter(venue_oid=oid).first()
+        if order is None and cloid:
+            order = Order.objects.filter(user=user, cloid=cloid).first()
+        if order is None:
+            order = _adopt(user=user, vo=vo, cid=cid)
+            fixes += 1
+            continue
+        fixes += int(order_apply_venue(order=order, status="open", venue_order=vo, cid=cid))
+    for order in Order.objects.filter(user=user, state__in=UNSETTLED_STATES).select_related("user"):
+        if order.venue_oid is not None and order.venue_oid in seen:
+            continue
+        before = order.state
+        if order_resolve(order=order, correlation_id=cid) != before:
+            fixes += 1
+    return fixes
+
+
+def _adopt(*, user: User, vo: dict[str, Any], cid: str) -> Order:
+    """An order open on the venue that we never recorded (placed elsewhere, or our record was lost)."""
+    cloid = (vo.get("cloid") or "").lower() or f"0x{int(vo['oid']):032x}"
+    trigger = vo.get("isTrigger")
+    otype = "limit"
+    if trigger:
+        otype = "tp" if "Take Profit" in str(vo.get("orderType", "")) else "sl"
+    try:
+        order = Order.objects.create(
+            user=user,
+            cloid=cloid,
+            correlation_id=cid,
+            symbol=str(vo["coin"]),
+            side="buy" if vo.get("side") == "B" else "sell",
+            order_type=otype,
+            size=Decimal(str(vo.get("origSz") or vo["sz"])),
+            price=Decimal(str(vo["limitPx"])),
+            trigger_price=Decimal(str(vo["triggerPx"])) if trigger and vo.get("triggerPx") else None,
+            tif=str(vo.get("tif") or "Gtc"),
+            reduce_only=bool(vo.get("reduceOnly")),
+            source="venue",
+            state=OrderState.RESTING,
+            venue_oid=int(vo["oid"]),
+            venue_status="open",
+        )
+    except IntegrityError:
+        order = Order.objects.get(cloid=cloid)
+    _fix(user=user, kind="untracked_order", cid=cid, data={"order_id": order.pk, "oid": vo["oid"]})
+    publish_private(user_id=user.pk, event_type="order_update", data=order_dict(order), symbol=order.symbol)
+    return order
+
+
+def fill_dict(fill: Fill) -> dict[str, Any]:
+    return {
+        "id": fill.pk,
+        "symbol": fill.symbol,
+        "side": fill.side,
+        "price": fill.price,
+        "size": fill.size,
+        "fee": fill.fee,
+        "closed_pnl": fill.closed_pnl,
+        "direction": fill.direction,
+        "oid": fill.venue_oid,
+        "tid": fill.tid,
+        "order_id": fill.order_id,
+        "time_ms": int(fill.time.timestamp() * 1000),
+        "crossed": fill.crossed,
+    }
+
+
+def fill_record(*, user: User, raw: dict[str, Any], cid: str, source: str) -> Fill | None:
+    """Insert one venue fill (dedup on (user, tid, oid)); publish it to this user only. None if known."""
+    tid, oid = int(raw["tid"]), int(raw["oid"]) if raw.get("oid") is not None else None
+    if Fill.objects.filter(user=user, tid=tid, venue_oid=oid).exists():
+        return None
+    order = Order.objects.filter(user=user, venue_oid=oid).first() if oid is not None else None
+    try:
+        with transaction.atomic():
+            fill = Fill.objects.create(
+                user=user,
+                order=order,
+                symbol=str(raw["coin"]),
+                side="buy" if raw.get("side") == "B" else "sell",
+                price=Decimal(str(raw["px"])),
+                size=Decimal(str(raw["sz"])),
+                fee=Decimal(str(raw.get("fee", "0"))),
+                closed_pnl=Decimal(str(raw.get("closedPnl", "0"))),
+                start_position=Decimal(str(raw.get("startPosition", "0"))),
+                direction=str(raw.get("dir", "")),
+                venue_oid=oid,
+                tid=tid,
+                tx_hash=str(raw.get("hash", ""))[:80],
+                crossed=bool(raw.get("crossed")),
+                time=datetime.fromtimestamp(int(raw["time"]) / 1000, tz=UTC),
+            )
+    except IntegrityError:
+        return None
+    audit_append(
+        event="fill",
+        correlation_id=order.correlation_id if order else cid,
+        user_id=user.pk,
+        actor=source,
+        data={"fill": raw, "order_id": order.pk if order else None},
+    )
+    publish_private(user_id=user.pk, event_type="fill_update", data=fill_dict(fill), symbol=fill.symbol)
+    return fill
+
+
+def fills_sync(*, user: User, correlation_id: str | None = None, source: str = "reconciler") -> list[Fill]:
+    """userFills (newest 2000) under the master address; insert what we miss; evaluate the PnL breakers."""
+    cid = correlation_id or new_correlation_id()
+    raw = venue.info({"type": "userFills", "user": user.address}) or []
+    new = [f for f in (fill_record(user=user, raw=r, cid=cid, source=source) for r in reversed(raw)) if f]
+    if new and source == "reconciler":
+        for f in new:
+            _fix(user=user, kind="missing_fill", cid=cid, data={"tid": f.tid, "oid": f.venue_oid})
+    if new:
+        pnl_breakers_check(user=user)
+    return new
+
+
+def pnl_breakers_check(*, user: User) -> None:
+    closing = list(
+        Fill.objects.filter(user=user)
+        .exclude(closed_pnl=0)
+        .order_by("-time", "-id")
+        .values_list("closed_pnl", "fee")[:20]
+    )
+    closing_pnls = [p - f for p, f in reversed(closing)]
+    ctl.pnl_breakers_evaluate(user=user, closing_pnls=closing_pnls, daily_pnl=daily_pnl(user=user))
+
+
+def _d(v: Any) -> Decimal | None:
+    return None if v is None else Decimal(str(v))
+
+
+def positions_sync(*, user: User, correlation_id: str | None = None, quiet: bool = False) -> dict[str, Any]:
+    """clearinghouseState → PositionSnapshot rows (venue wins); publish account_update."""
+    cid = correlation_id or new_correlation_id()
+    account_invalidate(user=user)
+    state = account_state(user=user, max_age=0)
+    venue_positions = _positions_from_state(state)
+    local = {p.symbol: p for p in PositionSnapshot.objects.filter(user=user)}
+    for symbol, pos in venue_positions.items():
+        size = Decimal(str(pos["szi"]))
+        row = local.pop(symbol, None)
+        lev = pos.get("leverage") or {}
+        fields = {
+            "size": size,
+            "entry_price": _d(pos.get("entryPx")),
+            "position_value": _d(pos.get("positionValue")) or ZERO,
+            "unrealized_pnl": _d(pos.get("unrealizedPnl")) or ZERO,
+            "liquidation_price": _d(pos.get("liquidationPx")),
+            "margin_used": _d(pos.get("marginUsed")) or ZERO,
+            "leverage": lev.get("value"),
+            "leverage_type": lev.get("type", ""),
+            "updated_at": timezone.now(),
+        }
+        if row is None:
+            PositionSnapshot.objects.create(user=user, symbol=symbol, **fields)
+            if not quiet:
+                _fix(user=user, kind="position_missing", cid=cid, data={"symbol": symbol, "size": size})
+        else:
+            if row.size != size and not quiet:
+                _fix(
+                    user=user,
+                    kind="position_mismatch",
+                    cid=cid,
+                    data={"symbol": symbol, "ours": row.size, "venue": size},
+                )
+            PositionSnapshot.objects.filter(pk=row.pk).update(**fields)
+    for symbol, row in local.items():
+        row.delete()
+        if not quiet:
+            _fix(user=user, kind="position_gone", cid=cid, data={"symbol": symbol, "ours": row.size})
+    summary = account_summary(state=state)
+    publish_private(user_id=user.pk, event_type="account_update", data=summary)
+    return summary
+
+
+def account_summary(*, state: dict[str, Any]) -> dict[str, Any]:
+    ms = state.get("marginSummary") or {}
+    positions = []
+    upnl = ZERO
+    for symbol, pos in _positions_from_state(state).items():
+        u = Decimal(str(pos.get("unrealizedPnl", "0")))
+        upnl += u
+        positions.append(
+            {
+                "symbol": symbol,
+                "size": pos.get("szi"),
+                "entry_price": pos.get("entryPx"),
+                "position_value": pos.get("positionValue"),
+                "unrealized_pnl": pos.get("unrealizedPnl"),
+                "liquidation_price": pos.get("liquidationPx"),
+                "margin_used": pos.get("marginUsed"),
+                "leverage": (pos.get("leverage") or {}).get("value"),
+                "return_on_equity": pos.get("returnOnEquity"),
+            }
+        )
+    return {
+        "equity": ms.get("accountValue"),
+        "margin_used": ms.get("totalMarginUsed"),
+        "total_notional": ms.get("totalNtlPos"),
+        "withdrawable": state.get("withdrawable"),
+        "unrealized_pnl": str(upnl),
+        "positions": positions,
+        "time_ms": state.get("time"),
+    }
+
+
+def account_sync(*, user: User, correlation_id: str | None = None) -> None:
+    """After fills: fills, then positions (quietly: a fill we just saw is not a discrepancy)."""
+    fills_sync(user=user, correlation_id=correlation_id, source="relay")
+    positions_sync(user=user, correlation_id=correlation_id, quiet=True)
+
+
+def reconcile_user(*, user: User) -> int:
+    cid = new_correlation_id()
+    fixes = orders_sync(user=user, correlation_id=cid)
+    fixes += len(fills_sync(user=user, correlation_id=cid))
+    positions_sync(user=user, correlation_id=cid)
+    return fixes
+
+
+def users_to_reconcile() -> list[User]:
+    with_agents = AgentWallet.objects.filter(status=AgentStatus.APPROVED).values_list("user_id", flat=True)
+    with_orders = Order.objects.filter(state__in=UNSETTLED_STATES).values_list("user_id", flat=True)
+    ids = set(with_agents) | set(with_orders)
+    return list(User.objects.filter(pk__in=ids))
+
+
+def idempotency_finalize_stale(*, older_than: timedelta = timedelta(minutes=2)) -> int:
+    """A record stuck in_flight (its process died) is closed with its order's current state, so retries get an
+    answer instead of 409 forever. The order itself was already reconciled by cloid."""
+    from execution.services.relay import cloid_for
+
+    done = 0
+    cutoff = timezone.now() - older_than
+    for rec in IdempotencyRecord.objects.filter(status=IdempotencyStatus.IN_FLIGHT, created_at__lt=cutoff):
+        order = Order.objects.filter(cloid=cloid_for(user_id=rec.user_id, key=rec.key)).first()
+        body = (
+            {"order": order_dict(order)}
+            if order
+            else {"type": "error", "code": "interrupted", "message": "the request was interrupted"}
+        )
+        status = 202 if order and order.state == OrderState.UNKNOWN else (200 if order else 500)
+        done += IdempotencyRecord.objects.filter(pk=rec.pk, status=IdempotencyStatus.IN_FLIGHT).update(
+            status=IdempotencyStatus.DONE, response_status=status, response_body=body, completed_at=timezone.now()
+        )
+    return done
+
+
+def reconcile_all() -> dict[str, int]:
+    """Every user with an agent or unsettled orders; failures per user are logged and the round goes on."""
+    users = users_to_reconcile()
+    fixes = failed = 0
+    for user in users:
+        try:
+            fixes += reconcile_user(user=user)
+        except (venue.VenueError, venue.VenueTimeout):
+            failed += 1
+            logger.warning("reconcile failed for user", extra={"user_id": user.pk}, exc_info=True)
+    finalized = idempotency_finalize_stale()
+    return {
+        "users": len(users),
+        "fixes": fixes,
+        "failed": failed,
+        "idempotency_finalized": finalized,
+        "reconcile_interval_s": int(settings.EXECUTION_RECONCILE_SEC),
+    }

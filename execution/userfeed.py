@@ -1,0 +1,204 @@
+"""Venue user feeds → local state and private streams.
+
+The venue serves user-specific WS subscriptions for at most 10 distinct users per IP, and `orderUpdates` /
+`userEvents` pushes do not say which user they are for — so each streamed user gets its own connection
+(orderUpdates + userFills + userEvents), for the USERFEED_MAX_STREAMED_USERS most recently active users. Everyone
+else with an agent is polled (reconcile_user) every USERFEED_POLL_SEC under the REST budget.
+
+Runs as `python manage.py run_userfeed` or inside the one-process topology (`run_embedded`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import orjson
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+from django.db.models import Max
+
+from hypersentry.workers import AsyncWorker
+
+logger = logging.getLogger(__name__)
+
+
+def _ws_url() -> str:
+    base = str(settings.HYPERSENTRY_VENUE_URL)
+    return "ws" + base[len("http") :] + "/ws"
+
+
+def active_users(limit: int) -> tuple[list[tuple[int, str]], list[int]]:
+    """(streamed [(id, address)], polled [id]): users with an approved agent, most recently active first."""
+    from django.utils import timezone
+
+    from accounts.models import AgentStatus, AgentWallet, User
+
+    ids = set(
+        AgentWallet.objects.filter(status=AgentStatus.APPROVED, valid_until__gt=timezone.now()).values_list(
+            "user_id", flat=True
+        )
+    )
+    users = (
+        User.objects.filter(pk__in=ids)
+        .annotate(last_order=Max("orders__created_at"), last_seen=Max("sessions__last_seen"))
+        .order_by("-last_order", "-last_seen", "-pk")
+    )
+    rows = [(u.pk, u.address) for u in users]
+    return rows[:limit], [pk for pk, _ in rows[limit:]]
+
+
+def _apply_frame(user_id: int, channel: str, data: Any) -> None:
+    """One venue push for one user (runs in a worker thread)."""
+    from accounts.models import User
+    from execution.models import Order
+    from execution.services import sync
+
+    close_old_connections()
+    try:
+        user = User.objects.get(pk=user_id)
+        touched_fills = False
+        if channel == "orderUpdates":
+            for upd in data or []:
+                vo = upd.get("order") or {}
+                cloid = (vo.get("cloid") or "").lower()
+                order = Order.objects.filter(user=user, cloid=cloid).first() if cloid else None
+                if order is None and vo.get("oid") is not None:
+                    order = Order.objects.filter(user=user, venue_oid=int(vo["oid"])).first()
+                if order is not None:
+                    sync.order_apply_venue(
+                        order=order,
+                        status=str(upd.get("status")),
+                        venue_order=vo,
+                        cid=order.correlation_id,
+                        discrepancy=False,
+                    )
+        elif channel == "userFills" and not data.get("isSnapshot"):
+            for raw in data.get("fills") or []:
+                touched_fills |= sync.fill_record(user=user, raw=raw, cid="feed", source="userfeed") is not None
+        elif channel == "user" and isinstance(data, dict) and data.get("fills"):
+            for raw in data["fills"]:
+                touched_fills |= sync.fill_record(user=user, raw=raw, cid="feed", source="userfeed") is not None
+        if touched_fills:
+            sync.pnl_breakers_check(user=user)
+            sync.positions_sync(user=user, quiet=True)
+    finally:
+        close_old_connections()
+
+
+async def stream_user(user_id: int, address: str, stop: asyncio.Event) -> None:
+    """One connection for one user; returns when it breaks (the worker restarts it)."""
+    import websockets
+
+    async with websockets.connect(_ws_url(), open_timeout=10, ping_interval=None, max_size=1 << 22) as ws:
+        for kind in ("orderUpdates", "userFills", "userEvents"):
+            await ws.send(
+                orjson.dumps({"method": "subscribe", "subscription": {"type": kind, "user": address}}).decode()
+            )
+        last_ping = time.monotonic()
+        while not stop.is_set():
+            if time.monotonic() - last_ping > 20:
+                await ws.send('{"method":"ping"}')
+                last_ping = time.monotonic()
+            try:
+                raw = await asyncio.wait_for(ws.recv(), 1.0)
+            except TimeoutError:
+                continue
+            try:
+                msg = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                logger.info("non-JSON frame from venue user feed", extra={"user_id": user_id})
+                continue
+            channel = msg.get("channel") if isinstance(msg, dict) else None
+            if channel in ("orderUpdates", "userFills", "user"):
+                await sync_to_async(_apply_frame, thread_sensitive=False)(user_id, channel, msg.get("data"))
+            elif channel == "error":
+                logger.warning("venue user feed error", extra={"user_id": user_id, "detail": str(msg.get("data"))})
+
+
+class UserFeedWorker(AsyncWorker):
+    name = "execution"
+    interval = 2.0
+    round_timeout = 120.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.last_poll = 0.0
+        self.started_at_ms = 0
+
+    async def setup(self) -> None:
+        from execution.services.sync import reconcile_all
+
+        # Reconciliation also runs at start-up: orders that went unknown while we were down get resolved.
+        try:
+            result = await sync_to_async(reconcile_all, thread_sensitive=False)()
+            logger.info("start-up reconciliation", extra={"result": result})
+        except Exception:
+            logger.exception("start-up reconciliation failed")
+
+    async def teardown(self) -> None:
+        for task in self.tasks.values():
+            task.cancel()
+        for task in self.tasks.values():
+            with contextlib.suppress(BaseException):
+                await task
+
+    async def run_once(self) -> None:
+        streamed, polled = await sync_to_async(active_users, thread_sensitive=False)(
+            settings.USERFEED_MAX_STREAMED_USERS
+        )
+        wanted = dict(streamed)
+        for uid in list(self.tasks):
+            task = self.tasks[uid]
+            if uid not in wanted or task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+                del self.tasks[uid]
+        for uid, address in wanted.items():
+            if uid not in self.tasks:
+                self.tasks[uid] = asyncio.create_task(self._guarded(uid, address), name=f"userfeed-{uid}")
+        if polled and time.monotonic() - self.last_poll >= settings.USERFEED_POLL_SEC:
+            self.last_poll = time.monotonic()
+            await sync_to_async(_poll, thread_sensitive=False)(polled)
+
+    async def _guarded(self, uid: int, address: str) -> None:
+        try:
+            await stream_user(uid, address, self.stopping)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - restarted next round
+            logger.info("user feed connection ended", extra={"user_id": uid, "error": str(exc)})
+            await asyncio.sleep(2.0)
+
+
+def _poll(user_ids: list[int]) -> None:
+    from accounts.models import User
+    from execution import venue
+    from execution.services.sync import reconcile_user
+
+    close_old_connections()
+    for user in User.objects.filter(pk__in=user_ids):
+        try:
+            reconcile_user(user=user)
+        except (venue.VenueError, venue.VenueTimeout):
+            logger.warning("poll failed", extra={"user_id": user.pk})
+    close_old_connections()
+
+
+async def run_embedded(stop: asyncio.Event) -> None:
+    """One-process topology entry point."""
+    if not settings.EXECUTION_EMBEDDED:
+        await stop.wait()
+        return
+    worker = UserFeedWorker()
+    task = asyncio.create_task(worker.run())
+    await stop.wait()
+    worker.stop()
+    with contextlib.suppress(BaseException):
+        await asyncio.wait_for(task, 10)
