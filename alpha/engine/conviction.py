@@ -100,7 +100,7 @@ def decay_factor(age_s: float | None, *, config: AlphaConfig = DEFAULT_CONFIG) -
         return 0.0
     if age_s <= config.decay_fresh_s:
         return 1.0
-    return 0.5 ** ((age_s - config.decay_fresh_s) / config.decay_half_life_s)
+    return float(0.5 ** ((age_s - config.decay_fresh_s) / config.decay_half_life_s))
 
 
 def transform(signal: float, *, config: AlphaConfig = DEFAULT_CONFIG) -> tuple[float, float]:

@@ -66,7 +66,7 @@ def test_size_uses_quarter_kelly_and_vol_targeting() -> None:
     expected = 10_000 * ((0.55 - 0.45 / 2) * 0.25) * (cfg.target_vol_annual / 1.2)
     assert result.binding == "kelly"
     assert result.size_usd == Decimal(str(expected)).quantize(Decimal("0.01"))
-    assert isinstance(result.size, Decimal) and result.size == pytest.approx(Decimal(expected / 3000), rel=1e-6)
+    assert isinstance(result.size, Decimal) and float(result.size) == pytest.approx(expected / 3000, rel=1e-6)
     assert result.stop_px == Decimal("2910") and result.take_profit_px == Decimal("3180")
 
 
