@@ -68,14 +68,19 @@ async def test_fifty_users_get_only_their_own_events_and_logout_closes_the_socke
                         user_id=user_id, event_type="order_update", data={"owner": user_id, "n": n}
                     )
             received = await asyncio.gather(*(_drain(ws) for ws in sockets))
-            leaks = sum(1 for (_, _, uid), frames in zip(signed, received) for f in frames if f["data"]["owner"] != uid)
+            leaks = sum(
+                1
+                for (_, _, uid), frames in zip(signed, received, strict=True)
+                for f in frames
+                if f["data"]["owner"] != uid
+            )
             assert leaks == 0
             assert [len(frames) for frames in received] == [2] * USERS
 
             # Logout of the first five: their sockets close and no private frame reaches them afterwards.
             for session, _, _ in signed[:5]:
                 await _logout(session, http)
-            for (_, _, user_id), ws in zip(signed[:5], sockets[:5]):
+            for (_, _, user_id), ws in zip(signed[:5], sockets[:5], strict=True):
                 await broadcaster.publish_private(user_id=user_id, event_type="order_update", data={"owner": user_id})
                 with pytest.raises(websockets.ConnectionClosed) as closed:
                     while True:
