@@ -70,7 +70,6 @@ def round_size(*, sz: Decimal, spec: AssetSpec) -> Decimal:
     return sz.quantize(Decimal(1).scaleb(-spec.sz_decimals), rounding=ROUND_DOWN)
 
 
-def to_wire(value: Decimal) -> str:
+def to_wire(value: Decimal | int | str) -> str:
     """Venue wire string: trailing zeros stripped ("1900.5", "3000")."""
-    text = f"{value.normalize():f}"
-    return text
+    return f"{Decimal(str(value)).normalize():f}"

@@ -51,14 +51,14 @@ def forward(apps, schema_editor):  # type: ignore[no-untyped-def]
     conn = schema_editor.connection
     if conn.vendor != "postgresql":
         return
-    schema_editor.execute(FORWARD)
+    schema_editor.execute(FORWARD, params=None)
     if settings.ENVIRONMENT == "test" and str(conn.settings_dict["NAME"]).startswith("test_"):
-        schema_editor.execute(ALLOW_TRUNCATE_IN_TEST_DB)
+        schema_editor.execute(ALLOW_TRUNCATE_IN_TEST_DB, params=None)
 
 
 def backward(apps, schema_editor):  # type: ignore[no-untyped-def]
     if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(BACKWARD)
+        schema_editor.execute(BACKWARD, params=None)
 
 
 class Migration(migrations.Migration):
