@@ -25,7 +25,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hypersentry.settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -50,23 +50,43 @@ def make_frames(*, n: int, symbols: int, seed: int = 1) -> tuple[list[bytes], li
         r = rng.random()
         if r < 0.70:
             trades = [
-                {"coin": coin, "side": rng.choice("BA"), "px": f"{mid * (1 + rng.gauss(0, 0.0001)):.5g}",
-                 "sz": f"{rng.uniform(0.01, 5):.4f}", "time": t, "hash": "0x" + "0" * 64, "tid": k,
-                 "users": ["0x" + "a" * 40, "0x" + "b" * 40]}
+                {
+                    "coin": coin,
+                    "side": rng.choice("BA"),
+                    "px": f"{mid * (1 + rng.gauss(0, 0.0001)):.5g}",
+                    "sz": f"{rng.uniform(0.01, 5):.4f}",
+                    "time": t,
+                    "hash": "0x" + "0" * 64,
+                    "tid": k,
+                    "users": ["0x" + "a" * 40, "0x" + "b" * 40],
+                }
                 for _ in range(rng.randint(1, 3))
             ]
             frame = {"channel": "trades", "data": trades}
         elif r < 0.90:
             tick = mid * 0.0001
-            bids = [{"px": f"{mid - tick * (i + 1):.6g}", "sz": f"{rng.uniform(0.1, 50):.4f}", "n": rng.randint(1, 9)}
-                    for i in range(20)]
-            asks = [{"px": f"{mid + tick * (i + 1):.6g}", "sz": f"{rng.uniform(0.1, 50):.4f}", "n": rng.randint(1, 9)}
-                    for i in range(20)]
+            bids = [
+                {"px": f"{mid - tick * (i + 1):.6g}", "sz": f"{rng.uniform(0.1, 50):.4f}", "n": rng.randint(1, 9)}
+                for i in range(20)
+            ]
+            asks = [
+                {"px": f"{mid + tick * (i + 1):.6g}", "sz": f"{rng.uniform(0.1, 50):.4f}", "n": rng.randint(1, 9)}
+                for i in range(20)
+            ]
             frame = {"channel": "l2Book", "data": {"coin": coin, "time": t, "levels": [bids, asks]}}
         elif r < 0.99:
-            ctx = {"funding": "0.0000125", "openInterest": "4521.2", "oraclePx": f"{mid:.6g}", "markPx": f"{mid:.6g}",
-                   "midPx": f"{mid:.6g}", "dayNtlVlm": "912345678.9", "prevDayPx": f"{mid * 0.98:.6g}",
-                   "premium": "-0.0001", "impactPxs": [f"{mid:.6g}", f"{mid:.6g}"], "dayBaseVlm": "305112.4"}
+            ctx = {
+                "funding": "0.0000125",
+                "openInterest": "4521.2",
+                "oraclePx": f"{mid:.6g}",
+                "markPx": f"{mid:.6g}",
+                "midPx": f"{mid:.6g}",
+                "dayNtlVlm": "912345678.9",
+                "prevDayPx": f"{mid * 0.98:.6g}",
+                "premium": "-0.0001",
+                "impactPxs": [f"{mid:.6g}", f"{mid:.6g}"],
+                "dayBaseVlm": "305112.4",
+            }
             frame = {"channel": "activeAssetCtx", "data": {"coin": coin, "ctx": ctx}}
         else:
             frame = {"channel": "allMids", "data": {"mids": {c: f"{v:.6g}" for c, v in mids.items()}}}
@@ -140,8 +160,14 @@ async def main() -> None:
     await ingestor.flush()
 
     base_cpu, base_wall, base_n = await paced(frames, rate=args.rate, seconds=args.seconds, handle=orjson.loads)
-    cpu, wall, n = await paced(frames, rate=args.rate, seconds=args.seconds, handle=ingestor.handle_raw,
-                               flush=ingestor.flush, flush_every=interval)
+    cpu, wall, n = await paced(
+        frames,
+        rate=args.rate,
+        seconds=args.seconds,
+        handle=ingestor.handle_raw,
+        flush=ingestor.flush,
+        flush_every=interval,
+    )
     published = sum(v for v in ingestor.messages.values())
     rejected = sum(ingestor.rejections.values())
     frac = cpu / wall

@@ -58,6 +58,8 @@ STATUS_TTL_SEC = 86_400.0  # the status outlives the process: readers judge `run
 RUNNING_WITHIN_MS = 10_000
 HEARTBEAT_REPUBLISH_SEC = 1.0
 IDLE_SYMBOL_FLUSH_SEC = 1.0
+CANDLE_PUBLISH_SEC = 1.0
+PUBLISHED_TRADES = 20  # recent trades in each published snapshot (the hot state keeps 50)
 UNIVERSE_REFRESH_SEC = 60.0
 PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -176,6 +178,7 @@ class Ingestor:
         self._last_republish = 0.0
         self._last_universe = 0.0
         self._backfill: deque[tuple[str, str, float]] = deque()
+        self._candles_sent: dict[str, float] = {}
 
     # --- universe and desired subscriptions ------------------------------------------------------------------
     async def load_universe(self) -> None:
@@ -261,6 +264,7 @@ class Ingestor:
         self, snap: SymbolSnapshot, *, now_ms: int, batch: list[dict[str, Any]], dropped: int, candles: dict[str, Any]
     ) -> str:
         data: dict[str, Any] = {name: getattr(snap, name) for name in _SNAPSHOT_FIELDS}
+        data["trades"] = snap.trades[:PUBLISHED_TRADES]
         data["kind"] = "snapshot"
         data["source"] = SOURCE
         data["staleness"] = staleness_dict(snap, now_ms)
@@ -320,7 +324,10 @@ class Ingestor:
             )
             published += 1
             m.PUBLISHED.labels("snapshot").inc()
-            if st.candles_dirty:
+            if st.candles_dirty and mono - self._candles_sent.get(st.symbol, 0.0) >= CANDLE_PUBLISH_SEC:
+                # Candles travel at most once a second per symbol (the snapshot's candles_live carries the
+                # current ones at the publish rate); the hot state keeps them for /trading/candles.
+                self._candles_sent[st.symbol] = mono
                 st.candles_dirty = False
                 for interval, candle in candles.items():
                     await self.hot.put_candles(st.symbol, interval, [candle])

@@ -74,19 +74,33 @@ def _levels(raw: object, symbol: str) -> tuple[list[list[str]], list[tuple[float
         return Rejection(quality.MALFORMED, symbol, "book side is not a list")
     strs: list[list[str]] = []
     nums: list[tuple[float, float]] = []
+    inf = _INF
     for level in raw[:BOOK_LEVELS]:
-        if not isinstance(level, dict):
-            return Rejection(quality.MALFORMED, symbol, "book level is not an object")
-        px_raw, sz_raw = level.get("px"), level.get("sz")
-        px = quality.parse_price(px_raw)
-        if px is None:
+        # Inlined guards (this loop runs for every level of every book): float() plus one chained comparison
+        # rejects malformed, NaN, infinite, zero and negative values alike.
+        try:
+            px_raw, sz_raw = level["px"], level["sz"]
+            px, sz = float(px_raw), float(sz_raw)
+        except (TypeError, KeyError, ValueError):
+            return _level_rejection(level, symbol)
+        if not 0.0 < px < inf or px_raw.__class__ is not str:
             return Rejection(quality.BAD_PRICE, symbol, f"book px {px_raw!r}")
-        sz = quality.parse_size(sz_raw)
-        if sz is None:
+        if not 0.0 < sz < inf or sz_raw.__class__ is not str:
             return Rejection(quality.BAD_SIZE, symbol, f"book sz {sz_raw!r}")
-        strs.append([str(px_raw), str(sz_raw)])
+        strs.append([px_raw, sz_raw])
         nums.append((px, sz))
     return strs, nums
+
+
+_INF: Final = float("inf")
+
+
+def _level_rejection(level: object, symbol: str) -> Rejection:
+    if not isinstance(level, dict) or "px" not in level or "sz" not in level:
+        return Rejection(quality.MALFORMED, symbol, "book level without px/sz")
+    if quality.parse_price(level["px"]) is None:
+        return Rejection(quality.BAD_PRICE, symbol, f"book px {level['px']!r}")
+    return Rejection(quality.BAD_SIZE, symbol, f"book sz {level['sz']!r}")
 
 
 def normalize_book(data: Any, *, recv_ms: int, symbols: SymbolMap, seq: SequenceCounter, out: Normalized) -> None:

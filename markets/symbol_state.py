@@ -40,7 +40,8 @@ class SymbolState:
     bids_f: list[tuple[float, float]] = field(default_factory=list)
     asks_f: list[tuple[float, float]] = field(default_factory=list)
     book_ts: int | None = None
-    trades: deque[ft.Trade] = field(default_factory=lambda: deque(maxlen=TRADES_KEPT))
+    # Wire dicts, built once per trade and shared by the ring, the publish batch and every snapshot.
+    trades: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=TRADES_KEPT))
     trades_ts: int | None = None
     batch: list[dict[str, Any]] = field(default_factory=list)
     batch_dropped: int = 0
@@ -104,12 +105,13 @@ def apply_trades(state: SymbolState, trades: list[ft.Trade], *, mono: float = 0.
         if reason:
             rejected.append(reason)
             continue
-        state.trades.append(trade)
+        wire = trade.as_wire()
+        state.trades.append(wire)
         ft.cvd_add(state.cvd, trade)
         for interval, series in state.candles.items():
             ft.candle_add_trade(series, trade, interval)
         if len(state.batch) < TRADES_BATCH_MAX:
-            state.batch.append(trade.as_wire())
+            state.batch.append(wire)
         else:
             state.batch_dropped += 1
         if state.trades_ts is None or trade.time_ms > state.trades_ts:
@@ -161,7 +163,7 @@ def build_snapshot(
         book={"bids": state.bids, "asks": state.asks},
         book_ts=state.book_ts,
         book_stats=stats,
-        trades=[t.as_wire() for t in reversed(state.trades)],
+        trades=list(reversed(state.trades)),
         trades_ts=state.trades_ts,
         cvd_venue=cvd["cvd_venue"],
         cvd_venue_1m=cvd["cvd_venue_1m"],
