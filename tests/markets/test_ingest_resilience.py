@@ -99,6 +99,12 @@ async def test_an_outage_turns_data_stale_and_ingest_recovers_within_5s():
             return snap is not None and snap.stale_reason is not None and staleness(snap, now_ms())["book"].stale
 
         await wait_for(stale_published, 8.0, "a stale, flagged BTC snapshot")
+
+        def stale_envelope() -> bool:
+            data = pub.envelopes("BTC", "snapshot")[-1]["data"]
+            return data["staleness"]["book"]["stale"] is True
+
+        await wait_for(stale_envelope, 2.0, "a published envelope flagged stale")
         last = pub.envelopes("BTC", "snapshot")[-1]["data"]
         assert last["stale_reason"].startswith("venue") and last["staleness"]["book"]["stale"] is True
         await ingestor.housekeeping()
