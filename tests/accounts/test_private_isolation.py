@@ -96,6 +96,10 @@ async def test_fifty_users_get_only_their_own_events_and_logout_closes_the_socke
                 await ws.close()
             for session, _, _ in signed:
                 await session.close()
+            from asgiref.sync import sync_to_async
+            from django.db import connections
+
+            await sync_to_async(connections.close_all)()  # the ASGI views' thread holds one
 
 
 @pytest.mark.parametrize(
