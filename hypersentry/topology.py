@@ -25,7 +25,7 @@ ComponentRunner = Callable[[asyncio.Event], Awaitable[None]]
 
 # Order matters at start-up: the venue first, then what reads from it.
 COMPONENT_RUNNERS: dict[str, str] = {
-    "hlsim": "hlsim.embed.run_embedded",
+    "hlsim": "hypersentry.simulator.run_embedded",
     "ingest": "markets.ingest.run_embedded",
     "alpha": "alpha.pipeline.run_embedded",
     "execution": "execution.userfeed.run_embedded",

@@ -22,7 +22,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_serve_answers_healthz_and_readyz_on_embedded_defaults() -> None:
     port = free_port()
     sqlite = str(Path(tempfile.mkdtemp()) / "db.sqlite3")
-    env = {"PATH": os.environ["PATH"], "SQLITE_PATH": sqlite, "HLSIM_PORT": str(free_port())}
+    env = {
+        "PATH": os.environ["PATH"],
+        "SQLITE_PATH": sqlite,
+        "HYPERSENTRY_VENUE_URL": f"http://127.0.0.1:{free_port()}",
+    }
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--port", str(port)],
