@@ -18,8 +18,9 @@ SYMBOL = "BTC"
 
 @pytest.fixture
 def sim_thread(settings: Any) -> Iterator[SimulatorThread]:
-    runner = SimulatorThread(SimConfig(port=0, seed=3, speed=1.0, control=True, backfill_minutes=5,
-                                       symbols=["BTC", "ETH", "SOL"]))
+    runner = SimulatorThread(
+        SimConfig(port=0, seed=3, speed=1.0, control=True, backfill_minutes=5, symbols=["BTC", "ETH", "SOL"])
+    )
     sim = runner.start()
     settings.HYPERSENTRY_VENUE_URL = sim.base_url
     settings.EXECUTION_VENUE_TIMEOUT_SEC = 2.0
@@ -50,8 +51,9 @@ def hot(sim_thread: SimulatorThread) -> Iterator[Callable[..., Any]]:
         asks = [[lv["px"], lv["sz"]] for lv in book["levels"][1]]
         now = int(time.time() * 1000) - age_ms
         mid = (Decimal(bids[0][0]) + Decimal(asks[0][0])) / 2
-        snap = SymbolSnapshot(symbol=symbol, price=str(mid), price_ts=now, book={"bids": bids, "asks": asks},
-                              book_ts=now, updated_at=now)
+        snap = SymbolSnapshot(
+            symbol=symbol, price=str(mid), price_ts=now, book={"bids": bids, "asks": asks}, book_ts=now, updated_at=now
+        )
         async_to_sync(state.put)(snap)
         return snap
 
@@ -87,3 +89,23 @@ def trader(sim_thread: SimulatorThread, hot: Any, transactional_db: None) -> Any
     return user
 
 
+@pytest.fixture
+def fresh_books(hot: Any) -> Iterator[None]:
+    """Keep the hot-state books fresh (what the ingest does in a deployment) for long tests."""
+    import threading
+
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(1.0):
+            for s in ("BTC", "ETH", "SOL"):
+                try:
+                    hot(s)
+                except Exception:
+                    pass
+
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    yield
+    stop.set()
+    t.join(timeout=5)

@@ -46,7 +46,9 @@ def test_limit_order_rests_then_cancels_and_everything_is_audited(trader: Any, h
     c = client_for(trader)
     spec = venue.asset_spec(SYMBOL)
     px = round_price(px=book_mid(hot) * Decimal("0.97"), spec=spec, mode="down")
-    resp = post(c, "/trading/order", {"symbol": SYMBOL, "side": "buy", "type": "limit", "size": "0.002", "price": str(px)})
+    resp = post(
+        c, "/trading/order", {"symbol": SYMBOL, "side": "buy", "type": "limit", "size": "0.002", "price": str(px)}
+    )
     assert resp.status_code == 201, resp.json()
     order = resp.json()["order"]
     assert order["state"] == "resting" and order["venue_oid"]
@@ -118,7 +120,9 @@ def test_modify_is_cancel_plus_new_and_local_state_follows_the_new_oid(trader: A
     spec = venue.asset_spec(SYMBOL)
     m = book_mid(hot)
     px = round_price(px=m * Decimal("0.96"), spec=spec, mode="down")
-    first = post(c, "/trading/order", {"symbol": SYMBOL, "side": "buy", "size": "0.002", "price": str(px)}).json()["order"]
+    first = post(c, "/trading/order", {"symbol": SYMBOL, "side": "buy", "size": "0.002", "price": str(px)}).json()[
+        "order"
+    ]
     px2 = round_price(px=m * Decimal("0.95"), spec=spec, mode="down")
     resp = post(c, "/trading/modify", {"order_id": first["id"], "price": str(px2)})
     assert resp.status_code == 201, resp.json()

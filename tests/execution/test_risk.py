@@ -13,12 +13,24 @@ from execution.rounding import AssetSpec, is_valid_price, round_price
 D = Decimal
 SPEC = AssetSpec(symbol="BTC", asset_id=0, sz_decimals=5, max_leverage=50)
 NOW = 1_700_000_000_000
-LIMITS = risk.Limits(max_position_usd=D(1000), max_total_exposure_usd=D(5000), max_daily_loss_usd=D(100),
-                     max_leverage=10, max_slippage_bps=100)
+LIMITS = risk.Limits(
+    max_position_usd=D(1000),
+    max_total_exposure_usd=D(5000),
+    max_daily_loss_usd=D(100),
+    max_leverage=10,
+    max_slippage_bps=100,
+)
 OK_CTX = risk.RiskContext(
-    now_ms=NOW, kill_switch_engaged=False, server_trading_enabled=True, admin_only=False, user_is_admin=False,
-    session_authenticated=True, execution_agent_ready=True, spec=SPEC,
-    book=risk.Book(best_bid=D(60000), best_ask=D(60001), ts_ms=NOW - 100), limits=LIMITS,
+    now_ms=NOW,
+    kill_switch_engaged=False,
+    server_trading_enabled=True,
+    admin_only=False,
+    user_is_admin=False,
+    session_authenticated=True,
+    execution_agent_ready=True,
+    spec=SPEC,
+    book=risk.Book(best_bid=D(60000), best_ask=D(60001), ts_ms=NOW - 100),
+    limits=LIMITS,
 )
 BUY = risk.OrderIntent(symbol="BTC", is_buy=True, order_type="limit", size=D("0.001"), price=D(59000))
 
