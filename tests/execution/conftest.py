@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -99,10 +100,8 @@ def fresh_books(hot: Any) -> Iterator[None]:
     def loop() -> None:
         while not stop.wait(1.0):
             for s in ("BTC", "ETH", "SOL"):
-                try:
+                with contextlib.suppress(Exception):
                     hot(s)
-                except Exception:
-                    pass
 
     t = threading.Thread(target=loop, daemon=True)
     t.start()
