@@ -283,6 +283,14 @@ USERFEED_MAX_STREAMED_USERS = env.integer("USERFEED_MAX_STREAMED_USERS", 10, min
 USERFEED_POLL_SEC = env.number("USERFEED_POLL_SEC", 30.0, min_value=1.0, max_value=3600.0)
 EXECUTION_EMBEDDED = env.flag("EXECUTION_EMBEDDED", True)
 
+# --- alpha -------------------------------------------------------------------------------------------------
+# Gate thresholds and engine parameters live in the database (admin: Alpha settings); these size the worker.
+ALPHA_EMBEDDED = env.flag("ALPHA_EMBEDDED", True)
+ALPHA_INTERVAL_MS = env.integer("ALPHA_INTERVAL_MS", 200, min_value=50, max_value=10_000)
+ALPHA_MAX_SYMBOLS = env.integer("ALPHA_MAX_SYMBOLS", 100, min_value=1, max_value=1000)
+ALPHA_MAX_PRIVATE_USERS = env.integer("ALPHA_MAX_PRIVATE_USERS", 200, min_value=0, max_value=10_000)
+ALPHA_EQUITY_REFRESH_SEC = env.number("ALPHA_EQUITY_REFRESH_SEC", 5.0, min_value=1.0, max_value=600.0)
+
 # --- Django ------------------------------------------------------------------------------------------------
 INSTALLED_APPS = [
     "daphne",
