@@ -19,8 +19,13 @@ import requests
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _free_port() -> int:
@@ -38,14 +43,27 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]
     port = _free_port()
     tmp = tmp_path_factory.mktemp("trading-serve")
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
-    env.update(ENVIRONMENT="development", DEBUG="true", SQLITE_PATH=str(tmp / "db.sqlite3"),
-               FRONTEND_URL=f"http://127.0.0.1:{port}", HYPERSENTRY_VENUE="sim",
-               HYPERSENTRY_VENUE_URL=sim.base_url.rstrip("/"), HYPERSENTRY_EMBED_SIMULATOR="false", LOG_LEVEL="warning")
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True,
-                   timeout=120)
+    env.update(
+        ENVIRONMENT="development",
+        DEBUG="true",
+        SQLITE_PATH=str(tmp / "db.sqlite3"),
+        FRONTEND_URL=f"http://127.0.0.1:{port}",
+        HYPERSENTRY_VENUE="sim",
+        HYPERSENTRY_VENUE_URL=sim.base_url.rstrip("/"),
+        HYPERSENTRY_EMBED_SIMULATOR="false",
+        LOG_LEVEL="warning",
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True, timeout=120
+    )
     log = open(tmp / "serve.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, "manage.py", "serve", "--port", str(port)], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
