@@ -6,6 +6,7 @@ import re
 import time
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -13,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from hypersentry.errors import NotFound, ValidationFailed
+from hypersentry.schema import ERRORS, JsonObject
 from markets import selectors, services
 
 SYMBOL_RE = re.compile(r"^[A-Za-z0-9]{1,20}$")
@@ -36,6 +38,63 @@ def _coin(symbol: str, field: str = "coin") -> str:
     return coin
 
 
+# --- Response shapes (OpenAPI) -------------------------------------------------------------------------------
+class BookSideLevels(serializers.ListField):
+    child = serializers.ListField(child=serializers.CharField(), help_text="[px, sz] as decimal strings")
+
+
+class BookBody(serializers.Serializer):
+    bids = BookSideLevels()
+    asks = BookSideLevels()
+
+
+class OrderbookResponse(serializers.Serializer):
+    coin = serializers.CharField()
+    source = serializers.CharField(help_text="aggregator | venue_rest | stale cache")
+    book_ts = serializers.IntegerField(allow_null=True)
+    age_ms = serializers.IntegerField(allow_null=True)
+    stale = serializers.BooleanField()
+    stale_reason = serializers.CharField(allow_null=True)
+    book = BookBody()
+
+
+class SymbolsResponse(serializers.Serializer):
+    mode = serializers.CharField()
+    count = serializers.IntegerField()
+    symbols = serializers.ListField(child=JsonObject())
+
+
+class PricesResponse(serializers.Serializer):
+    source = serializers.CharField()
+    ts = serializers.IntegerField(allow_null=True)
+    stale = serializers.BooleanField()
+    prices = JsonObject(help_text="symbol -> mid price (decimal string)")
+
+
+class TokensResponse(serializers.Serializer):
+    source = serializers.CharField()
+    stale = serializers.BooleanField()
+    count = serializers.IntegerField()
+    tokens = serializers.ListField(child=JsonObject())
+
+
+class CandlesResponse(serializers.Serializer):
+    coin = serializers.CharField()
+    source = serializers.CharField()
+    stale = serializers.BooleanField()
+    interval = serializers.CharField()
+    candles = serializers.ListField(child=JsonObject(), help_text="venue candle objects t,T,s,i,o,c,h,l,v,n")
+
+
+class SnapshotResponse(serializers.Serializer):
+    symbol = serializers.CharField()
+    price = serializers.CharField(allow_null=True)
+    price_ts = serializers.IntegerField(allow_null=True)
+    book = BookBody()
+    book_ts = serializers.IntegerField(allow_null=True)
+    staleness = JsonObject(help_text="per field group: age_ms, threshold_ms, stale")
+
+
 class CoinField(serializers.RegexField):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(SYMBOL_RE, error_messages={"invalid": "must be 1-20 letters or digits"}, **kwargs)
@@ -49,7 +108,7 @@ class EmptyQuery(serializers.Serializer):
 class AggregatorStatusApi(APIView):
     @extend_schema(
         summary="Ingest status: connection, subscriptions, freshness, reconnects, 429s, rejected payloads",
-        responses={200: OpenApiResponse(description="status object")},
+        responses={200: OpenApiResponse(response=OpenApiTypes.OBJECT, description="status object"), **ERRORS},
     )
     def get(self, request: Request) -> Response:
         _validated(EmptyQuery, request)
@@ -62,7 +121,11 @@ class SymbolsQuery(serializers.Serializer):
 
 
 class AggregatorSymbolsApi(APIView):
-    @extend_schema(summary="Symbols for pickers (live first, by volume)", parameters=[SymbolsQuery])
+    @extend_schema(
+        summary="Symbols for pickers (live first, by volume)",
+        parameters=[SymbolsQuery],
+        responses={200: SymbolsResponse, **ERRORS},
+    )
     def get(self, request: Request) -> Response:
         q = _validated(SymbolsQuery, request)
         rows = selectors.symbol_list(mode=q["mode"], limit=q["limit"])
@@ -76,7 +139,11 @@ class OrderbookQuery(serializers.Serializer):
 
 
 class OrderbookApi(APIView):
-    @extend_schema(summary="Order book: hot state, repaired from venue REST when stale", parameters=[OrderbookQuery])
+    @extend_schema(
+        summary="Order book: hot state, repaired from venue REST when stale",
+        parameters=[OrderbookQuery],
+        responses={200: OrderbookResponse, **ERRORS},
+    )
     def get(self, request: Request) -> Response:
         q = _validated(OrderbookQuery, request)
         symbol = q["coin"].upper()
@@ -91,7 +158,11 @@ class PricesQuery(serializers.Serializer):
 
 
 class PricesApi(APIView):
-    @extend_schema(summary="Mid prices of every (or the listed) symbol", parameters=[PricesQuery])
+    @extend_schema(
+        summary="Mid prices of every (or the listed) symbol",
+        parameters=[PricesQuery],
+        responses={200: PricesResponse, **ERRORS},
+    )
     def get(self, request: Request) -> Response:
         q = _validated(PricesQuery, request)
         symbols = q["coins"].upper().split(",") if q.get("coins") else None
@@ -103,7 +174,11 @@ class TokensQuery(serializers.Serializer):
 
 
 class TokensApi(APIView):
-    @extend_schema(summary="Perp universe with day volume and contexts", parameters=[TokensQuery])
+    @extend_schema(
+        summary="Perp universe with day volume and contexts",
+        parameters=[TokensQuery],
+        responses={200: TokensResponse, **ERRORS},
+    )
     def get(self, request: Request) -> Response:
         q = _validated(TokensQuery, request)
         return Response(services.tokens_read(limit=q["limit"]))
@@ -128,7 +203,11 @@ class CandlesQuery(serializers.Serializer):
 
 
 class CandlesApi(APIView):
-    @extend_schema(summary="Candles (ingest's 1m/5m/15m/1h, else venue candleSnapshot)", parameters=[CandlesQuery])
+    @extend_schema(
+        summary="Candles (ingest's 1m/5m/15m/1h, else venue candleSnapshot)",
+        parameters=[CandlesQuery],
+        responses={200: CandlesResponse, **ERRORS},
+    )
     def get(self, request: Request) -> Response:
         q = _validated(CandlesQuery, request)
         symbol = q["coin"].upper()
@@ -140,7 +219,10 @@ class CandlesApi(APIView):
 
 # --- /markets/<SYM>/snapshot -----------------------------------------------------------------------------------------
 class SymbolSnapshotApi(APIView):
-    @extend_schema(summary="The hot snapshot of one symbol with per-field freshness")
+    @extend_schema(
+        summary="The hot snapshot of one symbol with per-field freshness",
+        responses={200: SnapshotResponse, **ERRORS},
+    )
     def get(self, request: Request, symbol: str) -> Response:
         _validated(EmptyQuery, request)
         if not SYMBOL_RE.match(symbol):
