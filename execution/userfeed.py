@@ -19,12 +19,24 @@ from typing import Any
 import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.db.models import Max
 
 from hypersentry.workers import AsyncWorker
 
 logger = logging.getLogger(__name__)
+
+
+def _closing(fn: Any) -> Any:
+    """Run `fn` in a worker thread and close that thread's DB connection afterwards (threads are reused)."""
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            connection.close()
+
+    return wrapped
 
 
 def _ws_url() -> str:
@@ -87,7 +99,7 @@ def _apply_frame(user_id: int, channel: str, data: Any) -> None:
             sync.pnl_breakers_check(user=user)
             sync.positions_sync(user=user, quiet=True)
     finally:
-        close_old_connections()
+        connection.close()
 
 
 async def stream_user(user_id: int, address: str, stop: asyncio.Event) -> None:
@@ -136,7 +148,7 @@ class UserFeedWorker(AsyncWorker):
 
         # Reconciliation also runs at start-up: orders that went unknown while we were down get resolved.
         try:
-            result = await sync_to_async(reconcile_all, thread_sensitive=False)()
+            result = await sync_to_async(_closing(reconcile_all), thread_sensitive=False)()
             logger.info("start-up reconciliation", extra={"result": result})
         except Exception:
             logger.exception("start-up reconciliation failed")
@@ -149,7 +161,7 @@ class UserFeedWorker(AsyncWorker):
                 await task
 
     async def run_once(self) -> None:
-        streamed, polled = await sync_to_async(active_users, thread_sensitive=False)(
+        streamed, polled = await sync_to_async(_closing(active_users), thread_sensitive=False)(
             settings.USERFEED_MAX_STREAMED_USERS
         )
         wanted = dict(streamed)
@@ -165,7 +177,7 @@ class UserFeedWorker(AsyncWorker):
                 self.tasks[uid] = asyncio.create_task(self._guarded(uid, address), name=f"userfeed-{uid}")
         if polled and time.monotonic() - self.last_poll >= settings.USERFEED_POLL_SEC:
             self.last_poll = time.monotonic()
-            await sync_to_async(_poll, thread_sensitive=False)(polled)
+            await sync_to_async(_closing(_poll), thread_sensitive=False)(polled)
 
     async def _guarded(self, uid: int, address: str) -> None:
         try:
