@@ -25,7 +25,7 @@ from django.utils import timezone
 from accounts.models import User
 from alpha import gates as g
 from alpha import metrics, selectors
-from alpha.engine import RiskLimits, size_position, win_probability
+from alpha.engine import AlphaConfig, RiskLimits, size_position, win_probability
 from alpha.models import ACTIVE_STATUSES, AutoTrade, AutoTradeSettings, AutoTradeStatus
 from alpha.readings import Reading
 from hypersentry.errors import ValidationFailed
@@ -197,10 +197,16 @@ def signal_key(*, reading: Reading, side: str) -> str:
     return f"auto:{_KEY_SAFE.sub('_', reading.symbol)}:{reading.streak_start_ms}:{side}"
 
 
-def _size(*, reading: Reading, side: str, ctx: UserContext) -> Decimal:
+def _size(*, reading: Reading, side: str, ctx: UserContext, config: AlphaConfig) -> Decimal:
     if side == g.NONE or ctx.equity_usd is None or not reading.price:
         return ZERO
-    p = win_probability(score=reading.score, side=side)
+    p = win_probability(score=reading.score, side=side, config=config)
+    limits = ctx.limits
+    held = ctx.positions.get(reading.symbol.upper(), ZERO)
+    if held != 0 and (held > 0) == (side == g.LONG):
+        # Adding to a position: only the room left under the per-position limit is available.
+        room = max(ZERO, limits.max_position_usd - abs(held) * Decimal(str(reading.price)))
+        limits = RiskLimits(room, limits.max_total_exposure_usd, limits.max_leverage)
     sizing = size_position(
         side=side,
         win_probability=p,
@@ -209,7 +215,8 @@ def _size(*, reading: Reading, side: str, ctx: UserContext) -> Decimal:
         price=reading.price,
         realised_vol_annual=reading.rv_annual,
         current_exposure_usd=float(ctx.exposure_usd),
-        limits=ctx.limits,
+        limits=limits,
+        config=config,
     )
     return sizing.size_usd
 
@@ -252,11 +259,16 @@ def autotrade_gates(
     *, user: User, reading: Reading | None, ctx: UserContext | None = None, now_ms: int | None = None
 ) -> tuple[g.GateResult, Decimal | None, UserContext]:
     """Evaluate every gate for `user` on `reading` (read-only)."""
-    thresholds = selectors.thresholds_from(selectors.alpha_settings_get())
+    row = selectors.alpha_settings_get()
+    thresholds = selectors.thresholds_from(row)
     ctx = ctx or user_context_get(user=user)
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     side = g.side_for(None if reading is None else reading.score, thresholds)
-    size = _size(reading=reading, side=side, ctx=ctx) if reading is not None else None
+    size = (
+        _size(reading=reading, side=side, ctx=ctx, config=selectors.engine_config_from(row))
+        if reading is not None
+        else None
+    )
     inputs = _gate_inputs(user=user, reading=reading, ctx=ctx, side=side, size=size, now_ms=now_ms)
     return g.gates_evaluate(inputs, thresholds), size, ctx
 
