@@ -58,8 +58,9 @@ class ConvictionGetApi(APIView):
             if not selectors.known_symbol(symbol=sym):
                 raise NotFound(f"unknown symbol {sym!r}", code="unknown_symbol")
             raise ConvictionUnavailable(f"no conviction reading for {sym} yet", extra={"stale": True})
-        if request.user.is_authenticated:
-            services.presence_touch(user_id=request.user.pk)
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            services.presence_touch(user_id=user.pk)
         return Response(view)
 
 

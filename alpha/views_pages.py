@@ -43,5 +43,6 @@ def alpha_page_context(*, user_id: int | None) -> dict[str, Any]:
 
 @require_safe
 def alpha_page(request: HttpRequest) -> HttpResponse:
-    user_id = request.user.pk if request.user.is_authenticated else None
+    user = getattr(request, "user", None)
+    user_id = user.pk if user is not None and user.is_authenticated else None
     return render(request, "alpha/alpha.html", alpha_page_context(user_id=user_id))
