@@ -1,15 +1,29 @@
-"""Fan-out benchmark: the /ws gateway against two baselines, same workload, same clients.
+"""Fan-out benchmark: the /ws gateway against two baselines, same workload, same clients, same run.
 
-    .venv/bin/python bench/bench_fanout.py                   # 1000 clients, ~10 frames/s each, ~2 minutes
-    .venv/bin/python bench/bench_fanout.py --clients 200 --seconds 5
+    .venv/bin/python bench/bench_fanout.py                   # 1000 clients × ~10 frames/s, 3 modes, ~1.5 minutes
+    .venv/bin/python bench/bench_fanout.py --clients 300 --seconds 5 --modes gateway,websockets
 
-Modes (each server is its own process; CPU is read from /proc/<pid>/stat over the measuring window):
-  gateway     uvicorn (per-message deflate off) serving hypersentry.asgi:application; frames published through
-              markets.realtime.get_broadcaster().publish (the in-memory broadcaster of the one-process topology).
+Modes (each server is its own process, pinned to CPU 0; the client processes are pinned to the other CPUs):
+  gateway     uvicorn (websockets-sansio, per-message deflate off) serving hypersentry.asgi:application — the real
+              OriginValidator(AuthMiddlewareStack(URLRouter)) stack and markets/gateway.py; frames go through
+              markets.realtime.get_broadcaster().publish, the call ingest makes (in-memory broadcaster: one process).
   websockets  plain `websockets` server + websockets.broadcast of the same text: the practical limit.
   channels    uvicorn + stock AsyncWebsocketConsumer, channel_layer.group_send per frame: the naive path.
-Clients: asyncio `websockets` clients spread over several processes, each subscribed to 1-3 of the symbols.
-Every frame is an envelope whose ts_ms / data.t are stamped at publish; latency = client receive - publish.
+
+Workload: every symbol gets one frame per tick (`--rate` ticks/s), so each (symbol, channel, event_type) key is
+published exactly at `--rate`; clients subscribe to 1-3 of `--symbols` symbols (~2 × rate frames/s each). Each frame
+is an envelope whose ts_ms / data.t are stamped at publish.
+
+Method:
+  * Clients connect with at most 64 handshakes in flight, subscribe and WAIT FOR EVERY ACK; the measuring window
+    opens only when every client of every process has all its acks (the subscribe-ack time is reported).
+  * The window is defined on the publish stamp: a client counts a frame when its data.t falls in the window (and
+    keeps reading for a grace period after it), so frames in flight at the edges are neither lost nor double-counted.
+  * expected = Σ over subscriptions of the ticks the server published inside the window (the server reports its
+    tick times). Nothing is conflated unless a socket is lagging: every frame of a key is expected, and the gateway's
+    own counters (offered / lagging / conflated) are printed so a shortfall can be attributed.
+  * Server CPU = utime + stime of the server process from /proc/<pid>/stat over the window; per delivered frame.
+  * latency = client receive time − publish stamp (same clock: one machine).
 """
 
 from __future__ import annotations
@@ -20,16 +34,21 @@ import json
 import multiprocessing as mp
 import os
 import random
+import resource
+import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 TICK = os.sysconf("SC_CLK_TCK")
+GRACE_SEC = 1.5
+ORIGIN = "http://127.0.0.1:8000"
 
-# --- servers (run with `python bench_fanout.py --serve <mode> --port P --symbols S --rate R`) --------------------
+# --- servers (run with `python bench_fanout.py --serve <mode> --port P --symbols S --rate R --stats F`) -----------
 
 
 def _frame(symbol: str, seq: int) -> str:
@@ -45,19 +64,50 @@ def _frame(symbol: str, seq: int) -> str:
     return env.encode().decode()
 
 
-async def _publisher(publish, symbols: list[str], rate: float) -> None:  # type: ignore[no-untyped-def]
-    seq = 0
-    period = 1.0 / rate
-    next_at = time.monotonic()
-    while True:
-        seq += 1
-        for s in symbols:
-            await publish(s, _frame(s, seq))
-        next_at += period
-        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+class Publisher:
+    """One frame per symbol per tick; records tick stamps and the time spent inside the fan-out calls."""
+
+    def __init__(self, publish: Any, symbols: list[str], rate: float) -> None:
+        self.publish = publish
+        self.symbols = symbols
+        self.rate = rate
+        self.ticks: list[float] = []  # publish stamps (s) of each tick
+        self.fanout_s = 0.0
+
+    async def run(self) -> None:
+        seq = 0
+        period = 1.0 / self.rate
+        next_at = time.monotonic()
+        while True:
+            seq += 1
+            self.ticks.append(time.time())
+            t0 = time.perf_counter()
+            for s in self.symbols:
+                await self.publish(s, _frame(s, seq))
+            self.fanout_s += time.perf_counter() - t0
+            next_at += period
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
 
-def _uvicorn(app, port: int):  # type: ignore[no-untyped-def]
+def _install_stats(path: str, publisher: Publisher, extra: Any) -> None:
+    """SIGUSR1 writes the server's counters to `path` (atomically)."""
+
+    def dump() -> None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        stats = {
+            "cpu_s": usage.ru_utime + usage.ru_stime,
+            "ticks": publisher.ticks,
+            "fanout_s": publisher.fanout_s,
+            **extra(),
+        }
+        tmp = f"{path}.tmp"
+        Path(tmp).write_text(json.dumps(stats))
+        os.replace(tmp, path)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump)
+
+
+def _uvicorn(app: Any, port: int, ws: str) -> Any:
     import uvicorn
 
     config = uvicorn.Config(
@@ -66,6 +116,7 @@ def _uvicorn(app, port: int):  # type: ignore[no-untyped-def]
         port=port,
         lifespan="off",
         log_level="warning",
+        ws=ws,  # type: ignore[arg-type]
         ws_per_message_deflate=False,
         backlog=4096,
         ws_ping_interval=None,
@@ -73,32 +124,35 @@ def _uvicorn(app, port: int):  # type: ignore[no-untyped-def]
     return uvicorn.Server(config)
 
 
-async def serve_gateway(port: int, symbols: list[str], rate: float) -> None:
+async def serve_gateway(args: argparse.Namespace, symbols: list[str]) -> None:
     import django
 
     django.setup()
     from hypersentry.asgi import application
-    from markets.realtime import get_broadcaster
+    from markets.realtime import STATS, get_broadcaster
 
     broadcaster = get_broadcaster()
 
     async def publish(symbol: str, text: str) -> None:
         await broadcaster.publish(channel="public.market", symbol=symbol, text=text, event_type="agg_update")
 
-    server = _uvicorn(application, port)
-    asyncio.create_task(_publisher(publish, symbols, rate))
+    publisher = Publisher(publish, symbols, args.rate)
+    _install_stats(args.stats, publisher, lambda: {"hub": STATS.as_dict()})
+    server = _uvicorn(application, args.port, args.ws)
+    asyncio.create_task(publisher.run())
     await server.serve()
 
 
-async def serve_websockets(port: int, symbols: list[str], rate: float) -> None:
+async def serve_websockets(args: argparse.Namespace, symbols: list[str]) -> None:
     import logging
 
     import websockets
 
     logging.getLogger("websockets").setLevel(logging.CRITICAL)  # the orchestrator's port probe is not a handshake
-    subs: dict[str, set] = {s: set() for s in symbols}
+    subs: dict[str, set[Any]] = {s: set() for s in symbols}
+    offered = [0]
 
-    async def handler(ws) -> None:  # type: ignore[no-untyped-def]
+    async def handler(ws: Any) -> None:
         mine = []
         try:
             async for raw in ws:
@@ -112,13 +166,16 @@ async def serve_websockets(port: int, symbols: list[str], rate: float) -> None:
                 subs[s].discard(ws)
 
     async def publish(symbol: str, text: str) -> None:
+        offered[0] += len(subs[symbol])
         websockets.broadcast(subs[symbol], text)
 
-    async with websockets.serve(handler, "127.0.0.1", port, compression=None, ping_interval=None, backlog=4096):
-        await _publisher(publish, symbols, rate)
+    publisher = Publisher(publish, symbols, args.rate)
+    _install_stats(args.stats, publisher, lambda: {"hub": {"offered": offered[0]}})
+    async with websockets.serve(handler, "127.0.0.1", args.port, compression=None, ping_interval=None, backlog=4096):
+        await publisher.run()
 
 
-async def serve_channels(port: int, symbols: list[str], rate: float) -> None:
+async def serve_channels(args: argparse.Namespace, symbols: list[str]) -> None:
     import django
 
     django.setup()
@@ -143,54 +200,83 @@ async def serve_channels(port: int, symbols: list[str], rate: float) -> None:
     async def publish(symbol: str, text: str) -> None:
         await layer.group_send(f"sym.{symbol}", {"type": "market", "text": text})
 
-    server = _uvicorn(app, port)
-    asyncio.create_task(_publisher(publish, symbols, rate))
+    publisher = Publisher(publish, symbols, args.rate)
+    _install_stats(args.stats, publisher, lambda: {})
+    server = _uvicorn(app, args.port, args.ws)
+    asyncio.create_task(publisher.run())
     await server.serve()
 
 
 # --- clients -------------------------------------------------------------------------------------------------------
 
 
-async def _client_main(url: str, plans: list[list[str]], start_at: float, end_at: float, origin: str) -> dict:
+async def _client_main(url: str, plans: list[list[str]], ready_q: Any, go: Any) -> dict[str, Any]:
     import websockets
 
     latencies: list[float] = []
-    counts = {"frames": 0, "subs": 0, "errors": 0, "closed": 0}
+    acks_ms: list[float] = []
+    counts = {"frames": 0, "errors": 0, "unsubscribed": 0}
+    window: list[float] = []  # [start, end] once the orchestrator opens it
+    all_ready = asyncio.Event()
+    handshakes = asyncio.Semaphore(64)
 
     async def one(coins: list[str]) -> None:
         try:
-            async with websockets.connect(
-                url, origin=origin, compression=None, open_timeout=60, ping_interval=None, max_size=2**22
-            ) as ws:
+            async with handshakes:
+                t0 = time.perf_counter()
+                ws = await websockets.connect(
+                    url, origin=ORIGIN, compression=None, open_timeout=60, ping_interval=None, max_size=2**22
+                )
                 for c in coins:
                     await ws.send(json.dumps({"type": "subscribe", "coin": c, "channels": ["public.market"]}))
-                counts["subs"] += len(coins)
+                acked = 0
+                while acked < len(coins):
+                    raw = await asyncio.wait_for(ws.recv(), 30)
+                    if "subscribed" in raw[:30]:
+                        acked += 1
+                    elif '"error"' in raw[:30]:
+                        counts["unsubscribed"] += 1
+                        acked += 1
+                acks_ms.append(1000 * (time.perf_counter() - t0))
+            if len(acks_ms) == len(plans):
+                all_ready.set()
+            async with ws:
                 while True:
                     raw = await ws.recv()
                     now = time.time()
-                    if now > end_at:
+                    if window and now > window[1] + GRACE_SEC:
                         return
-                    if now < start_at or '"event_type"' not in raw[:30]:
+                    if not window or '"event_type"' not in raw[:30]:
                         continue
                     i = raw.rfind('"t":')  # data.t is the last field: no full JSON parse per frame
-                    t = float(raw[i + 4 : raw.index("}", i)])
-                    latencies.append(now * 1000 - t)
-                    counts["frames"] += 1
+                    t = float(raw[i + 4 : raw.index("}", i)]) / 1000
+                    if window[0] <= t < window[1]:
+                        latencies.append(1000 * (now - t))
+                        counts["frames"] += 1
         except Exception:
             counts["errors"] += 1
+            if len(acks_ms) + counts["errors"] >= len(plans):
+                all_ready.set()
 
-    tasks = []
-    for coins in plans:
-        tasks.append(asyncio.create_task(one(coins)))
-        await asyncio.sleep(0.002)
-    await asyncio.wait(tasks, timeout=max(1.0, end_at - time.time() + 5))
+    tasks = [asyncio.create_task(one(coins)) for coins in plans]
+    await asyncio.wait_for(all_ready.wait(), 120)
+    ready_q.put({"acks_ms": acks_ms})
+    start, end = await asyncio.get_running_loop().run_in_executor(None, go.recv)
+    window.extend((start, end))
+    await asyncio.wait(tasks, timeout=max(1.0, end + GRACE_SEC + 5 - time.time()))
     for t in tasks:
         t.cancel()
     return {"latencies": latencies, **counts}
 
 
-def _client_proc(url: str, plans: list[list[str]], start_at: float, end_at: float, origin: str, out) -> None:  # type: ignore[no-untyped-def]
-    out.put(asyncio.run(_client_main(url, plans, start_at, end_at, origin)))
+def _client_proc(url: str, plans: list[list[str]], cpus: list[int], ready_q: Any, go: Any, out: Any) -> None:
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    try:
+        out.put(asyncio.run(_client_main(url, plans, ready_q, go)))
+    except Exception as exc:
+        ready_q.put({"acks_ms": [], "failed": repr(exc)})
+        out.put({"latencies": [], "frames": 0, "errors": len(plans), "unsubscribed": 0})
 
 
 # --- orchestration -------------------------------------------------------------------------------------------------
@@ -214,34 +300,48 @@ def _pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(p / 100 * len(values)))]
 
 
-def run_mode(mode: str, args: argparse.Namespace, symbols: list[str], plans: list[list[str]]) -> dict:
+def _server_stats(pid: int, path: Path) -> dict[str, Any]:
+    path.unlink(missing_ok=True)
+    os.kill(pid, signal.SIGUSR1)
+    deadline = time.monotonic() + 10
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError("server did not report its stats")
+        time.sleep(0.01)
+    return json.loads(path.read_text())  # type: ignore[no-any-return]
+
+
+def _cpus() -> tuple[list[int], list[int]]:
+    """Server on the first CPU, clients on the rest (nothing pinned on a 1-CPU machine)."""
+    available = sorted(os.sched_getaffinity(0))
+    if len(available) < 2:
+        return [], []
+    return available[:1], available[1:]
+
+
+def run_mode(mode: str, args: argparse.Namespace, symbols: list[str], plans: list[list[str]]) -> dict[str, Any]:
     port = _free_port()
+    stats_path = Path(f"/tmp/hs-bench-fanout-{os.getpid()}-{mode}.json")
+    server_cpus, client_cpus = _cpus() if args.pin else ([], [])
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.update(
         DJANGO_SETTINGS_MODULE="hypersentry.settings",
         PYTHONPATH=str(ROOT),
         LOG_LEVEL="warning",
         SQLITE_PATH="/tmp/hs-bench.sqlite3",
-        ALLOWED_ORIGINS="http://127.0.0.1:8000",
+        ALLOWED_ORIGINS=ORIGIN,
         WS_SEND_BUFFER="1000",
         WS_SLOW_CLIENT_TIMEOUT_SEC="30",
     )
+    cmd = [sys.executable, __file__, "--serve", mode, "--port", str(port), "--symbols", ",".join(symbols)]
+    cmd += ["--rate", str(args.rate), "--stats", str(stats_path), "--ws", args.ws]
     server = subprocess.Popen(
-        [
-            sys.executable,
-            __file__,
-            "--serve",
-            mode,
-            "--port",
-            str(port),
-            "--symbols",
-            ",".join(symbols),
-            "--rate",
-            str(args.rate),
-        ],
+        cmd,
         cwd=ROOT,
         env=env,
+        preexec_fn=(lambda: os.sched_setaffinity(0, server_cpus)) if server_cpus else None,
     )
+    procs: list[Any] = []
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -252,47 +352,73 @@ def run_mode(mode: str, args: argparse.Namespace, symbols: list[str], plans: lis
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise RuntimeError(f"{mode} server did not start") from None
                 time.sleep(0.2)
-        connect_time = max(8.0, len(plans) * 0.006)
-        start_at = time.time() + connect_time + args.warmup
-        end_at = start_at + args.seconds
         ctx = mp.get_context("spawn")
-        out = ctx.Queue()
+        ready_q, out = ctx.Queue(), ctx.Queue()
         chunks = [plans[i :: args.client_procs] for i in range(args.client_procs)]
-        procs = [
-            ctx.Process(
+        pipes = [ctx.Pipe(duplex=False) for _ in chunks]
+        connect_started = time.monotonic()
+        for chunk, (recv_end, _send_end) in zip(chunks, pipes, strict=True):
+            p = ctx.Process(
                 target=_client_proc,
-                args=(f"ws://127.0.0.1:{port}/ws", c, start_at, end_at, "http://127.0.0.1:8000", out),
+                args=(f"ws://127.0.0.1:{port}/ws", chunk, client_cpus, ready_q, recv_end, out),
             )
-            for c in chunks
-        ]
-        for p in procs:
             p.start()
-        time.sleep(max(0.0, start_at - time.time()))
+            procs.append(p)
+        ready = [ready_q.get(timeout=180) for _ in procs]
+        connect_s = time.monotonic() - connect_started
+        acks = [a for r in ready for a in r["acks_ms"]]
+        time.sleep(args.warmup)
+        start = time.time() + 0.2
+        for _, send_end in pipes:
+            send_end.send((start, start + args.seconds))
+        time.sleep(max(0.0, start - time.time()))
+        stats0 = _server_stats(server.pid, stats_path)
         cpu0 = _cpu_seconds(server.pid)
-        time.sleep(max(0.0, end_at - time.time()))
+        time.sleep(max(0.0, start + args.seconds - time.time()))
         cpu1 = _cpu_seconds(server.pid)
+        stats1 = _server_stats(server.pid, stats_path)
         results = [out.get(timeout=120) for _ in procs]
         for p in procs:
             p.join(30)
     finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
         server.terminate()
         server.wait(10)
+        stats_path.unlink(missing_ok=True)
+    end = start + args.seconds
+    ticks = sum(1 for t in stats1["ticks"] if start <= t < end)
     latencies = [x for r in results for x in r["latencies"]]
     frames = sum(r["frames"] for r in results)
-    expected = sum(len(p) for p in plans) * args.rate * args.seconds
+    expected = sum(len(p) for p in plans) * ticks
     cpu = cpu1 - cpu0
+    hub0, hub1 = stats0.get("hub", {}), stats1.get("hub", {})
+    hub = {k: hub1[k] - hub0.get(k, 0) for k in hub1}
+    offered = hub.get("offered", 0)
+    fanout_s = stats1["fanout_s"] - stats0["fanout_s"]
     return {
         "mode": mode,
         "clients": len(plans),
+        "subscriptions": sum(len(p) for p in plans),
+        "ticks_in_window": ticks,
         "errors": sum(r["errors"] for r in results),
+        "refused_subscriptions": sum(r["unsubscribed"] for r in results),
+        "connect_s": connect_s,
+        "subscribe_ack_ms_p50": _pct(acks, 50),
+        "subscribe_ack_ms_p99": _pct(acks, 99),
+        "subscribe_ack_ms_max": max(acks) if acks else float("nan"),
         "delivered": frames,
-        "expected": int(expected),
+        "expected": expected,
         "delivered_ratio": frames / expected if expected else 0.0,
         "server_cpu_pct": 100 * cpu / args.seconds,
         "cpu_us_per_frame": 1e6 * cpu / frames if frames else float("inf"),
+        "fanout_loop_us_per_send": 1e6 * fanout_s / offered if offered else float("nan"),
+        "hub": hub,
         "p50_ms": _pct(latencies, 50),
         "p95_ms": _pct(latencies, 95),
         "p99_ms": _pct(latencies, 99),
+        "max_ms": max(latencies) if latencies else float("nan"),
     }
 
 
@@ -300,46 +426,62 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--symbols", default="24", help="how many symbols")
-    parser.add_argument("--rate", type=float, default=5.0, help="publishes per symbol per second")
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--warmup", type=float, default=2.0)
-    parser.add_argument("--client-procs", type=int, default=4)
+    parser.add_argument("--rate", type=float, default=5.0, help="frames per symbol per second (one per key)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measuring window")
+    parser.add_argument("--warmup", type=float, default=2.0, help="after every subscription is acked")
+    parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument("--modes", default="gateway,websockets,channels")
+    parser.add_argument("--ws", default="websockets-sansio", help="uvicorn websocket implementation")
+    parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin server / clients to CPUs")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--stats", help=argparse.SUPPRESS)
     args, _ = parser.parse_known_args()
 
     if args.serve:
         symbols = args.symbols.split(",")
         runner = {"gateway": serve_gateway, "websockets": serve_websockets, "channels": serve_channels}[args.serve]
-        asyncio.run(runner(args.port, symbols, args.rate))
+        asyncio.run(runner(args, symbols))
         return
 
     rng = random.Random(42)
     symbols = [f"S{i:02d}" for i in range(int(args.symbols))]
     plans = [rng.sample(symbols, rng.randint(1, 3)) for _ in range(args.clients)]
     per_client = sum(len(p) for p in plans) / len(plans) * args.rate
+    server_cpus, client_cpus = _cpus() if args.pin else ([], [])
     print(
-        f"fan-out bench: {args.clients} clients × ~{per_client:.1f} frames/s, {args.symbols} symbols at "
-        f"{args.rate:g}/s, {args.seconds:g}s window, {args.client_procs} client processes, {os.cpu_count()} CPUs"
+        f"fan-out bench: {args.clients} clients × ~{per_client:.1f} frames/s ({args.symbols} symbols, one frame per "
+        f"symbol every {1000 / args.rate:g} ms), {args.seconds:g}s window, {args.client_procs} client processes; "
+        f"{os.cpu_count()} CPUs, server on {server_cpus or 'any'}, clients on {client_cpus or 'any'}; "
+        f"uvicorn ws={args.ws}",
+        flush=True,
     )
     rows = []
     for mode in args.modes.split(","):
         row = run_mode(mode, args, symbols, plans)
         rows.append(row)
+        hub = " ".join(f"{k}={v}" for k, v in row["hub"].items() if v) or "-"
         print(
-            f"{mode:<11} delivered {row['delivered']}/{row['expected']} ({100 * row['delivered_ratio']:.1f}%)  "
-            f"server CPU {row['server_cpu_pct']:.0f}%  {row['cpu_us_per_frame']:.1f} µs/frame  "
-            f"latency p50 {row['p50_ms']:.1f} p95 {row['p95_ms']:.1f} p99 {row['p99_ms']:.1f} ms  "
-            f"errors {row['errors']}",
+            f"  {mode:<10} connect+subscribe {row['connect_s']:.1f}s (ack p50 {row['subscribe_ack_ms_p50']:.0f} "
+            f"p99 {row['subscribe_ack_ms_p99']:.0f} max {row['subscribe_ack_ms_max']:.0f} ms), errors "
+            f"{row['errors']}, fan-out loop {row['fanout_loop_us_per_send']:.1f} µs/send, counters: {hub}",
             flush=True,
+        )
+    print()
+    print("| mode | delivered / expected | server CPU | CPU µs / delivered frame | p50 / p95 / p99 / max ms |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['mode']} | {r['delivered']}/{r['expected']} ({100 * r['delivered_ratio']:.1f} %) | "
+            f"{r['server_cpu_pct']:.0f} % | {r['cpu_us_per_frame']:.1f} | {r['p50_ms']:.1f} / {r['p95_ms']:.1f} / "
+            f"{r['p99_ms']:.1f} / {r['max_ms']:.0f} |"
         )
     by = {r["mode"]: r["cpu_us_per_frame"] for r in rows}
     if "gateway" in by and "websockets" in by:
-        print(f"gateway / websockets CPU per frame: {by['gateway'] / by['websockets']:.2f}×")
+        print(f"gateway / websockets CPU per frame: {by['gateway'] / by['websockets']:.2f}× (target ≤ 1.5×)")
     if "gateway" in by and "channels" in by:
-        print(f"channels / gateway CPU per frame: {by['channels'] / by['gateway']:.2f}×")
+        print(f"channels / gateway CPU per frame: {by['channels'] / by['gateway']:.2f}× (target ≥ 5×)")
     if args.json:
         print(json.dumps(rows))
 

@@ -24,14 +24,11 @@ import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from importlib import import_module
 from typing import Any
 
 import orjson
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
-from django.utils.crypto import constant_time_compare
 
 from hypersentry.contracts import channels as ch
 from hypersentry.contracts.envelope import dumps_text
@@ -120,19 +117,25 @@ class RateLimiter:
         return False
 
 
-def session_is_valid(*, session_key: str, user_id: int) -> bool:
-    """The session still exists, has not expired, still belongs to the user, whose password/hash and
-    active flag still hold."""
-    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-    data = store.load()  # {} when missing or expired
-    if str(data.get(SESSION_KEY, "")) != str(user_id):
-        return False
-    user = get_user_model()._default_manager.filter(pk=user_id).first()
-    if user is None or not getattr(user, "is_active", True):
-        return False
-    stored_hash = data.get(HASH_SESSION_KEY)
-    verify = getattr(user, "get_session_auth_hash", None)
-    return not (stored_hash and verify is not None and not constant_time_compare(stored_hash, verify()))
+def server_send(send: Any) -> Any:
+    """The server's own `send` under Channels' session wrapper(s).
+
+    `channels.sessions.InstanceSessionWrapper.send` only acts on `http.response.start` (session save + cookie);
+    for `websocket.*` messages it is a pass-through that still costs a coroutine and several lazy-object reads
+    on every frame. The gateway sends nothing but `websocket.*`, so it holds the wrapped send directly. Only that
+    Channels wrapper is peeled (server-agnostic: nothing of the server is touched)."""
+    from channels.sessions import InstanceSessionWrapper
+
+    while True:
+        owner = getattr(send, "__self__", None)
+        if not isinstance(owner, InstanceSessionWrapper) or getattr(send, "__func__", None) is not (
+            InstanceSessionWrapper.send
+        ):
+            return send
+        acts_on = set(owner.save_message_types) | set(owner.cookie_response_message_types)
+        if any(t.startswith("websocket.") for t in acts_on):
+            return send
+        send = owner.real_send
 
 
 def _error(code: str, message: str) -> str:
@@ -151,7 +154,7 @@ class GatewaySession:
         self.hub = self.broadcaster.hub
         self.task = task
         self.conn = realtime.Connection(
-            send=send, user_id=self.user_id, session_key=self.session_key, on_close=self._on_close
+            send=server_send(send), user_id=self.user_id, session_key=self.session_key, on_close=self._on_close
         )
         self.limiter = RateLimiter(settings.WS_MAX_MESSAGES_PER_SEC)
         self.strikes: deque[float] = deque()
@@ -223,13 +226,16 @@ class GatewaySession:
             self.conn.offer_public(key, realtime.snapshot_text(snapshot, seq=next(_snapshot_seq)))
 
     async def recheck_session(self) -> None:
-        """Close the socket once its session is gone, expired or its user deactivated."""
+        """Close the socket once its session is gone, expired, revoked or its user deactivated
+        (accounts.selectors.session_is_valid, every WS_SESSION_RECHECK_SEC ≤ 60 s)."""
+        from accounts.selectors import session_is_valid
+
         assert self.session_key is not None and self.user_id is not None
         check = database_sync_to_async(session_is_valid)
         while not self.conn.closed:
             await asyncio.sleep(settings.WS_SESSION_RECHECK_SEC)
             try:
-                valid = await check(session_key=self.session_key, user_id=self.user_id)
+                valid = await check(session_key=self.session_key)
             except Exception:
                 logger.warning("session re-check failed; will retry", exc_info=True)
                 continue

@@ -66,6 +66,10 @@ WS_BROADCAST_LATENCY = Histogram(
 WS_FRAMES_SENT = Counter("hs_ws_frames_total", "Frames handed to sockets", ["kind"])
 WS_DROPS = Counter("hs_ws_dropped_frames_total", "Frames not delivered", ["reason"])
 WS_DISCONNECTS = Counter("hs_ws_disconnects_total", "Closed /ws connections by reason", ["reason"])
+# Bound once: `labels()` takes a lock and a dict lookup, too much for every frame.
+_SENT_PUBLIC = WS_FRAMES_SENT.labels("public")
+_SENT_PRIVATE = WS_FRAMES_SENT.labels("private")
+_DROP_CONFLATED = WS_DROPS.labels("conflated")
 
 _TS_RE = re.compile(r'"ts_ms":(\d{13})')
 PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}"
@@ -112,18 +116,49 @@ def _resume(coro: Coroutine[Any, Any, Any], yielded: Any) -> Generator[Any, Any,
 def send_now(send: SendFn, message: dict[str, Any]) -> Generator[Any, Any, Any] | None:
     """Run `send(message)` up to its first suspension; None when it completed, else an awaitable rest."""
     coro = send(message)
-    if not inspect.iscoroutine(coro):
-        return None
     try:
-        yielded = coro.send(None)
+        yielded = coro.send(None)  # type: ignore[attr-defined]
     except StopIteration:
         return None
-    return _resume(coro, yielded)
+    except AttributeError:
+        if not inspect.isawaitable(coro):  # a plain function returned without a coroutine
+            return None
+        raise
+    return _resume(coro, yielded)  # type: ignore[arg-type]
 
 
 async def _await_quietly(rest: Awaitable[Any]) -> None:
     with contextlib.suppress(Exception):
         await rest
+
+
+class FanoutStats:
+    """Process-wide delivery counters, kept off the per-socket path (bench and /metrics read them).
+
+    frames handed to sockets = offered - conflated - (frames pending when a socket closed)."""
+
+    __slots__ = ("offered", "sent_inline", "sent_drained", "lagging", "conflated", "private_overflow", "slow_closed")
+
+    def __init__(self) -> None:
+        self.offered = 0  # public frames offered to sockets (one per subscriber per frame)
+        self.sent_inline = 0  # sends that completed without suspending (no task)
+        self.sent_drained = 0  # sends made by a lagging socket's drain task
+        self.lagging = 0  # times a socket's send blocked and it entered the lagging path
+        self.conflated = 0  # public frames replaced by a newer one of the same key while lagging
+        self.private_overflow = 0
+        self.slow_closed = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+STATS = FanoutStats()
+
+
+def text_message(text: str) -> dict[str, Any]:
+    """The ASGI message for one text frame. A dispatch builds it once and hands the same dict to every socket's
+    `send` (servers read it and do not keep or mutate it)."""
+    return {"type": "websocket.send", "text": text}
 
 
 class Connection:
@@ -144,6 +179,8 @@ class Connection:
         "close_reason",
         "on_close",
         "max_private",
+        "sent",
+        "conflated",
     )
 
     def __init__(
@@ -160,8 +197,8 @@ class Connection:
         self.session_key = session_key
         self.topics: set[str] = set()
         self.private_channels: set[str] = set()
-        self.pending: dict[str, str] = {}
-        self.private: collections.deque[str] = collections.deque()
+        self.pending: dict[str, dict[str, Any]] = {}
+        self.private: collections.deque[dict[str, Any]] = collections.deque()
         self.inflight: asyncio.Task[None] | None = None
         self.last_progress = time.monotonic()
         self.closed = False
@@ -169,64 +206,86 @@ class Connection:
         self.close_reason = ""
         self.on_close = on_close
         self.max_private = max_private if max_private is not None else settings.WS_SEND_BUFFER
+        self.sent = 0  # frames handed to this socket's send
+        self.conflated = 0  # public frames this socket skipped (a newer one of the same key replaced them)
 
     @property
     def lagging(self) -> bool:
         return self.inflight is not None
 
-    def offer_public(self, key: str, text: str) -> None:
+    def offer_public(self, key: str, text: str, message: dict[str, Any] | None = None) -> None:
         if self.closed:
             return
         if self.inflight is not None:
             if key in self.pending:
-                WS_DROPS.labels("conflated").inc()
-            self.pending[key] = text
+                self.conflated += 1
+                STATS.conflated += 1
+                _DROP_CONFLATED.inc()
+            self.pending[key] = message or text_message(text)
             return
-        self._start(text)
+        self._start(message or text_message(text))
 
-    def offer_private(self, text: str) -> None:
+    def offer_private(self, text: str, message: dict[str, Any] | None = None) -> None:
         if self.closed:
             return
         if self.inflight is None:
-            self._start(text)
+            self._start(message or text_message(text))
             return
         if len(self.private) >= self.max_private:
             # Never drop a private frame silently: the client reconnects and resyncs over REST.
+            STATS.private_overflow += 1
             WS_DROPS.labels("private_overflow").inc()
             self.close(CLOSE_RESYNC, "resync_required")
             return
-        self.private.append(text)
+        self.private.append(message or text_message(text))
 
     def offer_direct(self, text: str) -> None:
         """Acks and errors: ordered with the data, never conflated."""
         if self.closed:
             return
         if self.inflight is None:
-            self._start(text)
+            self._start(text_message(text))
         else:
-            self.private.append(text)
+            self.private.append(text_message(text))
 
-    def _start(self, text: str) -> None:
+    def _start(self, message: dict[str, Any]) -> None:
+        # The hot path: one call per subscriber per frame. send_now() inlined: no extra call, no task.
+        coro: Any = None
         try:
-            rest = send_now(self.send, {"type": "websocket.send", "text": text})
+            coro = self.send(message)
+            yielded = coro.send(None)
+        except StopIteration:
+            self.sent += 1
+            STATS.sent_inline += 1
+            return
+        except AttributeError:
+            if coro is None or inspect.iscoroutine(coro) or not inspect.isawaitable(coro):
+                self.close(0, "disconnected", send_close=False)  # an error inside send, or no awaitable
+                return
+            rest: Awaitable[Any] = coro  # an awaitable that is not a coroutine (a Future, say)
         except Exception:  # noqa: BLE001 - the peer went away under us
             self.close(0, "disconnected", send_close=False)
             return
-        if rest is not None:
-            self.last_progress = time.monotonic()
-            self.inflight = asyncio.get_running_loop().create_task(self._drain(rest))
+        else:
+            rest = _resume(coro, yielded)
+        self.sent += 1
+        STATS.lagging += 1
+        self.last_progress = time.monotonic()
+        self.inflight = asyncio.get_running_loop().create_task(self._drain(rest))
 
-    async def _drain(self, rest: Generator[Any, Any, Any]) -> None:
+    async def _drain(self, rest: Awaitable[Any]) -> None:
         try:
             await rest
             self.last_progress = time.monotonic()
             while not self.closed and (self.private or self.pending):
                 if self.private:
-                    text = self.private.popleft()
+                    message = self.private.popleft()
                 else:
                     key = next(iter(self.pending))
-                    text = self.pending.pop(key)
-                await self.send({"type": "websocket.send", "text": text})
+                    message = self.pending.pop(key)
+                self.sent += 1
+                STATS.sent_drained += 1
+                await self.send(message)
                 self.last_progress = time.monotonic()
         except asyncio.CancelledError:
             return
@@ -348,24 +407,28 @@ class Hub:
         if not members:
             return 0
         key = f"{channel}|{symbol}|{event_type}"
+        message = text_message(text)  # one message for every socket
         for conn in tuple(members):
-            conn.offer_public(key, text)
-        WS_FRAMES_SENT.labels("public").inc(len(members))
+            conn.offer_public(key, text, message)
+        count = len(members)
+        STATS.offered += count
+        _SENT_PUBLIC.inc(count)
         match = _TS_RE.search(text, 0, 200)
         if match is not None:
             WS_BROADCAST_LATENCY.observe(max(0.0, time.time() - int(match.group(1)) / 1000))
-        return len(members)
+        return count
 
     def dispatch_private(self, *, user_id: int, channel: str, text: str) -> int:
         members = self.users.get(user_id)
         if not members:
             return 0
         count = 0
+        message = text_message(text)
         for conn in tuple(members):
             if channel in conn.private_channels:
-                conn.offer_private(text)
+                conn.offer_private(text, message)
                 count += 1
-        WS_FRAMES_SENT.labels("private").inc(count)
+        _SENT_PRIVATE.inc(count)
         return count
 
     def close_session(self, session_key: str, reason: str) -> int:
@@ -381,6 +444,7 @@ class Hub:
             if conn.inflight is not None and conn.stuck_for(now) > slow_after:
                 logger.info("closing slow client", extra={"user_id": conn.user_id, "topics": len(conn.topics)})
                 conn.close(CLOSE_SLOW, "slow_client")
+                STATS.slow_closed += 1
                 closed += 1
         return closed
 
