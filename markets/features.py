@@ -105,6 +105,10 @@ class CvdState:
     sum1: float = 0.0
     sum5: float = 0.0
     last_ms: int = 0
+    # The newest second's delta, not yet in the windows: trades add to it with one comparison; it enters both
+    # windows when a newer second starts or the windows are read.
+    pend_s: int = -1
+    pend: float = 0.0
 
 
 def _bucket_add(window: deque[list[float]], second: float, delta: float) -> None:
@@ -122,19 +126,71 @@ def _expire(window: deque[list[float]], total: float, horizon: float) -> float:
 
 
 def cvd_add(state: CvdState, trade: Trade) -> None:
-    delta = signed_notional(trade)
+    cvd_add_signed(state, time_ms=trade.time_ms, delta=signed_notional(trade))
+
+
+def cvd_add_signed(state: CvdState, *, time_ms: int, delta: float) -> None:
+    """Fold one trade's signed notional (buys +, sells -) into the running CVD and both windows."""
     state.running += delta
-    second = float(trade.time_ms // 1000)
-    _bucket_add(state.w1, second, delta)
-    _bucket_add(state.w5, second, delta)
-    state.sum1 += delta
-    state.sum5 += delta
-    state.last_ms = max(state.last_ms, trade.time_ms)
+    second = time_ms // 1000
+    if second > state.pend_s:
+        _cvd_push(state)
+        state.pend_s, state.pend = second, delta
+    else:
+        state.pend += delta  # same second, or a late trade: into the newest bucket, never reordered
+    if time_ms > state.last_ms:
+        state.last_ms = time_ms
+
+
+def _cvd_push(state: CvdState) -> None:
+    if state.pend_s >= 0:
+        second, delta = float(state.pend_s), state.pend
+        _bucket_add(state.w1, second, delta)
+        _bucket_add(state.w5, second, delta)
+        state.sum1 += delta
+        state.sum5 += delta
+        state.pend_s, state.pend = -1, 0.0
+
+
+def trades_fold(cvd: CvdState, deltas: list[Candle], rows: Iterable[tuple[float, float, str, int, Any]]) -> None:
+    """CVD and the pending 1m mini-candles for accepted trades (px, sz, side, time_ms, _), in arrival order.
+
+    The per-trade work of both, in one loop with the state in locals (this runs for every trade).
+    """
+    running, pend_s, pend, last_ms = cvd.running, cvd.pend_s, cvd.pend, cvd.last_ms
+    d = deltas[-1] if deltas else None
+    for px, sz, side, t, _ in rows:
+        delta = px * sz if side == "B" else -px * sz
+        running += delta
+        second = t // 1000
+        if second > pend_s:
+            if pend_s >= 0:
+                cvd.pend_s, cvd.pend = pend_s, pend
+                _cvd_push(cvd)
+            pend_s, pend = second, delta
+        else:
+            pend += delta
+        if t > last_ms:
+            last_ms = t
+        minute = t - t % MINUTE_MS
+        if d is not None and d.t == minute:
+            if px > d.h:
+                d.h = px
+            elif px < d.l:
+                d.l = px
+            d.c = px
+            d.v += sz
+            d.n += 1
+        else:
+            d = Candle(t=minute, o=px, h=px, l=px, c=px, v=sz, n=1)
+            deltas.append(d)
+    cvd.running, cvd.pend_s, cvd.pend, cvd.last_ms = running, pend_s, pend, last_ms
 
 
 def cvd_windows(state: CvdState, *, now_ms: int) -> dict[str, float]:
     """Running CVD and the sums over the last 60 s and 300 s before `now_ms` (buckets older are dropped)."""
     now_s = now_ms // 1000
+    _cvd_push(state)
     state.sum1 = _expire(state.w1, state.sum1, now_s - 61)
     state.sum5 = _expire(state.w5, state.sum5, now_s - 301)
     if not state.w1:
@@ -255,6 +311,49 @@ def candle_add_trade(candles: deque[Candle], trade: Trade, interval: str) -> Can
     c = Candle(t=t, o=trade.px, h=trade.px, l=trade.px, c=trade.px, v=trade.sz, n=1)
     candles.append(c)
     return c
+
+
+def candle_delta_add(deltas: list[Candle], *, time_ms: int, px: float, sz: float) -> None:
+    """Fold one trade into the pending 1m mini-candles (newest last) that `candle_fold` applies at flush time.
+
+    Trades only touch this one mini-candle; the four interval series are updated once per publish interval
+    from it. A late trade for an earlier minute starts its own mini-candle, so folding them in order gives
+    exactly the series trade-by-trade application would.
+    """
+    t = time_ms - time_ms % MINUTE_MS
+    if deltas:
+        d = deltas[-1]
+        if d.t == t:
+            if px > d.h:
+                d.h = px
+            elif px < d.l:
+                d.l = px
+            d.c = px
+            d.v += sz
+            d.n += 1
+            return
+    deltas.append(Candle(t=t, o=px, h=px, l=px, c=px, v=sz, n=1))
+
+
+def candle_fold(candles: deque[Candle], delta: Candle, interval: str) -> None:
+    """Apply a 1m mini-candle (trades of one minute, in order) to a series of `interval` (newest last)."""
+    t = candle_open_time(delta.t, interval)
+    if candles and candles[-1].t == t:
+        c = candles[-1]
+        c.h = max(c.h, delta.h)
+        c.l = min(c.l, delta.l)
+        c.c = delta.c
+        c.v += delta.v
+        c.n += delta.n
+        return
+    if candles and candles[-1].t > t:
+        # Late trades for a closed candle: update it in place if we still hold it (close unchanged); never reorder.
+        for c in reversed(candles):
+            if c.t == t:
+                c.h, c.l, c.v, c.n = max(c.h, delta.h), min(c.l, delta.l), c.v + delta.v, c.n + delta.n
+                return
+        return
+    candles.append(Candle(t=t, o=delta.o, h=delta.h, l=delta.l, c=delta.c, v=delta.v, n=delta.n))
 
 
 def candle_from_venue(obj: Mapping[str, Any]) -> Candle:

@@ -41,12 +41,14 @@ from markets.hotstate import HotState, get_hot_state
 from markets.symbol_state import (
     SymbolState,
     Weights,
-    apply_book,
     apply_ctx,
+    apply_pending_book,
     apply_price,
-    apply_trades,
+    apply_trade_rows,
     build_snapshot,
     current_candles,
+    fold_candles,
+    stage_book,
     take_batch,
 )
 from markets.upstream import Upstream, get_upstream
@@ -59,6 +61,7 @@ RUNNING_WITHIN_MS = 10_000
 HEARTBEAT_REPUBLISH_SEC = 1.0
 IDLE_SYMBOL_FLUSH_SEC = 1.0
 CANDLE_PUBLISH_SEC = 1.0
+CANDLE_CONFLATION_KEY = f"{ch.AGG_UPDATE}:candle"  # publish(event_type=...) of candle frames
 PUBLISHED_TRADES = 20  # recent trades in each published snapshot (the hot state keeps 50)
 UNIVERSE_REFRESH_SEC = 60.0
 PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}"
@@ -179,6 +182,13 @@ class Ingestor:
         self._last_universe = 0.0
         self._backfill: deque[tuple[str, str, float]] = deque()
         self._candles_sent: dict[str, float] = {}
+        self._messages_exported: Counter[str] = Counter()
+        self._handlers = {
+            "l2Book": self._on_book,
+            "trades": self._on_trades,
+            "activeAssetCtx": self._on_ctx,
+            "allMids": self._on_mids,
+        }
 
     # --- universe and desired subscriptions ------------------------------------------------------------------
     async def load_universe(self) -> None:
@@ -210,9 +220,17 @@ class Ingestor:
         except orjson.JSONDecodeError:
             self._reject(normalize.Rejection(quality.MALFORMED, "?", f"not JSON: {str(raw)[:60]!r}"))
             return
+        channel = frame.get("channel") if frame.__class__ is dict else None
+        handler = self._handlers.get(channel) if channel.__class__ is str else None
+        if handler is not None:
+            # The data channels: parsed straight into the symbol state (no intermediate envelopes).
+            self.messages[channel] += 1
+            self.last_frame_mono = mono
+            self.health.last_message_ms = recv_ms
+            handler(frame.get("data"), recv_ms, mono)
+            return
         out = normalize.normalize_frame(frame, recv_ms=recv_ms, symbols=self.symbols, seq=self.seq)
         self.messages[out.channel] += 1
-        m.messages_in(out.channel).inc()
         if out.channel in normalize.DATA_CHANNELS:
             self.last_frame_mono = mono
             self.health.last_message_ms = recv_ms
@@ -220,32 +238,65 @@ class Ingestor:
             logger.info("venue error frame", extra={"source": SOURCE, "detail": str(frame.get("data"))[:200]})
         for rejection in out.rejections:
             self._reject(rejection)
-        for env in out.envelopes:
-            self._apply(env.event_type, env.symbol, env.ts_ms, env.data, mono)
 
-    def _apply(self, event_type: str, symbol: str, ts: int, data: Any, mono: float) -> None:
-        if event_type == ch.MARKET_MIDS:
-            self.last_mids_mono = mono
-            states = self.states
-            for sym, (px_str, px) in data["mids"].items():
-                st = states.get(sym)
-                if st is not None:
-                    reason = apply_price(st, px_str=px_str, px=px, ts=ts, mono=mono)
-                    if reason:
-                        self._reject(normalize.Rejection(reason, sym, f"mid {px_str}"))
+    def _on_book(self, data: Any, recv_ms: int, mono: float) -> None:
+        # Only located here: parsing and the guards run at flush time on the newest book (`apply_pending_book`).
+        coin = data.get("coin") if data.__class__ is dict else None
+        symbol = self.symbols.symbol_of.get(coin) if coin.__class__ is str else None
+        st = self.states.get(symbol) if symbol is not None else None
+        if st is None:
+            what = "l2Book for an unknown coin" if data.__class__ is dict else "l2Book without two level lists"
+            self._reject(normalize.Rejection(quality.MALFORMED, str(coin), what))
+            return
+        stage_book(st, data, recv_ms=recv_ms, mono=mono)
+
+    def _on_trades(self, data: Any, recv_ms: int, mono: float) -> None:
+        rejections: list[normalize.Rejection] = []
+        groups = normalize.parse_trades(data, recv_ms=recv_ms, symbol_of=self.symbols.symbol_of, rejections=rejections)
+        for symbol, rows in groups.items():
+            st = self.states.get(symbol)
+            if st is not None:
+                for reason in apply_trade_rows(st, rows, mono=mono):
+                    rejections.append(normalize.Rejection(reason, symbol, "trade px"))
+        for rejection in rejections:
+            self._reject(rejection)
+
+    def _on_ctx(self, data: Any, recv_ms: int, mono: float) -> None:
+        ctx = data.get("ctx") if data.__class__ is dict else None
+        coin = data.get("coin") if data.__class__ is dict else None
+        symbol = self.symbols.symbol_of.get(coin) if coin.__class__ is str else None
+        if symbol is None or not isinstance(ctx, dict):
+            self._reject(normalize.Rejection(quality.MALFORMED, str(symbol), "activeAssetCtx without coin/ctx"))
+            return
+        parsed = normalize.ctx_fields(ctx)
+        if isinstance(parsed, str):
+            self._reject(normalize.Rejection(quality.BAD_PRICE, symbol, parsed))
             return
         st = self.states.get(symbol)
-        if st is None:
+        if st is not None:
+            apply_ctx(st, parsed, ts=recv_ms, mono=mono)
+
+    def _on_mids(self, data: Any, recv_ms: int, mono: float) -> None:
+        mids = data.get("mids") if data.__class__ is dict else None
+        if mids.__class__ is not dict:
+            self._reject(normalize.Rejection(quality.MALFORMED, "*", "allMids without mids"))
             return
-        if event_type == ch.MARKET_BOOK:
-            reason = apply_book(st, data, mono=mono)
-            if reason:
-                self._reject(normalize.Rejection(reason, symbol, "book mid"))
-        elif event_type == ch.MARKET_TRADES:
-            for reason in apply_trades(st, data["trades"], mono=mono):
-                self._reject(normalize.Rejection(reason, symbol, "trade px"))
-        elif event_type == ch.MARKET_CTX:
-            apply_ctx(st, data, ts=ts, mono=mono)
+        self.last_mids_mono = mono
+        symbol_of, states, parse = self.symbols.symbol_of, self.states, quality.parse_price
+        for coin, raw in mids.items():
+            symbol = symbol_of.get(coin)
+            if symbol is None:
+                continue  # spot pairs (@107, PURR/USDC) and coins outside the perp universe
+            px = parse(raw)
+            if px is None:
+                self._reject(normalize.Rejection(quality.BAD_PRICE, symbol, f"mid {raw!r}"))
+                continue
+            st = states.get(symbol)
+            if st is not None:
+                px_str = raw if raw.__class__ is str else str(raw)
+                reason = apply_price(st, px_str=px_str, px=px, ts=recv_ms, mono=mono)
+                if reason:
+                    self._reject(normalize.Rejection(reason, symbol, f"mid {px_str}"))
 
     def _reject(self, rejection: normalize.Rejection) -> None:
         self.rejections[rejection.reason] += 1
@@ -300,10 +351,16 @@ class Ingestor:
                 picked.append(st)
             elif republish and is_live:
                 picked.append(st)  # unchanged: republish so staleness shows instead of a frozen panel
+        self._export_counts()
         if not picked:
             return 0
         snaps = []
         for st in picked:
+            if st.pending_book is not None:
+                rejection = apply_pending_book(st)
+                if rejection is not None:
+                    self._reject(rejection)  # the last valid book stays in place
+            fold_candles(st)
             snaps.append(
                 build_snapshot(
                     st, now_ms=now_ms, weights=self.config.weights, stale_reason=self._stale_reason(st, now_ms)
@@ -332,14 +389,24 @@ class Ingestor:
                 for interval, candle in candles.items():
                     await self.hot.put_candles(st.symbol, interval, [candle])
                 ctext = self._envelope_text(st.symbol, now_ms, {"kind": "candle", "source": SOURCE, "candles": candles})
+                # The envelope says agg_update; the hub's conflation key gets its own event type so that a lagging
+                # client's latest-wins slot for snapshots is never taken by a candle frame or vice versa.
                 await self.publisher.publish(
-                    channel=ch.PUBLIC_MARKET, symbol=st.symbol, text=ctext, event_type=ch.AGG_UPDATE
+                    channel=ch.PUBLIC_MARKET, symbol=st.symbol, text=ctext, event_type=CANDLE_CONFLATION_KEY
                 )
                 published += 1
                 m.PUBLISHED.labels("candle").inc()
             if first_change:
                 m.PUBLISH_LATENCY.observe(time.monotonic() - first_change)
         return published
+
+    def _export_counts(self) -> None:
+        """Frame counts go to Prometheus once per flush, not per frame (a labelled inc takes a lock)."""
+        exported = self._messages_exported
+        for channel, n in self.messages.items():
+            if n != exported[channel]:
+                m.messages_in(channel).inc(n - exported[channel])
+                exported[channel] = n
 
     # --- status -----------------------------------------------------------------------------------------------------
     def status(self, *, now_ms: int | None = None) -> dict[str, Any]:
@@ -611,6 +678,7 @@ class Ingestor:
             return False
         if not result.fresh or not isinstance(result.data, list):
             return False
+        fold_candles(st)  # trades since the last flush first, so the merge sees every live candle
         candles = []
         for row in result.data:
             with contextlib.suppress(ValueError):

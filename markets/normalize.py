@@ -8,6 +8,7 @@ our symbols are their upper-case form and `SymbolMap` keeps the way back for sub
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -70,14 +71,35 @@ def _envelope(seq: SequenceCounter, event_type: str, symbol: str, ts_ms: int, da
 
 
 def _levels(raw: object, symbol: str) -> tuple[list[list[str]], list[tuple[float, float]]] | Rejection:
-    if not isinstance(raw, list):
+    """One book side (best first) → wire levels (the venue's strings) + floats, or the first bad level's reason."""
+    if raw.__class__ is not list:
         return Rejection(quality.MALFORMED, symbol, "book side is not a list")
+    levels = raw[:BOOK_LEVELS]  # type: ignore[index]
+    # Fast path: C-level map()s instead of a Python loop per level (this runs for every valid book). Any doubt
+    # (an exception, a non-positive, NaN or infinite value) falls back to the level-by-level check that names
+    # the first bad value; both accept exactly the same books.
+    try:
+        pxs_s = list(map(_PX, levels))
+        szs_s = list(map(_SZ, levels))
+        pxs = list(map(float, pxs_s))
+        szs = list(map(float, szs_s))
+        # str.join raises TypeError unless every value is a string: the venue sends decimal strings, and a bare
+        # JSON number would lose its exact spelling on the wire.
+        "".join(pxs_s)
+        "".join(szs_s)
+    except (TypeError, KeyError, ValueError):
+        return _levels_checked(levels, symbol)
+    # sum() is NaN if any value is NaN and inf if any is infinite; min() > 0 then rules out zero and negatives.
+    if levels and not (min(pxs) > 0.0 and sum(pxs) < _INF and min(szs) > 0.0 and sum(szs) < _INF):
+        return _levels_checked(levels, symbol)
+    return list(map(list, zip(pxs_s, szs_s, strict=True))), list(zip(pxs, szs, strict=True))
+
+
+def _levels_checked(levels: list[Any], symbol: str) -> tuple[list[list[str]], list[tuple[float, float]]] | Rejection:
     strs: list[list[str]] = []
     nums: list[tuple[float, float]] = []
     inf = _INF
-    for level in raw[:BOOK_LEVELS]:
-        # Inlined guards (this loop runs for every level of every book): float() plus one chained comparison
-        # rejects malformed, NaN, infinite, zero and negative values alike.
+    for level in levels:
         try:
             px_raw, sz_raw = level["px"], level["sz"]
             px, sz = float(px_raw), float(sz_raw)
@@ -93,6 +115,8 @@ def _levels(raw: object, symbol: str) -> tuple[list[list[str]], list[tuple[float
 
 
 _INF: Final = float("inf")
+_PX: Final = operator.itemgetter("px")
+_SZ: Final = operator.itemgetter("sz")
 
 
 def _level_rejection(level: object, symbol: str) -> Rejection:
@@ -103,6 +127,32 @@ def _level_rejection(level: object, symbol: str) -> Rejection:
     return Rejection(quality.BAD_SIZE, symbol, f"book sz {level['sz']!r}")
 
 
+def parse_book(data: Any, *, symbol: str, recv_ms: int) -> dict[str, Any] | Rejection:
+    """A venue l2Book payload (coin already resolved to `symbol`) → book dict, or why it is refused.
+
+    The book dict: `bids`/`asks` as wire levels (exact venue strings), `bids_f`/`asks_f` as floats, `time`.
+    """
+    levels = data.get("levels") if isinstance(data, dict) else None
+    if not isinstance(levels, list) or len(levels) != 2:
+        return Rejection(quality.MALFORMED, symbol, "l2Book without two level lists")
+    bids = _levels(levels[0], symbol)
+    if isinstance(bids, Rejection):
+        return bids
+    asks = _levels(levels[1], symbol)
+    if isinstance(asks, Rejection):
+        return asks
+    reason = quality.check_book(bids=bids[1], asks=asks[1])
+    if reason:
+        return Rejection(reason, symbol, f"bid {bids[1][:1]} ask {asks[1][:1]}")
+    return {
+        "bids": bids[0],
+        "asks": asks[0],
+        "bids_f": bids[1],
+        "asks_f": asks[1],
+        "time": _ts(data.get("time"), recv_ms),
+    }
+
+
 def normalize_book(data: Any, *, recv_ms: int, symbols: SymbolMap, seq: SequenceCounter, out: Normalized) -> None:
     if not isinstance(data, dict) or not isinstance(data.get("levels"), list) or len(data["levels"]) != 2:
         out.rejections.append(Rejection(quality.MALFORMED, "?", "l2Book without two level lists"))
@@ -111,21 +161,11 @@ def normalize_book(data: Any, *, recv_ms: int, symbols: SymbolMap, seq: Sequence
     if symbol is None:
         out.rejections.append(Rejection(quality.MALFORMED, str(data.get("coin")), "l2Book for an unknown coin"))
         return
-    bids = _levels(data["levels"][0], symbol)
-    if isinstance(bids, Rejection):
-        out.rejections.append(bids)
+    book = parse_book(data, symbol=symbol, recv_ms=recv_ms)
+    if isinstance(book, Rejection):
+        out.rejections.append(book)
         return
-    asks = _levels(data["levels"][1], symbol)
-    if isinstance(asks, Rejection):
-        out.rejections.append(asks)
-        return
-    reason = quality.check_book(bids=bids[1], asks=asks[1])
-    if reason:
-        out.rejections.append(Rejection(reason, symbol, f"bid {bids[1][:1]} ask {asks[1][:1]}"))
-        return
-    ts = _ts(data.get("time"), recv_ms)
-    book = {"bids": bids[0], "asks": asks[0], "bids_f": bids[1], "asks_f": asks[1], "time": ts}
-    out.envelopes.append(_envelope(seq, ch.MARKET_BOOK, symbol, ts, book))
+    out.envelopes.append(_envelope(seq, ch.MARKET_BOOK, symbol, book["time"], book))
 
 
 def _ts(raw: object, recv_ms: int) -> int:
@@ -180,6 +220,59 @@ def _trade(raw: Any, *, recv_ms: int, symbols: SymbolMap, out: Normalized) -> tu
         tid=tid if isinstance(tid, int) else None,
     )
     return symbol, trade
+
+
+# A parsed trade on the ingest hot path: (px, sz, side, time_ms, wire dict). A tuple, not a dataclass: this is
+# built for every trade, and the wire dict (exact venue strings) is the one shared by the ring, the publish batch
+# and every snapshot.
+TradeRow = tuple[float, float, str, int, dict[str, Any]]
+
+
+def parse_trades(
+    data: Any, *, recv_ms: int, symbol_of: Mapping[str, str], rejections: list[Rejection]
+) -> dict[str, list[TradeRow]]:
+    """A venue trades payload → {symbol: rows in arrival order}; refused trades are appended to `rejections`."""
+    if data.__class__ is not list:
+        rejections.append(Rejection(quality.MALFORMED, "?", "trades is not a list"))
+        return {}
+    parse = quality.parse_price
+    groups: dict[str, list[TradeRow]] = {}
+    for raw in data:
+        if raw.__class__ is not dict:
+            rejections.append(Rejection(quality.MALFORMED, "?", "trade is not an object"))
+            continue
+        coin = raw.get("coin")
+        symbol = symbol_of.get(coin) if coin.__class__ is str else None
+        if symbol is None:
+            rejections.append(Rejection(quality.MALFORMED, str(coin), "trade for an unknown coin"))
+            continue
+        px_raw, sz_raw, side = raw.get("px"), raw.get("sz"), raw.get("side")
+        px = parse(px_raw)
+        if px is None:
+            rejections.append(Rejection(quality.BAD_PRICE, symbol, f"trade px {px_raw!r}"))
+            continue
+        sz = parse(sz_raw)
+        if sz is None:
+            rejections.append(Rejection(quality.BAD_SIZE, symbol, f"trade sz {sz_raw!r}"))
+            continue
+        if side != "B" and side != "A":
+            rejections.append(Rejection(quality.BAD_SIDE, symbol, f"trade side {side!r}"))
+            continue
+        t = _ts(raw.get("time"), recv_ms)
+        tid = raw.get("tid")
+        wire = {
+            "px": px_raw if px_raw.__class__ is str else str(px_raw),
+            "sz": sz_raw if sz_raw.__class__ is str else str(sz_raw),
+            "side": side,
+            "time": t,
+            "tid": tid if tid.__class__ is int else None,
+        }
+        rows = groups.get(symbol)
+        if rows is None:
+            groups[symbol] = [(px, sz, side, t, wire)]
+        else:
+            rows.append((px, sz, side, t, wire))
+    return groups
 
 
 def normalize_mids(data: Any, *, recv_ms: int, symbols: SymbolMap, seq: SequenceCounter, out: Normalized) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,12 +51,10 @@ def parse_size(raw: object) -> float | None:
 
 def check_levels(levels: Sequence[tuple[float, float]], *, descending: bool) -> str | None:
     """Sizes and prices already parsed; a side must be strictly ordered best first."""
-    prev: float | None = None
-    for px, _sz in levels:
-        if prev is not None and ((descending and px >= prev) or (not descending and px <= prev)):
-            return UNSORTED_BOOK
-        prev = px
-    return None
+    pxs = [level[0] for level in levels]
+    # C-level pairwise comparison (every book side of every flush runs this).
+    ordered = all(map(operator.gt if descending else operator.lt, pxs, pxs[1:]))
+    return None if ordered else UNSORTED_BOOK
 
 
 def check_book(*, bids: Sequence[tuple[float, float]], asks: Sequence[tuple[float, float]]) -> str | None:
@@ -84,31 +83,38 @@ class JumpGuard:
     samples: int = 0
     rejected_in_row: int = 0
 
-    def _outside(self, px: float) -> bool:
-        if self.last is None:
-            return False
-        r = math.log(px / self.last)
-        std = max(math.sqrt(self.var), self.min_std)
-        # Before warm-up the variance estimate is unreliable: use a generous fixed bound (20%).
-        bound = self.sigma * std if self.samples >= self.warmup else 0.2
-        return abs(r) > bound and self.rejected_in_row < self.max_consecutive
+    def _outside(self, r: float) -> bool:
+        # Compared squared (r² > (sigma·std)²): no sqrt per price. Before warm-up the variance estimate is
+        # unreliable: use a generous fixed bound (20 %).
+        if self.samples >= self.warmup:
+            var = self.var if self.var > self.min_std * self.min_std else self.min_std * self.min_std
+            outside = r * r > self.sigma * self.sigma * var
+        else:
+            outside = r * r > 0.04
+        return outside and self.rejected_in_row < self.max_consecutive
 
     def peek(self, px: float) -> str | None:
         """Would `check` reject `px`? Does not change the state (books are checked against the mid anchor)."""
-        return PRICE_JUMP if self._outside(px) else None
+        last = self.last
+        if last is None or px == last:
+            return None
+        return PRICE_JUMP if self._outside(math.log(px / last)) else None
 
     def check(self, px: float) -> str | None:
         """Accept (update the state, return None) or reject (return PRICE_JUMP)."""
-        if self.last is None:
+        last = self.last
+        if last is None:
             self.last = px
             return None
-        r = math.log(px / self.last)
-        if self._outside(px):
+        # Hot path (every trade and mid): an unchanged price is the common case and needs no log.
+        r = 0.0 if px == last else math.log(px / last)
+        if r != 0.0 and self._outside(r):
             self.rejected_in_row += 1
             return PRICE_JUMP
-        if self.rejected_in_row >= self.max_consecutive:
-            self.var = max(self.var, r * r)
-        self.rejected_in_row = 0
+        if self.rejected_in_row:
+            if self.rejected_in_row >= self.max_consecutive:
+                self.var = max(self.var, r * r)
+            self.rejected_in_row = 0
         self.var = (1 - self.alpha) * self.var + self.alpha * r * r if self.samples else r * r
         self.samples += 1
         self.last = px

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from hypersentry.contracts.snapshot import SymbolSnapshot
 from markets import features as ft
-from markets import quality
+from markets import normalize, quality
 
 TRADES_KEPT: Final = 50
 TRADES_BATCH_MAX: Final = 200  # per publish interval; beyond it the batch carries a gap marker
@@ -49,7 +49,14 @@ class SymbolState:
     ctx: dict[str, Any] | None = None
     ctx_ts: int | None = None
     candles: dict[str, deque[ft.Candle]] = field(default_factory=dict)
+    # Trades since the last flush as 1m mini-candles; `fold_candles` applies them to the four series.
+    candle_deltas: list[ft.Candle] = field(default_factory=list)
     candles_dirty: bool = False
+    # The newest l2Book payload not parsed yet (books are full snapshots and conflated per publish interval, so
+    # only the one a flush uses is parsed and guarded) and its receive time.
+    pending_book: Any = None
+    pending_book_ms: int = 0
+    book_stats: dict[str, Any] | None = None  # of the current book; None = not computed yet
     price_guard: quality.JumpGuard | None = None
     trade_guard: quality.JumpGuard | None = None
     dirty: bool = False
@@ -92,33 +99,62 @@ def apply_book(state: SymbolState, data: Mapping[str, Any], *, mono: float = 0.0
             return reason
     state.bids, state.asks, state.bids_f, state.asks_f = data["bids"], data["asks"], bids_f, asks_f
     state.book_ts = data["time"]
+    state.book_stats = None
     _touch(state, mono)
     return None
 
 
+def stage_book(state: SymbolState, data: Any, *, recv_ms: int, mono: float = 0.0) -> None:
+    """Keep a raw l2Book payload for the next flush; a newer one replaces it unparsed (latest wins)."""
+    state.pending_book = data
+    state.pending_book_ms = recv_ms
+    _touch(state, mono)
+
+
+def apply_pending_book(state: SymbolState) -> normalize.Rejection | None:
+    """Parse, guard and apply the staged book, if any. A refused book leaves the last valid one in place."""
+    data = state.pending_book
+    if data is None:
+        return None
+    state.pending_book = None
+    book = normalize.parse_book(data, symbol=state.symbol, recv_ms=state.pending_book_ms)
+    if isinstance(book, normalize.Rejection):
+        return book
+    reason = apply_book(state, book)
+    return normalize.Rejection(reason, state.symbol, "book mid") if reason else None
+
+
 def apply_trades(state: SymbolState, trades: list[ft.Trade], *, mono: float = 0.0) -> list[str]:
-    """Fold trades into ring, CVD, candles and the pending batch; returns one reason per rejected trade."""
-    rejected: list[str] = []
+    """`apply_trade_rows` for `Trade` objects (the normalised envelope's shape)."""
+    rows = [(t.px, t.sz, t.side, t.time_ms, t.as_wire()) for t in trades]
+    return apply_trade_rows(state, rows, mono=mono)
+
+
+def apply_trade_rows(state: SymbolState, rows: list[normalize.TradeRow], *, mono: float = 0.0) -> list[str]:
+    """Fold trades into ring, CVD, pending candles and the publish batch; returns one reason per rejected trade."""
     assert state.trade_guard is not None
-    for trade in trades:
-        reason = state.trade_guard.check(trade.px)
-        if reason:
-            rejected.append(reason)
-            continue
-        wire = trade.as_wire()
-        state.trades.append(wire)
-        ft.cvd_add(state.cvd, trade)
-        for interval, series in state.candles.items():
-            ft.candle_add_trade(series, trade, interval)
-        if len(state.batch) < TRADES_BATCH_MAX:
-            state.batch.append(wire)
-        else:
-            state.batch_dropped += 1
-        if state.trades_ts is None or trade.time_ms > state.trades_ts:
-            state.trades_ts = trade.time_ms
-    if len(rejected) < len(trades):
-        state.candles_dirty = True
-        _touch(state, mono)
+    # The jump guard is sequential (each accepted price moves its anchor); everything after it works on the
+    # accepted rows as a whole: C-level extends, one loop for CVD + candles.
+    reasons = list(map(state.trade_guard.check, [row[0] for row in rows]))
+    rejected = [r for r in reasons if r]
+    accepted = [row for row, r in zip(rows, reasons, strict=True) if not r] if rejected else rows
+    if not accepted:
+        return rejected
+    wires = [row[4] for row in accepted]
+    state.trades.extend(wires)
+    batch = state.batch
+    room = TRADES_BATCH_MAX - len(batch)
+    if room >= len(wires):
+        batch.extend(wires)
+    else:
+        batch.extend(wires[: max(room, 0)])
+        state.batch_dropped += len(wires) - max(room, 0)
+    ft.trades_fold(state.cvd, state.candle_deltas, accepted)
+    newest = max(row[3] for row in accepted)
+    if state.trades_ts is None or newest > state.trades_ts:
+        state.trades_ts = newest
+    state.candles_dirty = True
+    _touch(state, mono)
     return rejected
 
 
@@ -133,7 +169,19 @@ def take_batch(state: SymbolState) -> tuple[list[dict[str, Any]], int]:
     return batch, dropped
 
 
+def fold_candles(state: SymbolState) -> None:
+    """Apply the trades' pending 1m mini-candles to the 1m/5m/15m/1h series (once per flush, not per trade)."""
+    deltas = state.candle_deltas
+    if not deltas:
+        return
+    for interval, series in state.candles.items():
+        for delta in deltas:
+            ft.candle_fold(series, delta, interval)
+    deltas.clear()
+
+
 def current_candles(state: SymbolState) -> dict[str, dict[str, Any]]:
+    fold_candles(state)
     return {i: s[-1].as_wire(interval=i, symbol=state.symbol) for i, s in state.candles.items() if s}
 
 
@@ -153,7 +201,9 @@ def build_snapshot(
     cvd = ft.cvd_windows(state.cvd, now_ms=now_ms)
     spot = {k: v for k, v in (spot_cvd or {}).items() if v is not None}
     funding = ctx.get("funding")
-    stats = ft.book_stats(bids=state.bids_f, asks=state.asks_f, depth_bps=weights.depth_bps)
+    stats = state.book_stats
+    if stats is None or stats["depth_bps"] != weights.depth_bps:
+        stats = state.book_stats = ft.book_stats(bids=state.bids_f, asks=state.asks_f, depth_bps=weights.depth_bps)
     price_f = state.price_f if state.price_f is not None else ctx.get("mid_px") or stats["mid"]
     stamps = [t for t in (state.price_ts, state.book_ts, state.trades_ts, state.ctx_ts) if t is not None]
     return SymbolSnapshot(

@@ -114,7 +114,7 @@ def test_symbol_state_refuses_jumped_trades_and_books():
     assert len(st.trades) == 2 and st.cvd.running == pytest.approx(100 + 100.01)
 
 
-def test_malformed_frames_are_counted_not_raised():
+def _ingestor():
     from markets.hotstate import MemoryHotState
     from markets.ingest import IngestConfig, Ingestor
 
@@ -127,6 +127,47 @@ def test_malformed_frames_are_counted_not_raised():
     )
     ing.symbols.add("BTC")
     ing.states["BTC"] = SymbolState(symbol="BTC", coin="BTC", sigma=8.0)
+    ing.live = {"BTC"}
+    ing.health.state = "connected"
+    return ing
+
+
+async def test_malformed_frames_are_counted_not_raised():
+    ing = _ingestor()
     ing.handle_raw('{"channel":"l2Book","data":{"coin":')
     ing.handle_raw(orjson.dumps(_frame("l2Book", _book("101", "1", "100"))))
+    await ing.flush()  # books are parsed and guarded when a flush uses them
     assert ing.rejections == {quality.MALFORMED: 1, quality.CROSSED_BOOK: 1}
+
+
+@pytest.mark.parametrize(
+    ("book", "reason"),
+    [
+        (_book("101", "1", "100"), quality.CROSSED_BOOK),
+        (_book("99", "NaN", "100"), quality.BAD_SIZE),
+        (_book("99", "1", "inf"), quality.BAD_PRICE),
+        (_book("9x9", "1", "100"), quality.BAD_PRICE),
+        ({"coin": "BTC", "levels": [[{"px": "99"}], []]}, quality.MALFORMED),
+        ({"coin": "BTC", "levels": [[{"px": 99, "sz": "1"}], []]}, quality.BAD_PRICE),
+        ({"coin": "BTC", "levels": [[{"px": "99", "sz": "1"}, {"px": "99.5", "sz": "1"}], []]}, quality.UNSORTED_BOOK),
+    ],
+)
+async def test_it_keeps_the_last_valid_book_when_a_newer_one_is_refused(book, reason):
+    ing = _ingestor()
+    ing.handle_raw(orjson.dumps(_frame("l2Book", _book("99", "2", "100", "3"))))
+    await ing.flush()
+    ing.handle_raw(orjson.dumps(_frame("l2Book", book)))
+    await ing.flush()
+    assert ing.rejections == {reason: 1}
+    snap = await ing.hot.get("BTC")
+    assert snap.book == {"bids": [["99", "2"]], "asks": [["100", "3"]]}
+    assert snap.book_stats["mid"] == pytest.approx(99.5)
+
+
+async def test_only_the_newest_book_of_an_interval_is_parsed():
+    ing = _ingestor()
+    ing.handle_raw(orjson.dumps(_frame("l2Book", _book("101", "1", "100"))))  # crossed, but superseded
+    ing.handle_raw(orjson.dumps(_frame("l2Book", _book("99", "1", "100"))))
+    await ing.flush()
+    assert ing.rejections == {}
+    assert (await ing.hot.get("BTC")).book["bids"] == [["99", "1"]]
