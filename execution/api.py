@@ -6,6 +6,8 @@ from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -104,6 +106,7 @@ def _run_idempotent(request: Request, *, endpoint: str, payload: Any, run: Any) 
 
 
 class OrderSubmitApi(APIView):
+    @extend_schema(request=OrderInput, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request) -> Response:
         user = _user(request)
         ser = OrderInput(data=request.data)
@@ -121,6 +124,7 @@ class OrderSubmitApi(APIView):
 
 
 class OrderPreviewApi(APIView):
+    @extend_schema(request=OrderInput, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request) -> Response:
         user = _user(request)
         ser = OrderInput(data=request.data)
@@ -142,6 +146,7 @@ class CancelInput(serializers.Serializer):
 
 
 class OrderCancelApi(APIView):
+    @extend_schema(request=CancelInput, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request) -> Response:
         ser = CancelInput(data=request.data)
         ser.is_valid(raise_exception=True)
@@ -161,6 +166,7 @@ class ModifyInput(serializers.Serializer):
 
 
 class OrderModifyApi(APIView):
+    @extend_schema(request=ModifyInput, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request) -> Response:
         ser = ModifyInput(data=request.data)
         ser.is_valid(raise_exception=True)
@@ -186,6 +192,7 @@ class PositionCloseInput(serializers.Serializer):
 
 
 class PositionCloseApi(APIView):
+    @extend_schema(request=PositionCloseInput, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request) -> Response:
         ser = PositionCloseInput(data=request.data)
         ser.is_valid(raise_exception=True)
@@ -208,6 +215,7 @@ class ProtectionInput(serializers.Serializer):
 
 
 class ProtectionApi(APIView):
+    @extend_schema(request=ProtectionInput, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request) -> Response:
         ser = ProtectionInput(data=request.data)
         ser.is_valid(raise_exception=True)
@@ -232,6 +240,7 @@ class ProtectionApi(APIView):
 
 
 class OrderListApi(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         user = _user(request)
         open_only = request.query_params.get("open") in ("1", "true")
@@ -240,6 +249,7 @@ class OrderListApi(APIView):
 
 
 class FillListApi(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         user = _user(request)
         return Response({"fills": [events_jsonable(sync.fill_dict(f)) for f in selectors.fill_list(user=user)]})
@@ -252,6 +262,7 @@ def events_jsonable(d: dict[str, Any]) -> dict[str, Any]:
 
 
 class PositionListApi(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         """Positions from the venue (master address), refreshed into the local snapshot."""
         user = _user(request)
@@ -260,6 +271,7 @@ class PositionListApi(APIView):
 
 
 class AccountApi(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         """Equity, margin and PnL from the venue under the MASTER address (never the agent's)."""
         user = _user(request)
@@ -270,6 +282,7 @@ class AccountApi(APIView):
 
 
 class ResyncApi(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         user = _user(request)
         try:
@@ -284,6 +297,7 @@ class ResyncApi(APIView):
 
 
 class ControlsApi(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         user = _user(request)
         return Response(selectors.controls_state(user=user))
@@ -296,6 +310,7 @@ class KillSwitchInput(serializers.Serializer):
 
 
 class KillSwitchApi(APIView):
+    @extend_schema(request=KillSwitchInput, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request) -> Response:
         user = _user(request)
         ser = KillSwitchInput(data=request.data)
@@ -315,6 +330,7 @@ class BreakerResetInput(serializers.Serializer):
 
 
 class BreakerResetApi(APIView):
+    @extend_schema(request=BreakerResetInput, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request) -> Response:
         actor = _user(request)
         ser = BreakerResetInput(data=request.data)
