@@ -41,6 +41,19 @@ _SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9/_\-@.]{0,31}$")
 MAX_STRIKES = 10
 STRIKE_WINDOW_SEC = 10.0
 _snapshot_seq = itertools.count(1)
+# Initial-snapshot reads in flight at once (per process): a connect storm must not exhaust the hot state's Redis
+# pool (redis-py's async pool raises MaxConnectionsError beyond its limit and the subscriber would get no snapshot).
+SNAPSHOT_LOOKUPS = 32
+_lookup_slots: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+
+
+def _snapshot_slot() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    slot = _lookup_slots.get(loop)
+    if slot is None:
+        _lookup_slots.clear()  # one loop per process outside tests
+        slot = _lookup_slots[loop] = asyncio.Semaphore(SNAPSHOT_LOOKUPS)
+    return slot
 
 
 class FrameError(Exception):
@@ -215,7 +228,8 @@ class GatewaySession:
         snapshot = None
         if ch.PUBLIC_MARKET in frame.channels:
             try:
-                snapshot = await realtime.snapshot_for(frame.coin)
+                async with _snapshot_slot():
+                    snapshot = await realtime.snapshot_for(frame.coin)
             except Exception:
                 logger.exception("snapshot lookup failed", extra={"symbol": frame.coin})
         for topic in new:
