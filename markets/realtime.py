@@ -153,6 +153,7 @@ class FanoutStats:
 
 
 STATS = FanoutStats()
+_UNSET: Any = object()
 
 
 def text_message(text: str) -> dict[str, Any]:
@@ -250,7 +251,7 @@ class Connection:
 
     def _start(self, message: dict[str, Any]) -> None:
         # The hot path: one call per subscriber per frame. send_now() inlined: no extra call, no task.
-        coro: Any = None
+        coro: Any = _UNSET
         try:
             coro = self.send(message)
             yielded = coro.send(None)
@@ -259,8 +260,12 @@ class Connection:
             STATS.sent_inline += 1
             return
         except AttributeError:
-            if coro is None or inspect.iscoroutine(coro) or not inspect.isawaitable(coro):
-                self.close(0, "disconnected", send_close=False)  # an error inside send, or no awaitable
+            if coro is _UNSET or inspect.iscoroutine(coro):  # raised inside send
+                self.close(0, "disconnected", send_close=False)
+                return
+            if not inspect.isawaitable(coro):  # a plain function: it has sent already
+                self.sent += 1
+                STATS.sent_inline += 1
                 return
             rest: Awaitable[Any] = coro  # an awaitable that is not a coroutine (a Future, say)
         except Exception:  # noqa: BLE001 - the peer went away under us

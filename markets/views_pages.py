@@ -54,6 +54,18 @@ def overview_rows() -> list[dict[str, Any]]:
     return rows
 
 
+def _is_listed(symbol: str) -> bool:
+    """The venue lists `symbol` (the universe ingest stored) or it is live; True while no universe is known yet
+    (before ingest's first fetch every well-formed symbol gets a page that fills in over /ws)."""
+    state = get_hot_state()
+    universe = state.get_universe_sync()
+    if not universe:
+        return True
+    if any(str(t.get("symbol", "")).upper() == symbol or str(t.get("coin", "")).upper() == symbol for t in universe):
+        return True
+    return symbol in {s.upper() for s in _live_symbols()}
+
+
 def _page_config(**extra: Any) -> dict[str, Any]:
     return {
         "ws_path": "/ws",
@@ -75,7 +87,10 @@ def terminal(request: HttpRequest, symbol: str) -> HttpResponse:
     if not _SYMBOL_RE.match(symbol):
         raise Http404("unknown symbol")
     symbol = symbol.upper()
-    snap = get_hot_state().get_sync(symbol)
+    state = get_hot_state()
+    snap = state.get_sync(symbol)
+    if snap is None and not _is_listed(symbol):
+        raise Http404("unknown symbol")
     now_ms = int(time.time() * 1000)
     snapshot = None
     if snap is not None:

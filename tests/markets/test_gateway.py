@@ -163,3 +163,77 @@ async def test_foreign_missing_or_downgraded_origins_are_refused(origin: str | N
         async with connect(url, origin="https://terminal.example.com") as ws:
             await ws.send('{"type":"ping"}')
             assert (await recv_json(ws))["type"] == "pong"
+
+
+async def _lagging_connection(
+    sent: list[str], gate: asyncio.Event
+) -> tuple[realtime.LocalBroadcaster, realtime.Connection]:
+    async def send(message: dict) -> None:  # type: ignore[type-arg]
+        sent.append(message.get("text", ""))
+        if len(sent) == 1:
+            await gate.wait()  # the first frame blocks: the socket is lagging until the gate opens
+
+    hub = realtime.Hub()
+    conn = realtime.Connection(send=send, max_private=10)
+    hub.add(conn)
+    hub.join(conn, realtime.topic_for("public.market", "BTC"))
+    return realtime.LocalBroadcaster(hub), conn
+
+
+async def test_a_lagging_socket_gets_the_latest_frame_per_key_and_candles_keep_their_own_key() -> None:
+    sent: list[str] = []
+    gate = asyncio.Event()
+    broadcaster, conn = await _lagging_connection(sent, gate)
+    before = realtime.STATS.conflated
+
+    async def publish(text: str, event_type: str) -> None:
+        await broadcaster.publish(channel="public.market", symbol="BTC", text=text, event_type=event_type)
+
+    await publish("snap1", "agg_update")
+    assert conn.lagging
+    await publish("snap2", "agg_update")
+    await publish("candle1", "agg_update:candle")  # ingest's candle frames: same wire event_type, own key
+    await publish("snap3", "agg_update")
+    gate.set()
+    for _ in range(100):
+        if not conn.lagging:
+            break
+        await asyncio.sleep(0.01)
+    assert sent == ["snap1", "snap3", "candle1"]  # snap2 conflated away; the candle is not replaced by snap3
+    assert conn.conflated == 1 and realtime.STATS.conflated - before == 1
+    assert conn.sent == 3
+
+
+async def test_the_gateway_sends_past_channels_session_wrapper_only() -> None:
+    from channels.sessions import InstanceSessionWrapper
+
+    from markets.gateway import server_send
+
+    async def raw(message: dict) -> None:  # type: ignore[type-arg]
+        return None
+
+    wrapper = InstanceSessionWrapper({"cookies": {}}, raw)
+    outer = InstanceSessionWrapper({"cookies": {}}, wrapper.send)
+    assert server_send(outer.send) is raw  # nested wrappers are peeled
+    assert server_send(raw) is raw
+    wrapper.save_message_types = ["http.response.start", "websocket.send"]  # a wrapper that acts on ws frames
+    assert server_send(wrapper.send) == wrapper.send
+
+
+async def test_a_send_that_is_a_plain_function_or_raises_does_not_break_the_fan_out() -> None:
+    delivered: list[str] = []
+
+    def plain(message: dict) -> None:  # type: ignore[type-arg]
+        delivered.append(message["text"])
+
+    async def broken(message: dict) -> None:  # type: ignore[type-arg]
+        raise OSError("peer gone")
+
+    hub = realtime.Hub()
+    ok, bad = realtime.Connection(send=plain, max_private=10), realtime.Connection(send=broken, max_private=10)
+    for conn in (ok, bad):
+        hub.add(conn)
+        hub.join(conn, realtime.topic_for("public.market", "ETH"))
+    assert hub.dispatch(channel="public.market", symbol="ETH", text="x", event_type="agg_update") == 2
+    assert delivered == ["x"] and not ok.closed and ok.sent == 1
+    assert bad.closed and bad.close_reason == "disconnected"
