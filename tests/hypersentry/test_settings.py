@@ -49,9 +49,7 @@ def test_no_environment_gives_the_embedded_defaults() -> None:
         "s.ENVIRONMENT, s.DATABASES['default']['ENGINE'], s.CHANNEL_LAYERS['default']['BACKEND'], "
         "s.HYPERSENTRY_VENUE, s.SESSION_EXPIRE_HOURS, s.ENABLE_SERVER_SIDE_TRADING, s.AGGREGATOR_MAX_SUBSCRIPTIONS",
     )
-    assert out == (
-        "development django.db.backends.sqlite3 channels.layers.InMemoryChannelLayer sim 168 True 80"
-    )
+    assert out == ("development django.db.backends.sqlite3 channels.layers.InMemoryChannelLayer sim 168 True 80")
 
 
 def test_redis_and_database_urls_switch_the_backends() -> None:
