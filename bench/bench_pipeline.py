@@ -99,13 +99,21 @@ async def main(args: argparse.Namespace) -> None:
     frac = total_ms / (args.seconds * 1000) * 100
     base_frac = sum(base_cpu) / (args.seconds * 1000) * 100
     print(f"symbols={len(symbols)} rate=5 Hz seconds={args.seconds} rounds={rounds} dropped={pipe.totals.dropped}")
-    print(f"pipeline round CPU: mean {statistics.mean(round_cpu):.2f} ms, p99 {pct(round_cpu, 0.99):.2f} ms "
-          f"→ {frac:.1f} % of one core (budget < 25 %)")
-    print(f"per-symbol update+analyze+encode CPU: p50 {pct(per_symbol, 0.5):.0f} µs, p99 {pct(per_symbol, 0.99):.0f} µs, "
-          f"mean {statistics.mean(per_symbol):.0f} µs (n={len(per_symbol)})")
-    print(f"baseline as_dict+orjson per round: mean {statistics.mean(base_cpu):.2f} ms → {base_frac:.1f} % of one core; "
-          f"ratio pipeline/baseline {frac / base_frac:.2f}×")
-    print(f"metrics: rounds observed {metrics.ROUND_SECONDS._sum.get():.2f} s total wall")  # noqa: SLF001
+    print(
+        f"pipeline round CPU: mean {statistics.mean(round_cpu):.2f} ms, p99 {pct(round_cpu, 0.99):.2f} ms "
+        f"→ {frac:.1f} % of one core (budget < 25 %)"
+    )
+    print(
+        f"per-symbol update+analyze+encode CPU: p50 {pct(per_symbol, 0.5):.0f} µs, "
+          f"p99 {pct(per_symbol, 0.99):.0f} µs, "
+        f"mean {statistics.mean(per_symbol):.0f} µs (n={len(per_symbol)})"
+    )
+    print(
+        f"baseline as_dict+orjson per round: mean {statistics.mean(base_cpu):.2f} ms "
+          f"→ {base_frac:.1f} % of one core; "
+        f"ratio pipeline/baseline {frac / base_frac:.2f}×"
+    )
+    print(f"metrics: rounds observed {metrics.ROUND_SECONDS._sum.get():.2f} s total wall")
 
 
 if __name__ == "__main__":
