@@ -66,6 +66,13 @@ def book_stats(
     }
 
 
+def book_stats_sides(
+    *, bids: tuple[Sequence[float], Sequence[float]], asks: tuple[Sequence[float], Sequence[float]], depth_bps: float
+) -> dict[str, Any]:
+    """`book_stats` over sides given as (prices, sizes) columns, best first (ingest's shape)."""
+    return book_stats(bids=list(zip(*bids, strict=True)), asks=list(zip(*asks, strict=True)), depth_bps=depth_bps)
+
+
 def top_levels(levels: Sequence[Level], n: int) -> list[Level]:
     return [list(level) for level in levels[:n]]
 

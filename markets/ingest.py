@@ -32,7 +32,7 @@ from django.conf import settings
 from hypersentry import components
 from hypersentry.contracts import channels as ch
 from hypersentry.contracts.envelope import SequenceCounter, dumps_text
-from hypersentry.contracts.snapshot import FRESHNESS_MS, SymbolSnapshot, staleness_dict
+from hypersentry.contracts.snapshot import FRESHNESS_MS, SymbolSnapshot
 from hypersentry.errors import UpstreamUnavailable
 from markets import features as ft
 from markets import metrics as m
@@ -45,9 +45,9 @@ from markets.symbol_state import (
     apply_pending_book,
     apply_price,
     apply_trade_rows,
-    build_snapshot,
     current_candles,
     fold_candles,
+    snapshot_fields,
     stage_book,
     take_batch,
 )
@@ -315,14 +315,20 @@ class Ingestor:
         self, snap: SymbolSnapshot, *, now_ms: int, batch: list[dict[str, Any]], dropped: int, candles: dict[str, Any]
     ) -> str:
         data: dict[str, Any] = {name: getattr(snap, name) for name in _SNAPSHOT_FIELDS}
-        data["trades"] = snap.trades[:PUBLISHED_TRADES]
+        return self._encode_fields(data, now_ms=now_ms, batch=batch, dropped=dropped, candles=candles)
+
+    def _encode_fields(
+        self, data: dict[str, Any], *, now_ms: int, batch: list[dict[str, Any]], dropped: int, candles: dict[str, Any]
+    ) -> str:
+        """The snapshot's fields (`data`, extended in place) → one encoded `agg_update` text."""
+        data["trades"] = data["trades"][:PUBLISHED_TRADES]
         data["kind"] = "snapshot"
         data["source"] = SOURCE
-        data["staleness"] = staleness_dict(snap, now_ms)
+        data["staleness"] = wire_staleness(data, now_ms)
         data["trades_batch"] = batch
         data["trades_gap"] = dropped  # > 0: this many trades of the interval were not sent (a gap marker)
         data["candles_live"] = candles
-        return self._envelope_text(snap.symbol, snap.updated_at or now_ms, data)
+        return self._envelope_text(data["symbol"], data["updated_at"] or now_ms, data)
 
     def _envelope_text(self, symbol: str, ts_ms: int, data: dict[str, Any]) -> str:
         return dumps_text(
@@ -354,33 +360,30 @@ class Ingestor:
         self._export_counts()
         if not picked:
             return 0
-        snaps = []
+        snaps, wire = [], []
+        weights = self.config.weights
         for st in picked:
             if st.pending_book is not None:
                 rejection = apply_pending_book(st)
                 if rejection is not None:
                     self._reject(rejection)  # the last valid book stays in place
-            fold_candles(st)
-            snaps.append(
-                build_snapshot(
-                    st, now_ms=now_ms, weights=self.config.weights, stale_reason=self._stale_reason(st, now_ms)
-                )
-            )
+            fields = snapshot_fields(st, now_ms=now_ms, weights=weights, stale_reason=self._stale_reason(st, now_ms))
+            snaps.append(SymbolSnapshot(**fields))
+            wire.append(fields)  # the snapshot holds the values, so the envelope may reshape this dict
         await self.hot.put_many(snaps)
-        published = 0
-        for st, snap in zip(picked, snaps, strict=True):
+        published = candles_published = 0
+        publish = self.publisher.publish
+        for st, fields in zip(picked, wire, strict=True):
             first_change = st.dirty_since if st.dirty else 0.0
             st.dirty = False
             if st.symbol not in live:
+                fold_candles(st)
                 continue
             batch, dropped = take_batch(st)
             candles = current_candles(st)
-            text = self.encode_snapshot(snap, now_ms=now_ms, batch=batch, dropped=dropped, candles=candles)
-            await self.publisher.publish(
-                channel=ch.PUBLIC_MARKET, symbol=st.symbol, text=text, event_type=ch.AGG_UPDATE
-            )
+            text = self._encode_fields(fields, now_ms=now_ms, batch=batch, dropped=dropped, candles=candles)
+            await publish(channel=ch.PUBLIC_MARKET, symbol=st.symbol, text=text, event_type=ch.AGG_UPDATE)
             published += 1
-            m.PUBLISHED.labels("snapshot").inc()
             if st.candles_dirty and mono - self._candles_sent.get(st.symbol, 0.0) >= CANDLE_PUBLISH_SEC:
                 # Candles travel at most once a second per symbol (the snapshot's candles_live carries the
                 # current ones at the publish rate); the hot state keeps them for /trading/candles.
@@ -391,14 +394,15 @@ class Ingestor:
                 ctext = self._envelope_text(st.symbol, now_ms, {"kind": "candle", "source": SOURCE, "candles": candles})
                 # The envelope says agg_update; the hub's conflation key gets its own event type so that a lagging
                 # client's latest-wins slot for snapshots is never taken by a candle frame or vice versa.
-                await self.publisher.publish(
-                    channel=ch.PUBLIC_MARKET, symbol=st.symbol, text=ctext, event_type=CANDLE_CONFLATION_KEY
-                )
-                published += 1
-                m.PUBLISHED.labels("candle").inc()
+                await publish(channel=ch.PUBLIC_MARKET, symbol=st.symbol, text=ctext, event_type=CANDLE_CONFLATION_KEY)
+                candles_published += 1
             if first_change:
                 m.PUBLISH_LATENCY.observe(time.monotonic() - first_change)
-        return published
+        if published:
+            _PUBLISHED_SNAPSHOTS.inc(published)
+        if candles_published:
+            _PUBLISHED_CANDLES.inc(candles_published)
+        return published + candles_published
 
     def _export_counts(self) -> None:
         """Frame counts go to Prometheus once per flush, not per frame (a labelled inc takes a lock)."""
@@ -684,6 +688,7 @@ class Ingestor:
             with contextlib.suppress(ValueError):
                 candles.append(ft.candle_from_venue(row))
         st.candles[interval] = ft.candles_merge(st.candles[interval], candles)
+        st.candles_wire = None
         await self.hot.put_candles(
             symbol, interval, [c.as_wire(interval=interval, symbol=symbol) for c in st.candles[interval]]
         )
@@ -691,6 +696,23 @@ class Ingestor:
 
 
 _SNAPSHOT_FIELDS = tuple(f for f in SymbolSnapshot.__dataclass_fields__)
+_PUBLISHED_SNAPSHOTS = m.PUBLISHED.labels("snapshot")
+_PUBLISHED_CANDLES = m.PUBLISHED.labels("candle")
+# (group, timestamp field, threshold): hypersentry.contracts.snapshot's freshness rules, read from snapshot fields.
+_FRESHNESS = tuple((group, f"{group}_ts", threshold) for group, threshold in FRESHNESS_MS.items())
+
+
+def wire_staleness(fields: dict[str, Any], now_ms: int) -> dict[str, dict[str, Any]]:
+    """`staleness_dict` of the snapshot with these fields, without building the intermediate objects."""
+    out = {}
+    for group, ts_field, threshold in _FRESHNESS:
+        ts = fields[ts_field]
+        if ts is None:
+            out[group] = {"age_ms": None, "threshold_ms": threshold, "stale": True}
+        else:
+            age = now_ms - ts if now_ms > ts else 0
+            out[group] = {"age_ms": age, "threshold_ms": threshold, "stale": age > threshold}
+    return out
 
 
 def _wall_ms() -> int:

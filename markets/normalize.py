@@ -70,7 +70,12 @@ def _envelope(seq: SequenceCounter, event_type: str, symbol: str, ts_ms: int, da
     return Envelope(event_type=event_type, symbol=symbol, ts_ms=ts_ms, source=SOURCE, seq=seq.next(SOURCE), data=data)
 
 
-def _levels(raw: object, symbol: str) -> tuple[list[list[str]], list[tuple[float, float]]] | Rejection:
+# A book side as floats: (prices, sizes), best first. Two flat lists rather than a tuple per level: a book is
+# kept until the next one replaces it, and every level object would be one more for the cyclic GC to track.
+FloatSide = tuple[list[float], list[float]]
+
+
+def _levels(raw: object, symbol: str) -> tuple[list[tuple[str, str]], FloatSide] | Rejection:
     """One book side (best first) → wire levels (the venue's strings) + floats, or the first bad level's reason."""
     if raw.__class__ is not list:
         return Rejection(quality.MALFORMED, symbol, "book side is not a list")
@@ -92,12 +97,13 @@ def _levels(raw: object, symbol: str) -> tuple[list[list[str]], list[tuple[float
     # sum() is NaN if any value is NaN and inf if any is infinite; min() > 0 then rules out zero and negatives.
     if levels and not (min(pxs) > 0.0 and sum(pxs) < _INF and min(szs) > 0.0 and sum(szs) < _INF):
         return _levels_checked(levels, symbol)
-    return list(map(list, zip(pxs_s, szs_s, strict=True))), list(zip(pxs, szs, strict=True))
+    return list(zip(pxs_s, szs_s, strict=True)), (pxs, szs)
 
 
-def _levels_checked(levels: list[Any], symbol: str) -> tuple[list[list[str]], list[tuple[float, float]]] | Rejection:
-    strs: list[list[str]] = []
-    nums: list[tuple[float, float]] = []
+def _levels_checked(levels: list[Any], symbol: str) -> tuple[list[tuple[str, str]], FloatSide] | Rejection:
+    strs: list[tuple[str, str]] = []
+    pxs: list[float] = []
+    szs: list[float] = []
     inf = _INF
     for level in levels:
         try:
@@ -109,9 +115,10 @@ def _levels_checked(levels: list[Any], symbol: str) -> tuple[list[list[str]], li
             return Rejection(quality.BAD_PRICE, symbol, f"book px {px_raw!r}")
         if not 0.0 < sz < inf or sz_raw.__class__ is not str:
             return Rejection(quality.BAD_SIZE, symbol, f"book sz {sz_raw!r}")
-        strs.append([px_raw, sz_raw])
-        nums.append((px, sz))
-    return strs, nums
+        strs.append((px_raw, sz_raw))
+        pxs.append(px)
+        szs.append(sz)
+    return strs, (pxs, szs)
 
 
 _INF: Final = float("inf")
@@ -130,7 +137,8 @@ def _level_rejection(level: object, symbol: str) -> Rejection:
 def parse_book(data: Any, *, symbol: str, recv_ms: int) -> dict[str, Any] | Rejection:
     """A venue l2Book payload (coin already resolved to `symbol`) → book dict, or why it is refused.
 
-    The book dict: `bids`/`asks` as wire levels (exact venue strings), `bids_f`/`asks_f` as floats, `time`.
+    The book dict: `bids`/`asks` as wire levels ((px, sz) exact venue strings), `bids_f`/`asks_f` as `FloatSide`,
+    `time`.
     """
     levels = data.get("levels") if isinstance(data, dict) else None
     if not isinstance(levels, list) or len(levels) != 2:
@@ -141,9 +149,9 @@ def parse_book(data: Any, *, symbol: str, recv_ms: int) -> dict[str, Any] | Reje
     asks = _levels(levels[1], symbol)
     if isinstance(asks, Rejection):
         return asks
-    reason = quality.check_book(bids=bids[1], asks=asks[1])
+    reason = quality.check_book_prices(bids=bids[1][0], asks=asks[1][0])
     if reason:
-        return Rejection(reason, symbol, f"bid {bids[1][:1]} ask {asks[1][:1]}")
+        return Rejection(reason, symbol, f"bid {bids[1][0][:1]} ask {asks[1][0][:1]}")
     return {
         "bids": bids[0],
         "asks": asks[0],
@@ -235,44 +243,69 @@ def parse_trades(
     if data.__class__ is not list:
         rejections.append(Rejection(quality.MALFORMED, "?", "trades is not a list"))
         return {}
-    parse = quality.parse_price
     groups: dict[str, list[TradeRow]] = {}
+    last_coin: Any = None
+    rows: list[TradeRow] = []
+    inf = _INF
     for raw in data:
-        if raw.__class__ is not dict:
-            rejections.append(Rejection(quality.MALFORMED, "?", "trade is not an object"))
+        # Fast path for the venue's usual shape (every field present and well typed, a coin seen in this frame
+        # before); anything else goes through `_trade_checked`, which applies the same rules one by one.
+        try:
+            coin, px_raw, sz_raw, side, t, tid = raw["coin"], raw["px"], raw["sz"], raw["side"], raw["time"], raw["tid"]
+            px, sz = float(px_raw), float(sz_raw)
+        except (TypeError, KeyError, ValueError):
+            coin = None
+        if (
+            coin is not None
+            and coin == last_coin
+            and 0.0 < px < inf
+            and 0.0 < sz < inf
+            and (side == "B" or side == "A")
+            and px_raw.__class__ is str
+            and sz_raw.__class__ is str
+            and t.__class__ is int
+            and 1_000_000_000_000 <= t <= recv_ms
+            and tid.__class__ is int
+        ):
+            rows.append((px, sz, side, t, {"px": px_raw, "sz": sz_raw, "side": side, "time": t, "tid": tid}))
             continue
-        coin = raw.get("coin")
-        symbol = symbol_of.get(coin) if coin.__class__ is str else None
-        if symbol is None:
-            rejections.append(Rejection(quality.MALFORMED, str(coin), "trade for an unknown coin"))
+        checked = _trade_checked(raw, recv_ms=recv_ms, symbol_of=symbol_of)
+        if isinstance(checked, Rejection):
+            rejections.append(checked)
             continue
-        px_raw, sz_raw, side = raw.get("px"), raw.get("sz"), raw.get("side")
-        px = parse(px_raw)
-        if px is None:
-            rejections.append(Rejection(quality.BAD_PRICE, symbol, f"trade px {px_raw!r}"))
-            continue
-        sz = parse(sz_raw)
-        if sz is None:
-            rejections.append(Rejection(quality.BAD_SIZE, symbol, f"trade sz {sz_raw!r}"))
-            continue
-        if side != "B" and side != "A":
-            rejections.append(Rejection(quality.BAD_SIDE, symbol, f"trade side {side!r}"))
-            continue
-        t = _ts(raw.get("time"), recv_ms)
-        tid = raw.get("tid")
-        wire = {
-            "px": px_raw if px_raw.__class__ is str else str(px_raw),
-            "sz": sz_raw if sz_raw.__class__ is str else str(sz_raw),
-            "side": side,
-            "time": t,
-            "tid": tid if tid.__class__ is int else None,
-        }
-        rows = groups.get(symbol)
-        if rows is None:
-            groups[symbol] = [(px, sz, side, t, wire)]
-        else:
-            rows.append((px, sz, side, t, wire))
+        symbol, row = checked
+        last_coin = raw["coin"]
+        rows = groups.setdefault(symbol, [])
+        rows.append(row)
     return groups
+
+
+def _trade_checked(raw: Any, *, recv_ms: int, symbol_of: Mapping[str, str]) -> tuple[str, TradeRow] | Rejection:
+    if raw.__class__ is not dict:
+        return Rejection(quality.MALFORMED, "?", "trade is not an object")
+    coin = raw.get("coin")
+    symbol = symbol_of.get(coin) if coin.__class__ is str else None
+    if symbol is None:
+        return Rejection(quality.MALFORMED, str(coin), "trade for an unknown coin")
+    px_raw, sz_raw, side = raw.get("px"), raw.get("sz"), raw.get("side")
+    px = quality.parse_price(px_raw)
+    if px is None:
+        return Rejection(quality.BAD_PRICE, symbol, f"trade px {px_raw!r}")
+    sz = quality.parse_size(sz_raw)
+    if sz is None:
+        return Rejection(quality.BAD_SIZE, symbol, f"trade sz {sz_raw!r}")
+    if side != "B" and side != "A":
+        return Rejection(quality.BAD_SIDE, symbol, f"trade side {side!r}")
+    t = _ts(raw.get("time"), recv_ms)
+    tid = raw.get("tid")
+    wire = {
+        "px": px_raw if px_raw.__class__ is str else str(px_raw),
+        "sz": sz_raw if sz_raw.__class__ is str else str(sz_raw),
+        "side": side,
+        "time": t,
+        "tid": tid if tid.__class__ is int else None,
+    }
+    return symbol, (px, sz, side, t, wire)
 
 
 def normalize_mids(data: Any, *, recv_ms: int, symbols: SymbolMap, seq: SequenceCounter, out: Normalized) -> None:

@@ -35,10 +35,10 @@ class SymbolState:
     price: str | None = None
     price_f: float | None = None
     price_ts: int | None = None
-    bids: list[list[str]] = field(default_factory=list)
-    asks: list[list[str]] = field(default_factory=list)
-    bids_f: list[tuple[float, float]] = field(default_factory=list)
-    asks_f: list[tuple[float, float]] = field(default_factory=list)
+    bids: list[tuple[str, str]] = field(default_factory=list)  # wire levels, exact venue strings
+    asks: list[tuple[str, str]] = field(default_factory=list)
+    bids_f: normalize.FloatSide = field(default_factory=lambda: ([], []))  # (prices, sizes) best first
+    asks_f: normalize.FloatSide = field(default_factory=lambda: ([], []))
     book_ts: int | None = None
     # Wire dicts, built once per trade and shared by the ring, the publish batch and every snapshot.
     trades: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=TRADES_KEPT))
@@ -57,6 +57,8 @@ class SymbolState:
     pending_book: Any = None
     pending_book_ms: int = 0
     book_stats: dict[str, Any] | None = None  # of the current book; None = not computed yet
+    ctx_cache: tuple[Any, Any, dict[str, Any]] | None = None  # (ctx, weights, snapshot fields derived from them)
+    candles_wire: dict[str, dict[str, Any]] | None = None  # current candles as sent; None = rebuild
     price_guard: quality.JumpGuard | None = None
     trade_guard: quality.JumpGuard | None = None
     dirty: bool = False
@@ -91,7 +93,7 @@ def apply_price(state: SymbolState, *, px_str: str, px: float, ts: int, mono: fl
 
 def apply_book(state: SymbolState, data: Mapping[str, Any], *, mono: float = 0.0) -> str | None:
     bids_f, asks_f = data["bids_f"], data["asks_f"]
-    if bids_f and asks_f:
+    if bids_f[0] and asks_f[0]:
         assert state.price_guard is not None
         # Checked against the mid anchor without advancing it (allMids/trades advance the guards).
         reason = state.price_guard.peek((bids_f[0][0] + asks_f[0][0]) / 2.0)
@@ -178,11 +180,15 @@ def fold_candles(state: SymbolState) -> None:
         for delta in deltas:
             ft.candle_fold(series, delta, interval)
     deltas.clear()
+    state.candles_wire = None
 
 
 def current_candles(state: SymbolState) -> dict[str, dict[str, Any]]:
+    """The newest candle per interval in wire shape (rebuilt only when trades or a backfill changed them)."""
     fold_candles(state)
-    return {i: s[-1].as_wire(interval=i, symbol=state.symbol) for i, s in state.candles.items() if s}
+    if state.candles_wire is None:
+        state.candles_wire = {i: s[-1].as_wire(interval=i, symbol=state.symbol) for i, s in state.candles.items() if s}
+    return state.candles_wire
 
 
 def build_snapshot(
@@ -194,48 +200,82 @@ def build_snapshot(
     stale_reason: str | None = None,
 ) -> SymbolSnapshot:
     """The hot snapshot for `state` at `now_ms` (the CVD windows are relative to it)."""
-    ctx = state.ctx or {}
-    mark = ctx.get("mark_px")
-    oi_hl = ft.oi_notional(oi_coins=ctx.get("oi_coins"), mark_px=mark)
-    oi = ft.oi_composite(oi_by_venue={"hyperliquid": oi_hl, "binance_perp": None}, weights=weights.oi)
-    cvd = ft.cvd_windows(state.cvd, now_ms=now_ms)
-    spot = {k: v for k, v in (spot_cvd or {}).items() if v is not None}
-    funding = ctx.get("funding")
+    return SymbolSnapshot(
+        **snapshot_fields(state, now_ms=now_ms, weights=weights, spot_cvd=spot_cvd, stale_reason=stale_reason)
+    )
+
+
+def snapshot_fields(
+    state: SymbolState,
+    *,
+    now_ms: int,
+    weights: Weights,
+    spot_cvd: Mapping[str, float | None] | None = None,
+    stale_reason: str | None = None,
+) -> dict[str, Any]:
+    """`build_snapshot`'s fields as a new dict (ingest builds the snapshot and the wire envelope from one dict)."""
     stats = state.book_stats
     if stats is None or stats["depth_bps"] != weights.depth_bps:
-        stats = state.book_stats = ft.book_stats(bids=state.bids_f, asks=state.asks_f, depth_bps=weights.depth_bps)
+        stats = state.book_stats = ft.book_stats_sides(
+            bids=state.bids_f, asks=state.asks_f, depth_bps=weights.depth_bps
+        )
+    cvd = ft.cvd_windows(state.cvd, now_ms=now_ms)
+    spot = {k: v for k, v in spot_cvd.items() if v is not None} if spot_cvd else None
+    ctx = state.ctx or {}
     price_f = state.price_f if state.price_f is not None else ctx.get("mid_px") or stats["mid"]
     stamps = [t for t in (state.price_ts, state.book_ts, state.trades_ts, state.ctx_ts) if t is not None]
-    return SymbolSnapshot(
-        symbol=state.symbol,
-        price=state.price,
-        price_ts=state.price_ts,
-        book={"bids": state.bids, "asks": state.asks},
-        book_ts=state.book_ts,
-        book_stats=stats,
-        trades=list(reversed(state.trades)),
-        trades_ts=state.trades_ts,
-        cvd_venue=cvd["cvd_venue"],
-        cvd_venue_1m=cvd["cvd_venue_1m"],
-        cvd_venue_5m=cvd["cvd_venue_5m"],
-        cvd_spot_1m=ft.cvd_spot_composite(cvd_by_venue=spot, weights=weights.cvd_spot) if spot else None,
-        cvd_spot_5m=None,
-        cvd_source=ft.cvd_source_label(spot_venues=spot),
-        cvd_ts=state.trades_ts,
-        oi_total=oi["oi_total"],
-        oi_hl=oi["oi_hl"],
-        oi_binance_perp=oi["oi_binance_perp"],
-        oi_source=oi["oi_source"],
-        oi_ts=state.ctx_ts if oi_hl is not None else None,
-        funding_rate=funding,
-        funding_annualized=ft.funding_annualised(funding) if funding is not None else None,
-        next_funding_ms=ft.next_funding_ms(now_ms),
-        funding_ts=state.ctx_ts if funding is not None else None,
-        mark_px=ctx.get("mark_px_str"),
-        oracle_px=ctx.get("oracle_px_str"),
-        premium=ctx.get("premium"),
-        change_24h=ft.change_24h_pct(price=price_f, prev_day_px=ctx.get("prev_day_px")),
-        volume_24h=ctx.get("day_ntl_vlm"),
-        stale_reason=stale_reason,
-        updated_at=max(stamps) if stamps else None,
-    )
+    fields: dict[str, Any] = {
+        "symbol": state.symbol,
+        "price": state.price,
+        "price_ts": state.price_ts,
+        "book": {"bids": state.bids, "asks": state.asks},
+        "book_ts": state.book_ts,
+        "book_stats": stats,
+        "trades": list(reversed(state.trades)),
+        "trades_ts": state.trades_ts,
+        "cvd_venue": cvd["cvd_venue"],
+        "cvd_venue_1m": cvd["cvd_venue_1m"],
+        "cvd_venue_5m": cvd["cvd_venue_5m"],
+        "cvd_spot_1m": ft.cvd_spot_composite(cvd_by_venue=spot, weights=weights.cvd_spot) if spot else None,
+        "cvd_spot_5m": None,
+        "cvd_source": ft.cvd_source_label(spot_venues=spot) if spot else _VENUE_ONLY_CVD,
+        "cvd_ts": state.trades_ts,
+    }
+    fields.update(_ctx_fields(state, weights))  # shared per ctx: the values are immutable
+    fields["next_funding_ms"] = ft.next_funding_ms(now_ms)
+    fields["change_24h"] = ft.change_24h_pct(price=price_f, prev_day_px=ctx.get("prev_day_px"))
+    fields["intel"] = {}
+    fields["intel_ts"] = None
+    fields["stale_reason"] = stale_reason
+    fields["updated_at"] = max(stamps) if stamps else None
+    return fields
+
+
+_VENUE_ONLY_CVD: Final = ft.cvd_source_label(spot_venues=[])
+
+
+def _ctx_fields(state: SymbolState, weights: Weights) -> dict[str, Any]:
+    """The snapshot fields that only change with the asset context (~1/s), computed once per context."""
+    cached = state.ctx_cache
+    if cached is not None and cached[0] is state.ctx and cached[1] is weights:
+        return cached[2]
+    ctx = state.ctx or {}
+    oi_hl = ft.oi_notional(oi_coins=ctx.get("oi_coins"), mark_px=ctx.get("mark_px"))
+    oi = ft.oi_composite(oi_by_venue={"hyperliquid": oi_hl, "binance_perp": None}, weights=weights.oi)
+    funding = ctx.get("funding")
+    fields = {
+        "oi_total": oi["oi_total"],
+        "oi_hl": oi["oi_hl"],
+        "oi_binance_perp": oi["oi_binance_perp"],
+        "oi_source": oi["oi_source"],
+        "oi_ts": state.ctx_ts if oi_hl is not None else None,
+        "funding_rate": funding,
+        "funding_annualized": ft.funding_annualised(funding) if funding is not None else None,
+        "funding_ts": state.ctx_ts if funding is not None else None,
+        "mark_px": ctx.get("mark_px_str"),
+        "oracle_px": ctx.get("oracle_px_str"),
+        "premium": ctx.get("premium"),
+        "volume_24h": ctx.get("day_ntl_vlm"),
+    }
+    state.ctx_cache = (state.ctx, weights, fields)
+    return fields

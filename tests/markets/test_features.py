@@ -83,3 +83,31 @@ def test_candles_from_trades_and_backfill_merge():
     assert merged[1].o == 10  # live wins over backfill for the same open time
     with pytest.raises(ValueError):
         ft.candle_from_venue({"t": 1, "o": "x"})
+
+
+def test_candles_folded_from_mini_candles_equal_trade_by_trade_candles():
+    base = 1_700_000_000_000 - 1_700_000_000_000 % 3_600_000
+    times = [base + 1_000, base + 30_000, base + 61_000, base + 20_000, base + 62_000, base + 301_000, base + 3_601_000]
+    pxs = [10.0, 12.0, 9.0, 15.0, 11.0, 8.0, 13.0]
+    trades = [trade(px, 1.0 + i, "B" if i % 2 else "A", t) for i, (px, t) in enumerate(zip(pxs, times, strict=True))]
+    expected = {i: deque(maxlen=10) for i in ft.CANDLE_INTERVALS}
+    for t in trades:
+        for interval, series in expected.items():
+            ft.candle_add_trade(series, t, interval)
+    folded = {i: deque(maxlen=10) for i in ft.CANDLE_INTERVALS}
+    cvd, deltas = ft.CvdState(), []
+    for chunk in (trades[:3], trades[3:5], trades[5:]):  # three flush intervals, one with a late trade
+        ft.trades_fold(cvd, deltas, [(t.px, t.sz, t.side, t.time_ms, None) for t in chunk])
+        for interval, series in folded.items():
+            for delta in deltas:
+                ft.candle_fold(series, delta, interval)
+        deltas.clear()
+    for interval in ft.CANDLE_INTERVALS:
+        assert [(c.t, c.o, c.h, c.l, c.c, c.v, c.n) for c in folded[interval]] == [
+            (c.t, c.o, c.h, c.l, c.c, c.v, c.n) for c in expected[interval]
+        ], interval
+    reference = ft.CvdState()
+    for t in trades:
+        ft.cvd_add(reference, t)
+    now = base + 3_630_000
+    assert ft.cvd_windows(cvd, now_ms=now) == pytest.approx(ft.cvd_windows(reference, now_ms=now))
