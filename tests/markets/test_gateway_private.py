@@ -42,43 +42,42 @@ async def test_anonymous_subscribe_private_is_refused() -> None:
 async def test_a_user_gets_only_their_own_private_events_and_logout_closes_the_socket(kind: str) -> None:
     alice, alice_key = await make_user_session("0x" + "a" * 40)
     bob, bob_key = await make_user_session("0x" + "b" * 40)
-    async with fresh_broadcaster("local" if kind == "local" else "default") as broadcaster, serve() as url:
-        async with (
-            connect(url, cookie=f"sessionid={alice_key}") as ws_a,
-            connect(url, cookie=f"sessionid={bob_key}") as ws_b,
-        ):
-            for ws in (ws_a, ws_b):
-                await ws.send('{"type":"subscribe_private"}')
-                ack = await recv_json(ws)
-                assert ack == {"type": "subscribed_private", "channels": ["private.account", "private.execution"]}
-            seq1 = await broadcaster.publish_private(
-                user_id=alice.pk, event_type="order_update", data={"oid": 1}, symbol="BTC"
-            )
-            seq2 = await broadcaster.publish_private(
-                user_id=alice.pk, event_type="account_update", data={"equity": "10"}
-            )
-            await broadcaster.publish_private(user_id=bob.pk, event_type="order_update", data={"oid": 99})
-            assert seq2 == seq1 + 1
-            first, second = await recv_json(ws_a), await recv_json(ws_a)
-            assert (first["event_type"], first["symbol"], first["source"], first["seq"], first["data"]) == (
-                "order_update",
-                "BTC",
-                "execution",
-                seq1,
-                {"oid": 1},
-            )
-            assert (second["event_type"], second["symbol"], second["seq"]) == ("account_update", "*", seq2)
-            assert (await recv_json(ws_b))["data"] == {"oid": 99}
-            with pytest.raises(TimeoutError):
-                await recv_json(ws_a, timeout=0.3)
-            assert [e["seq"] for e in await broadcaster.private_events(user_id=alice.pk, after_seq=seq1)] == [seq2]
+    async with (
+        fresh_broadcaster("local" if kind == "local" else "default") as broadcaster,
+        serve() as url,
+        connect(url, cookie=f"sessionid={alice_key}") as ws_a,
+        connect(url, cookie=f"sessionid={bob_key}") as ws_b,
+    ):
+        for ws in (ws_a, ws_b):
+            await ws.send('{"type":"subscribe_private"}')
+            ack = await recv_json(ws)
+            assert ack == {"type": "subscribed_private", "channels": ["private.account", "private.execution"]}
+        seq1 = await broadcaster.publish_private(
+            user_id=alice.pk, event_type="order_update", data={"oid": 1}, symbol="BTC"
+        )
+        seq2 = await broadcaster.publish_private(user_id=alice.pk, event_type="account_update", data={"equity": "10"})
+        await broadcaster.publish_private(user_id=bob.pk, event_type="order_update", data={"oid": 99})
+        assert seq2 == seq1 + 1
+        first, second = await recv_json(ws_a), await recv_json(ws_a)
+        assert (first["event_type"], first["symbol"], first["source"], first["seq"], first["data"]) == (
+            "order_update",
+            "BTC",
+            "execution",
+            seq1,
+            {"oid": 1},
+        )
+        assert (second["event_type"], second["symbol"], second["seq"]) == ("account_update", "*", seq2)
+        assert (await recv_json(ws_b))["data"] == {"oid": 99}
+        with pytest.raises(TimeoutError):
+            await recv_json(ws_a, timeout=0.3)
+        assert [e["seq"] for e in await broadcaster.private_events(user_id=alice.pk, after_seq=seq1)] == [seq2]
 
-            await broadcaster.close_session_sockets(alice_key, "logout")
-            with pytest.raises(websockets.ConnectionClosed) as closed:
-                await recv_json(ws_a)
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == realtime.CLOSE_SESSION_ENDED
-            await ws_b.send('{"type":"ping"}')
-            assert (await recv_json(ws_b))["type"] == "pong"
+        await broadcaster.close_session_sockets(alice_key, "logout")
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await recv_json(ws_a)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == realtime.CLOSE_SESSION_ENDED
+        await ws_b.send('{"type":"ping"}')
+        assert (await recv_json(ws_b))["type"] == "pong"
 
 
 async def test_a_deleted_session_is_noticed_by_the_periodic_recheck(settings) -> None:  # type: ignore[no-untyped-def]
