@@ -32,7 +32,7 @@ def _user(request: Request) -> User:
 
 def _session_ok(request: Request) -> bool:
     key = request._request.session.session_key
-    return bool(key) and session_is_valid(session_key=key)
+    return bool(key) and session_is_valid(session_key=key or "")
 
 
 def _answer(status: int, body: dict[str, Any], *, replayed: bool = False) -> Response:
@@ -42,7 +42,7 @@ def _answer(status: int, body: dict[str, Any], *, replayed: bool = False) -> Res
     return resp
 
 
-class OrderInput(serializers.Serializer):
+class OrderInput(serializers.Serializer[Any]):
     symbol = serializers.RegexField(r"^[A-Za-z0-9@/:_\-]{1,32}$")
     side = serializers.ChoiceField(choices=SIDES)
     type = serializers.ChoiceField(choices=("limit", "market"), default="limit")
@@ -135,7 +135,7 @@ class OrderPreviewApi(APIView):
         return Response(verdict.as_dict())
 
 
-class CancelInput(serializers.Serializer):
+class CancelInput(serializers.Serializer[Any]):
     order_id = serializers.IntegerField(required=False, min_value=1)
     cloid = serializers.RegexField(r"^0x[0-9a-fA-F]{32}$", required=False)
 
@@ -159,7 +159,7 @@ class OrderCancelApi(APIView):
         )
 
 
-class ModifyInput(serializers.Serializer):
+class ModifyInput(serializers.Serializer[Any]):
     order_id = serializers.IntegerField(min_value=1)
     price = serializers.DecimalField(max_digits=30, decimal_places=10, required=False, allow_null=True)
     size = serializers.DecimalField(max_digits=30, decimal_places=10, required=False, allow_null=True)
@@ -187,7 +187,7 @@ class OrderModifyApi(APIView):
         )
 
 
-class PositionCloseInput(serializers.Serializer):
+class PositionCloseInput(serializers.Serializer[Any]):
     symbol = serializers.RegexField(r"^[A-Za-z0-9@/:_\-]{1,32}$")
 
 
@@ -205,7 +205,7 @@ class PositionCloseApi(APIView):
         )
 
 
-class ProtectionInput(serializers.Serializer):
+class ProtectionInput(serializers.Serializer[Any]):
     symbol = serializers.RegexField(r"^[A-Za-z0-9@/:_\-]{1,32}$")
     tp_price = serializers.DecimalField(max_digits=30, decimal_places=10, required=False, allow_null=True)
     sl_price = serializers.DecimalField(max_digits=30, decimal_places=10, required=False, allow_null=True)
@@ -303,7 +303,7 @@ class ControlsApi(APIView):
         return Response(selectors.controls_state(user=user))
 
 
-class KillSwitchInput(serializers.Serializer):
+class KillSwitchInput(serializers.Serializer[Any]):
     action = serializers.ChoiceField(choices=("engage", "disengage"))
     reason = serializers.CharField(max_length=300)
     flatten = serializers.BooleanField(default=False)
@@ -323,7 +323,7 @@ class KillSwitchApi(APIView):
         return Response({**result, "controls": selectors.controls_state(user=user)})
 
 
-class BreakerResetInput(serializers.Serializer):
+class BreakerResetInput(serializers.Serializer[Any]):
     kind = serializers.CharField(max_length=32)
     reason = serializers.CharField(max_length=300)
     user_id = serializers.IntegerField(required=False, allow_null=True)

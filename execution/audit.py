@@ -109,7 +109,13 @@ def audit_append(
     *, event: str, correlation_id: str = "", user_id: int | None = None, actor: str = "", data: Any = None
 ) -> AuditRecord:
     """Append one audit row in its own transaction (never inside the caller's)."""
-    kw = {"event": event, "correlation_id": correlation_id, "user_id": user_id, "actor": actor, "data": data or {}}
+    kw: dict[str, Any] = {
+        "event": event,
+        "correlation_id": correlation_id,
+        "user_id": user_id,
+        "actor": actor,
+        "data": data or {},
+    }
     if connection.in_atomic_block:
         return _writer.submit(_append_in_thread, **kw).result(timeout=30)
     return _append_now(**kw)

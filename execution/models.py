@@ -6,7 +6,7 @@ Money and sizes are `Decimal` (30 digits, 10 places). Timestamps are tz-aware UT
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -51,9 +51,9 @@ class Order(models.Model):
     symbol = models.CharField(max_length=32)
     side = models.CharField(max_length=4, choices=Side.choices)
     order_type = models.CharField(max_length=8, choices=OrderType.choices)
-    size = models.DecimalField(**MONEY)
-    price = models.DecimalField(**MONEY, null=True, blank=True)
-    trigger_price = models.DecimalField(**MONEY, null=True, blank=True)
+    size = models.DecimalField(max_digits=30, decimal_places=10)
+    price = models.DecimalField(max_digits=30, decimal_places=10, null=True, blank=True)
+    trigger_price = models.DecimalField(max_digits=30, decimal_places=10, null=True, blank=True)
     tif = models.CharField(max_length=8, default="Gtc")
     reduce_only = models.BooleanField(default=False)
     leverage = models.PositiveIntegerField(null=True, blank=True)
@@ -65,8 +65,8 @@ class Order(models.Model):
     venue_oid = models.BigIntegerField(null=True, blank=True, db_index=True)
     venue_status = models.CharField(max_length=64, blank=True, default="")
     reject_reason = models.CharField(max_length=300, blank=True, default="")
-    filled_size = models.DecimalField(**MONEY, default=0)
-    avg_fill_price = models.DecimalField(**MONEY, null=True, blank=True)
+    filled_size = models.DecimalField(max_digits=30, decimal_places=10, default=0)
+    avg_fill_price = models.DecimalField(max_digits=30, decimal_places=10, null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     submitted_at = models.DateTimeField(null=True, blank=True)
     acked_at = models.DateTimeField(null=True, blank=True)
@@ -89,11 +89,11 @@ class Fill(models.Model):
     order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="fills")
     symbol = models.CharField(max_length=32)
     side = models.CharField(max_length=4, choices=Side.choices)
-    price = models.DecimalField(**MONEY)
-    size = models.DecimalField(**MONEY)
-    fee = models.DecimalField(**MONEY, default=0)
-    closed_pnl = models.DecimalField(**MONEY, default=0)
-    start_position = models.DecimalField(**MONEY, default=0)
+    price = models.DecimalField(max_digits=30, decimal_places=10)
+    size = models.DecimalField(max_digits=30, decimal_places=10)
+    fee = models.DecimalField(max_digits=30, decimal_places=10, default=0)
+    closed_pnl = models.DecimalField(max_digits=30, decimal_places=10, default=0)
+    start_position = models.DecimalField(max_digits=30, decimal_places=10, default=0)
     direction = models.CharField(max_length=32, blank=True, default="")
     venue_oid = models.BigIntegerField(null=True, blank=True)
     tid = models.BigIntegerField()
@@ -116,12 +116,12 @@ class PositionSnapshot(models.Model):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="positions")
     symbol = models.CharField(max_length=32)
-    size = models.DecimalField(**MONEY, help_text="signed: > 0 long, < 0 short")
-    entry_price = models.DecimalField(**MONEY, null=True, blank=True)
-    position_value = models.DecimalField(**MONEY, default=0)
-    unrealized_pnl = models.DecimalField(**MONEY, default=0)
-    liquidation_price = models.DecimalField(**MONEY, null=True, blank=True)
-    margin_used = models.DecimalField(**MONEY, default=0)
+    size = models.DecimalField(max_digits=30, decimal_places=10, help_text="signed: > 0 long, < 0 short")
+    entry_price = models.DecimalField(max_digits=30, decimal_places=10, null=True, blank=True)
+    position_value = models.DecimalField(max_digits=30, decimal_places=10, default=0)
+    unrealized_pnl = models.DecimalField(max_digits=30, decimal_places=10, default=0)
+    liquidation_price = models.DecimalField(max_digits=30, decimal_places=10, null=True, blank=True)
+    margin_used = models.DecimalField(max_digits=30, decimal_places=10, default=0)
     leverage = models.PositiveIntegerField(null=True, blank=True)
     leverage_type = models.CharField(max_length=16, blank=True, default="")
     updated_at = models.DateTimeField(default=timezone.now)
@@ -177,11 +177,11 @@ class RiskLimits(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="risk_limits"
     )
     environment = models.CharField(max_length=16, choices=VenueEnvironment.choices)
-    max_position_usd = models.DecimalField(**MONEY)
-    max_total_exposure_usd = models.DecimalField(**MONEY)
-    max_daily_loss_usd = models.DecimalField(**MONEY)
-    stop_loss_pct = models.DecimalField(**MONEY)
-    max_drawdown_pct = models.DecimalField(**MONEY)
+    max_position_usd = models.DecimalField(max_digits=30, decimal_places=10)
+    max_total_exposure_usd = models.DecimalField(max_digits=30, decimal_places=10)
+    max_daily_loss_usd = models.DecimalField(max_digits=30, decimal_places=10)
+    stop_loss_pct = models.DecimalField(max_digits=30, decimal_places=10)
+    max_drawdown_pct = models.DecimalField(max_digits=30, decimal_places=10)
     max_leverage = models.PositiveIntegerField()
     max_slippage_bps = models.PositiveIntegerField()
     consecutive_losses = models.PositiveIntegerField(default=3)
@@ -215,9 +215,7 @@ class TradingControls(models.Model):
 
     class Meta:
         verbose_name_plural = "trading controls"
-        permissions: ClassVar[list[tuple[str, str]]] = [
-            ("trigger_emergency_stop", "Can engage the kill switch (emergency stop)")
-        ]
+        permissions = [("trigger_emergency_stop", "Can engage the kill switch (emergency stop)")]
 
     def __str__(self) -> str:
         return "trading controls"
@@ -291,9 +289,9 @@ class PositionProtection(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="protections")
     symbol = models.CharField(max_length=32)
     kind = models.CharField(max_length=16, choices=ProtectionKind.choices, default=ProtectionKind.TRAILING_STOP)
-    trail_pct = models.DecimalField(**MONEY)
-    best_price = models.DecimalField(**MONEY, null=True, blank=True)
-    stop_price = models.DecimalField(**MONEY, null=True, blank=True)
+    trail_pct = models.DecimalField(max_digits=30, decimal_places=10)
+    best_price = models.DecimalField(max_digits=30, decimal_places=10, null=True, blank=True)
+    stop_price = models.DecimalField(max_digits=30, decimal_places=10, null=True, blank=True)
     stop_order = models.ForeignKey(Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)

@@ -11,28 +11,28 @@ from django.conf import settings
 from hypersentry.schedule import PeriodicJob, register
 
 
-@shared_task(name="execution.reconcile")
+@shared_task(name="execution.reconcile")  # type: ignore[untyped-decorator]
 def reconcile() -> dict[str, Any]:
     from execution.services.sync import reconcile_all
 
     return reconcile_all()
 
 
-@shared_task(name="execution.idempotency_purge")
+@shared_task(name="execution.idempotency_purge")  # type: ignore[untyped-decorator]
 def idempotency_purge() -> int:
     from execution.services.idempotency import idempotency_purge as purge
 
     return purge()
 
 
-@shared_task(name="execution.killswitch_maintain")
+@shared_task(name="execution.killswitch_maintain")  # type: ignore[untyped-decorator]
 def killswitch_maintain() -> dict[str, Any]:
     from execution.services.killswitch import killswitch_maintain as maintain
 
     return maintain()
 
 
-@shared_task(name="execution.trailing_stops")
+@shared_task(name="execution.trailing_stops")  # type: ignore[untyped-decorator]
 def trailing_stops() -> int:
     from execution.services.protection import trailing_run
 

@@ -13,7 +13,7 @@ from accounts.models import User
 from execution import risk, venue
 from execution.audit import audit_append
 from execution.models import Order, OrderState, PositionProtection
-from execution.rounding import AssetSpec, round_price
+from execution.rounding import AssetSpec, is_valid_price, round_price
 from execution.services import controls as ctl
 from execution.services.relay import (
     _book,
@@ -91,7 +91,7 @@ def tpsl_place(
     szi = _position(user, symbol)
     long = szi > 0
     for name, px in (("tp", tp_price), ("sl", sl_price)):
-        if px is not None and not risk.is_valid_price(px=px, spec=spec):
+        if px is not None and not is_valid_price(px=px, spec=spec):
             raise ApplicationError(f"{name} price violates the tick rule", code=risk.INVALID_PRICE, status=422)
     with transaction.atomic():
         orders = [

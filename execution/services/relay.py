@@ -38,7 +38,7 @@ from execution.models import (
     OrderState,
     PositionSnapshot,
 )
-from execution.rounding import AssetSpec, to_wire
+from execution.rounding import AssetSpec, round_price, to_wire
 from execution.services import controls as ctl
 from execution.services.events import publish_private
 from hypersentry.errors import ApplicationError, NotFound
@@ -233,7 +233,7 @@ def _child_orders(*, parent: Order, attached: Attached, spec: AssetSpec, key: st
     for tpsl, px in (("tp", attached.tp_price), ("sl", attached.sl_price)):
         if px is None:
             continue
-        limit = risk.round_price(
+        limit = round_price(
             px=px * (Decimal("0.9") if parent.side == "buy" else Decimal("1.1")),
             spec=spec,
             mode="up" if parent.side == "buy" else "down",
@@ -297,7 +297,7 @@ def order_submit(
         if verdict.reason == risk.STALE_MARKET_DATA and ctx.book is not None and ctx.book.ts_ms is not None:
             ctl.stale_data_record(symbol=intent.symbol, age_ms=ctx.now_ms - ctx.book.ts_ms)
         order = _reject(user=user, key=key, intent=intent, verdict=verdict, correlation_id=cid, source=source)
-        body = {
+        refusal: dict[str, Any] = {
             "type": "error",
             "code": verdict.reason,
             "message": verdict.message,
@@ -305,7 +305,7 @@ def order_submit(
             "order": order_dict(order),
             "correlation_id": cid,
         }
-        return 422, body
+        return 422, refusal
     assert verdict.order is not None and spec is not None
     n = verdict.order
     with transaction.atomic():
