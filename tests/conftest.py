@@ -23,3 +23,19 @@ def redis_url() -> str:
 @pytest.fixture
 def database_url() -> str:
     return os.environ["DATABASE_URL"]
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+    """Close connections left by worker threads (sync_to_async, relay threads) before the test database is
+    dropped, so teardown does not fail with "database is being accessed by other users"."""
+    yield
+    with django_db_blocker.unblock():
+        from django.db import connection
+
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
