@@ -84,9 +84,7 @@ def engage_kill_switch(modeladmin: admin.ModelAdmin, request: HttpRequest, query
 
 
 @admin.action(description="Engage the kill switch AND close all positions", permissions=["emergency"])
-def engage_kill_switch_flatten(
-    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]
-) -> None:
+def engage_kill_switch_flatten(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
     from execution.services.killswitch import killswitch_engage
 
     try:

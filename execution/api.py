@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -19,6 +20,7 @@ from execution import risk, selectors
 from execution.services import controls as ctl
 from execution.services import idempotency, killswitch, protection, relay, sync
 from hypersentry.errors import NotAuthenticated, PermissionDenied, ValidationFailed
+from hypersentry.ratelimit import Limit, hit
 
 SIDES = ("buy", "sell")
 
@@ -101,7 +103,13 @@ def _run_idempotent(request: Request, *, endpoint: str, payload: Any, run: Any) 
         result: tuple[int, dict[str, Any]] = run(user, k)
         return result
 
-    status, body = idempotency.idempotent(user=user, key=key, endpoint=endpoint, payload=payload, run=wrapped)
+    def rate_limit() -> None:
+        per_min = settings.EXECUTION_CANCELS_PER_MIN if endpoint == "cancel" else settings.EXECUTION_ORDERS_PER_MIN
+        hit(scope=f"execution.{endpoint}", key=str(user.pk), limit=Limit(count=per_min, per_sec=60))
+
+    status, body = idempotency.idempotent(
+        user=user, key=key, endpoint=endpoint, payload=payload, run=wrapped, before_claim=rate_limit
+    )
     return _answer(status, body, replayed=replay["flag"])
 
 

@@ -282,6 +282,9 @@ KILLSWITCH_DEADMAN_SEC = env.integer("KILLSWITCH_DEADMAN_SEC", 60, min_value=5, 
 USERFEED_MAX_STREAMED_USERS = env.integer("USERFEED_MAX_STREAMED_USERS", 10, min_value=0, max_value=10)
 USERFEED_POLL_SEC = env.number("USERFEED_POLL_SEC", 30.0, min_value=1.0, max_value=3600.0)
 EXECUTION_EMBEDDED = env.flag("EXECUTION_EMBEDDED", True)
+# Per-user limits on new trading requests (replays of a stored Idempotency-Key answer are not counted).
+EXECUTION_ORDERS_PER_MIN = env.integer("EXECUTION_ORDERS_PER_MIN", 60, min_value=1, max_value=100000)
+EXECUTION_CANCELS_PER_MIN = env.integer("EXECUTION_CANCELS_PER_MIN", 300, min_value=1, max_value=100000)
 
 # --- alpha -------------------------------------------------------------------------------------------------
 # Gate thresholds and engine parameters live in the database (admin: Alpha settings); these size the worker.

@@ -47,9 +47,18 @@ def request_hash(*, endpoint: str, payload: Any) -> str:
 
 
 def idempotent(
-    *, user: User, key: str | None, endpoint: str, payload: Any, run: Callable[[str], tuple[int, dict[str, Any]]]
+    *,
+    user: User,
+    key: str | None,
+    endpoint: str,
+    payload: Any,
+    run: Callable[[str], tuple[int, dict[str, Any]]],
+    before_claim: Callable[[], None] | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    """Claim (user, key) and run once; later calls get the stored answer, 409 or 422."""
+    """Claim (user, key) and run once; later calls get the stored answer, 409 or 422.
+
+    `before_claim` (e.g. a per-user rate limit) runs once the key is claimed, so only new keys count; a refusal
+    there (429) releases the key instead of being stored under it, and replays / 409s cost nothing."""
     key = key_validate(key)
     digest = request_hash(endpoint=endpoint, payload=payload)
     try:
@@ -57,6 +66,13 @@ def idempotent(
             record = IdempotencyRecord.objects.create(user=user, key=key, endpoint=endpoint, request_hash=digest)
     except IntegrityError:
         return _existing(user=user, key=key, digest=digest)
+    if before_claim is not None:
+        try:
+            before_claim()
+        except ApplicationError:
+            # Refused before any work (rate limit): release the key so a later retry with it is not a replay.
+            IdempotencyRecord.objects.filter(pk=record.pk).delete()
+            raise
     metrics.IDEMPOTENCY.labels(outcome="first").inc()
     try:
         status, body = run(key)

@@ -139,3 +139,44 @@ def test_fifty_keys_times_twenty_concurrent_retries_make_exactly_fifty_venue_ord
             per_key.setdefault(key, set()).add(body_["order"]["id"])
     assert all(len(ids) == 1 for ids in per_key.values()) and len(per_key) == 50
     print(f"\nidempotency: {dict(by_status)} for 1000 requests; venue orders {len(venue_cloids)}")
+
+
+def test_new_orders_are_rate_limited_per_user_but_replays_are_free(trader: Any, hot: Any, settings: Any) -> None:
+    settings.EXECUTION_ORDERS_PER_MIN = 2
+    c = _client(trader)
+    body = _limit_body(hot)
+    keys = [str(uuid.uuid4()) for _ in range(3)]
+    assert c.post("/trading/order", body, format="json", HTTP_IDEMPOTENCY_KEY=keys[0]).status_code == 201
+    assert c.post("/trading/order", body, format="json", HTTP_IDEMPOTENCY_KEY=keys[1]).status_code == 201
+    r = c.post("/trading/order", body, format="json", HTTP_IDEMPOTENCY_KEY=keys[2])
+    assert r.status_code == 429 and r["Retry-After"]
+    for _ in range(5):
+        assert c.post("/trading/order", body, format="json", HTTP_IDEMPOTENCY_KEY=keys[0]).status_code == 201
+    assert not IdempotencyRecord.objects.filter(key=keys[2]).exists()  # a 429 is not stored under the key
+
+
+def test_keys_older_than_the_ttl_are_purged(trader: Any, settings: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from execution.services.idempotency import idempotency_purge
+
+    old = IdempotencyRecord.objects.create(
+        user=trader,
+        key="old-key-123",
+        endpoint="order",
+        request_hash="x",
+        created_at=timezone.now() - timedelta(hours=49),
+    )
+    fresh = IdempotencyRecord.objects.create(
+        user=trader,
+        key="fresh-key-12",
+        endpoint="order",
+        request_hash="x",
+        created_at=timezone.now() - timedelta(hours=25),
+    )
+    assert settings.EXECUTION_IDEMPOTENCY_TTL_HOURS >= 24
+    assert idempotency_purge() == 1
+    assert not IdempotencyRecord.objects.filter(pk=old.pk).exists()
+    assert IdempotencyRecord.objects.filter(pk=fresh.pk).exists()
