@@ -194,6 +194,9 @@ async def main() -> None:
     from markets.realtime import LocalBroadcaster
     from markets.symbol_state import SymbolState
 
+    from hypersentry.runtime import tune_gc
+
+    tune_gc()  # as every long-running entry point does (hypersentry/runtime.py)
     warm_sec = 1.0
     frames, coins, counts = make_frames(
         seconds=args.seconds + warm_sec + 1,

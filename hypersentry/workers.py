@@ -20,6 +20,7 @@ from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
 from hypersentry import components
+from hypersentry.runtime import tune_gc
 from hypersentry.metrics import COMPONENT_ERRORS, COMPONENT_LOOPS
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class AsyncWorker(abc.ABC):
 
     def run_forever(self) -> None:
         """Entry point for management commands: own event loop, graceful on SIGTERM/SIGINT."""
+        tune_gc()
         asyncio.run(self._main())
 
     async def _main(self) -> None:
@@ -114,6 +116,7 @@ class Worker(abc.ABC):
         self.stopping.set()
 
     def run_forever(self) -> None:
+        tune_gc()
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self.stop)
             signal.signal(signal.SIGINT, self.stop)

@@ -10,6 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from hypersentry import topology
+from hypersentry.runtime import tune_gc
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class Command(BaseCommand):
         if not 0 < port < 65536:
             raise CommandError(f"--port {port} is out of range 1-65535")
         chosen = self._components(options["components"])
+        tune_gc()
         asyncio.run(self._run(chosen, host=options["host"], port=port, web=not options["no_web"]))
 
     def _components(self, spec: str) -> list[str]:

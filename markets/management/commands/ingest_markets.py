@@ -6,8 +6,9 @@ import asyncio
 import signal
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from hypersentry.runtime import tune_gc
 from markets.ingest import run_ingest
 
 
@@ -18,7 +19,11 @@ class Command(BaseCommand):
         parser.add_argument("--top-n", type=int, default=None, help="override AGGREGATOR_AUTO_SUBSCRIBE_TOP_N")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        overrides = {"top_n": options["top_n"]} if options["top_n"] is not None else {}
+        top_n = options["top_n"]
+        if top_n is not None and not 0 <= top_n <= 1000:
+            raise CommandError(f"--top-n {top_n} is out of range 0-1000")
+        overrides = {"top_n": top_n} if top_n is not None else {}
+        tune_gc()
         asyncio.run(self._main(overrides))
 
     async def _main(self, overrides: dict[str, Any]) -> None:
