@@ -155,6 +155,13 @@ def _breaker_row(kind: str, user: User | None) -> CircuitBreaker:
         return CircuitBreaker.objects.get(kind=kind, user=user)
 
 
+def breaker_gauges_refresh() -> None:
+    """Gauges follow the DB (a breaker tripped in another process shows here too)."""
+    tripped = set(CircuitBreaker.objects.filter(tripped=True).values_list("kind", flat=True))
+    for kind in BreakerKind.values:
+        metrics.BREAKER_STATE.labels(kind=kind).set(1 if kind in tripped else 0)
+
+
 def breaker_trip(*, kind: str, user: User | None = None, reason: str, details: dict[str, Any] | None = None) -> bool:
     """Trip a breaker (idempotent); True when this call tripped it."""
     _breaker_row(kind, user)

@@ -181,6 +181,7 @@ def killswitch_maintain() -> dict[str, Any]:
     """Periodic while engaged: re-arm the dead-man switch and cancel anything that appeared on the venue."""
     row = ctl.controls_get()
     metrics.KILL_SWITCH.set(1 if row.kill_switch_engaged else 0)
+    ctl.breaker_gauges_refresh()
     if not row.kill_switch_engaged:
         return {"engaged": False}
     return {"engaged": True, **killswitch_sweep(cid=new_correlation_id(), flatten=False)}

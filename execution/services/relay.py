@@ -457,6 +457,16 @@ def _send(
         )
         for o in orders:
             _set_state(o, OrderState.UNKNOWN, venue_status="timeout")
+        publish_private(
+            user_id=user.pk,
+            event_type="execution_event",
+            data={
+                "event": "venue.unknown",
+                "correlation_id": cid,
+                "error": str(exc),
+                "order_ids": [o.pk for o in orders],
+            },
+        )
         logger.warning("order outcome unknown", extra={"correlation_id": cid, "user_id": user.pk})
         return
     except venue.VenueError as exc:

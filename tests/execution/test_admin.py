@@ -1,0 +1,48 @@
+"""Django admin: orders and the audit log are read-only; controls, limits and breakers are admin-managed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from execution.audit import audit_append
+from execution.models import TradingControls
+from execution.services.controls import controls_get
+
+from .conftest import make_trader
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _client(role: str) -> tuple[Client, Any]:
+    user, _ = make_trader(role=role)
+    c = Client()
+    c.force_login(user)
+    return c, user
+
+
+def test_audit_and_orders_are_read_only_with_filters() -> None:
+    rec = audit_append(event="test.admin", correlation_id="adm", data={"x": 1})
+    c, _ = _client("admin")
+    page = c.get("/admin/execution/auditrecord/")
+    assert page.status_code == 200 and b"test.admin" in page.content and b"By event" in page.content
+    assert c.get("/admin/execution/auditrecord/add/").status_code == 403
+    assert c.get(f"/admin/execution/auditrecord/{rec.pk}/delete/").status_code == 403
+    detail = c.get(f"/admin/execution/auditrecord/{rec.pk}/change/")
+    assert detail.status_code == 200 and b'name="_save"' not in detail.content
+    assert c.get("/admin/execution/order/add/").status_code == 403
+
+
+def test_an_operator_can_engage_the_kill_switch_from_admin_but_not_lift_it(transactional_db: None) -> None:
+    controls_get()
+    c, operator = _client("operator")
+    r = c.post("/admin/execution/tradingcontrols/", {"action": "engage_kill_switch", "_selected_action": ["1"]})
+    assert r.status_code in (200, 302)
+    assert TradingControls.objects.get(pk=1).kill_switch_engaged
+    r = c.post("/admin/execution/tradingcontrols/", {"action": "disengage_kill_switch", "_selected_action": ["1"]})
+    assert TradingControls.objects.get(pk=1).kill_switch_engaged  # operators cannot lift it
+    admin, _ = _client("admin")
+    admin.post("/admin/execution/tradingcontrols/", {"action": "disengage_kill_switch", "_selected_action": ["1"]})
+    assert not TradingControls.objects.get(pk=1).kill_switch_engaged
