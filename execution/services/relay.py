@@ -112,10 +112,28 @@ def daily_pnl(*, user: User) -> Decimal:
     return (agg["p"] or ZERO) - (agg["f"] or ZERO)
 
 
-def risk_context(*, user: User, symbol: str, session_authenticated: bool) -> tuple[risk.RiskContext, AssetSpec | None]:
+def _venue_book(symbol: str) -> risk.Book | None:
+    """The venue's own l2Book (weight 2): for emergency closes when the hot state is stale."""
+    try:
+        raw = venue.info({"type": "l2Book", "coin": symbol})
+        bids, asks = raw["levels"][0], raw["levels"][1]
+    except (venue.VenueError, venue.VenueTimeout, KeyError, IndexError, TypeError):
+        return None
+    return risk.Book(
+        best_bid=Decimal(str(bids[0]["px"])) if bids else None,
+        best_ask=Decimal(str(asks[0]["px"])) if asks else None,
+        ts_ms=int(time.time() * 1000),
+    )
+
+
+def risk_context(
+    *, user: User, symbol: str, session_authenticated: bool, emergency: bool = False
+) -> tuple[risk.RiskContext, AssetSpec | None]:
     controls = ctl.controls_get()
     spec = venue.asset_spec(symbol)
     book = _book(symbol)
+    if emergency and (book is None or book.ts_ms is None or time.time() * 1000 - book.ts_ms > 4000):
+        book = _venue_book(symbol) or book
     position = ZERO
     exposure = ZERO
     try:
@@ -288,7 +306,9 @@ def order_submit(
             "attached": None if attached is None else {"tp": attached.tp_price, "sl": attached.sl_price},
         },
     )
-    ctx, spec = risk_context(user=user, symbol=intent.symbol, session_authenticated=session_authenticated)
+    ctx, spec = risk_context(
+        user=user, symbol=intent.symbol, session_authenticated=session_authenticated, emergency=bypass_gates
+    )
     if bypass_gates:
         ctx = _without_gates(ctx)
     verdict = risk.evaluate(intent, ctx)

@@ -143,3 +143,15 @@ def test_operators_engage_only_admins_lift_and_traders_do_neither(trader: Any, h
     events = list(AuditRecord.objects.filter(event__startswith="killswitch.").values_list("event", "actor"))
     assert ("killswitch.engaged", f"operator:{operator.address}") in events
     assert ("killswitch.disengaged", f"admin:{admin.address}") in events
+
+
+def test_emergency_stop_closes_positions_even_when_the_hot_state_is_stale(trader: Any, hot: Any) -> None:
+    order_submit(
+        user=trader,
+        key=f"b-{uuid.uuid4()}",
+        intent=risk.OrderIntent(symbol=SYMBOL, is_buy=True, order_type="market", size_usd=Decimal(100)),
+    )
+    hot(SYMBOL, age_ms=60_000)  # the ingest died
+    call_command("emergency_stop", "--reason", "ingest down, flatten")
+    assert venue.info({"type": "clearinghouseState", "user": trader.address, "dex": ""})["assetPositions"] == []
+    assert TradingControls.objects.get(pk=1).kill_switch_engaged
