@@ -117,6 +117,13 @@ def audit_append(
         "data": data or {},
     }
     if connection.in_atomic_block:
+        if connection.vendor == "sqlite":
+            # SQLite has one writer: a second connection would wait on the caller's own write lock. The
+            # one-process (SQLite) topology records after commit instead; PostgreSQL gets the separate writer.
+            transaction.on_commit(lambda: _append_now(**kw))
+            return AuditRecord(
+                event=event, correlation_id=correlation_id, user_id_ref=user_id, actor=actor, data=kw["data"]
+            )
         return _writer.submit(_append_in_thread, **kw).result(timeout=30)
     return _append_now(**kw)
 
