@@ -88,6 +88,7 @@ def killswitch_engage(
         data={"reason": reason, "flatten": flatten},
     )
     logger.warning("kill switch engaged", extra={"actor": who, "correlation_id": cid})
+    _notify(engaged=True, reason=reason, who=who)
     summary = killswitch_sweep(cid=cid, flatten=flatten)
     audit_append(event="killswitch.sweep", correlation_id=cid, actor=who, data=summary)
     return {"correlation_id": cid, **summary}
@@ -169,12 +170,25 @@ def killswitch_disengage(*, actor: User | None, actor_label: str = "", reason: s
         actor=who,
         data={"reason": reason, "was_engaged": was},
     )
+    _notify(engaged=False, reason=reason, who=who)
     for user in _trading_users():
         try:
             _schedule_cancel(user=user, at_ms=None, cid=cid)
         except (venue.VenueError, venue.VenueTimeout, ApplicationError):
             logger.warning("dead-man switch not cleared", extra={"user_id": user.pk}, exc_info=True)
     return {"correlation_id": cid, "was_engaged": was}
+
+
+def _notify(*, engaged: bool, reason: str, who: str) -> None:
+    """risk_update to every trading user so open terminals show (or clear) the banner at once."""
+    from execution.services.events import publish_private
+
+    for user in _trading_users():
+        publish_private(
+            user_id=user.pk,
+            event_type="risk_update",
+            data={"kill_switch": {"engaged": engaged, "reason": reason, "by": who}},
+        )
 
 
 def killswitch_maintain() -> dict[str, Any]:

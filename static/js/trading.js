@@ -162,6 +162,7 @@ function renderFills(fills) {
 
 function renderAccount(a) {
   for (const el of document.querySelectorAll("[data-acct]")) {
+    if (!(el.dataset.acct in a)) continue; // stream updates carry the venue fields only
     const v = a[el.dataset.acct];
     el.textContent = fmt(v, 2);
     el.className = el.dataset.acct.includes("pnl") ? cls(v) : "";

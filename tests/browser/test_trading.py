@@ -35,7 +35,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, dict[str, str]]]:
     from hlsim.server import SimConfig, SimulatorThread
 
     sim_thread = SimulatorThread(SimConfig(port=0, symbols=["BTC", "ETH", "SOL"], backfill_minutes=5, seed=11))
@@ -75,7 +75,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError((tmp / "serve.log").read_text()[-3000:]) from None
                 time.sleep(0.3)
-        yield base, sim.base_url
+        yield base, sim.base_url, env
     finally:
         proc.terminate()
         try:
@@ -91,10 +91,10 @@ def _mid(sim: str, coin: str = "BTC") -> Decimal:
     return (Decimal(book["levels"][0][0]["px"]) + Decimal(book["levels"][1][0]["px"])) / 2
 
 
-def test_place_see_cancel_and_close_from_the_terminal(stack: tuple[str, str]) -> None:
+def test_place_see_cancel_and_close_from_the_terminal(stack: tuple[str, str, dict[str, str]]) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    base, sim = stack
+    base, sim, env = stack
     ARTIFACTS.mkdir(exist_ok=True)
     errors: list[str] = []
     with sync_playwright() as pw:
@@ -142,6 +142,29 @@ def test_place_see_cancel_and_close_from_the_terminal(stack: tuple[str, str]) ->
             pos.locator("[data-close]").click()
             expect(page.locator("#positions tbody tr[data-symbol]")).to_have_count(0, timeout=15_000)
             page.screenshot(path=str(ARTIFACTS / "trading-closed.png"))
+
+            # The kill switch engaged from another process: the banner appears and new orders are refused.
+            subprocess.run(
+                [sys.executable, "manage.py", "killswitch", "on", "--reason", "browser test"],
+                cwd=ROOT,
+                env=env,
+                check=True,
+                timeout=60,
+                capture_output=True,
+            )
+            expect(page.locator("#exec-banner")).to_contain_text("KILL SWITCH ENGAGED", timeout=15_000)
+            page.click("#ticket-submit")
+            expect(page.locator("#ticket-result")).to_contain_text("kill_switch_engaged", timeout=10_000)
+            page.screenshot(path=str(ARTIFACTS / "trading-killswitch.png"))
+            subprocess.run(
+                [sys.executable, "manage.py", "killswitch", "off", "--reason", "browser test done"],
+                cwd=ROOT,
+                env=env,
+                check=True,
+                timeout=60,
+                capture_output=True,
+            )
+            expect(page.locator("#exec-banner")).to_be_hidden(timeout=15_000)
         finally:
             browser.close()
     assert errors == [], errors

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -17,7 +18,9 @@ class Command(BaseCommand):
         parser.add_argument("state", choices=["on", "off", "status"])
         parser.add_argument("--reason", default="")
         parser.add_argument("--flatten", action="store_true", help="also close all positions (reduce-only market)")
-        parser.add_argument("--actor", default="cli", help="who is acting (recorded in the audit log)")
+        parser.add_argument(
+            "--actor", default=os.environ.get("USER") or "shell", help="who is acting (recorded in the audit log)"
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         from execution.selectors import controls_state
