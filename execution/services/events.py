@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from decimal import Decimal
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,24 @@ def _publish_now(*, user_id: int, event_type: str, data: dict[str, Any], symbol:
         # The hub's sockets belong to the gateway's loop (one-process topology): publish there.
         fut = asyncio.run_coroutine_threadsafe(broadcaster.publish_private(**kwargs), loop)
         return int(fut.result(timeout=5))
-    return int(async_to_sync(broadcaster.publish_private)(**kwargs))
+    # No gateway loop in this process (commands, Celery, tests): one long-lived publishing loop, so the Redis
+    # broadcaster keeps one client instead of a new loop and connection per event.
+    fut = asyncio.run_coroutine_threadsafe(broadcaster.publish_private(**kwargs), _publisher_loop())
+    return int(fut.result(timeout=5))
+
+
+_loop_lock = threading.Lock()
+_own_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _publisher_loop() -> asyncio.AbstractEventLoop:
+    global _own_loop
+    with _loop_lock:
+        if _own_loop is None or _own_loop.is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="execution-publisher", daemon=True).start()
+            _own_loop = loop
+        return _own_loop
 
 
 def publish_private(*, user_id: int, event_type: str, data: dict[str, Any], symbol: str | None = None) -> None:
