@@ -36,12 +36,16 @@ class FlowWindow:
     def __init__(self, buckets: Sequence[FlowBucket], now_ms: int, horizon_s: float) -> None:
         self.now_ms = now_ms
         self.buckets = between(buckets, now_ms - int(horizon_s * 1000), now_ms)
-        self.total = sum(b.buy_ntl + b.sell_ntl for b in self.buckets)
+        self.total = sum([b.buy_ntl + b.sell_ntl for b in self.buckets])
         self.span_ms = now_ms - self.buckets[0].ts_ms if self.buckets else 0
+        self._recent: dict[float, tuple[float, float]] = {}  # several detectors share a window length
 
     def recent(self, seconds: float) -> tuple[float, float]:
-        window = between(self.buckets, self.now_ms - int(seconds * 1000), self.now_ms)
-        return sum(b.buy_ntl for b in window), sum(b.sell_ntl for b in window)
+        out = self._recent.get(seconds)
+        if out is None:
+            window = between(self.buckets, self.now_ms - int(seconds * 1000), self.now_ms)
+            out = self._recent[seconds] = (sum([b.buy_ntl for b in window]), sum([b.sell_ntl for b in window]))
+        return out
 
     def average(self, seconds: float) -> float:
         window_ms = int(seconds * 1000)

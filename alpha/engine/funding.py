@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from alpha.engine.config import AlphaConfig
-from alpha.engine.inputs import SymbolHistory
+from alpha.engine.inputs import SymbolHistory, mean_std
 from alpha.engine.signal import ComponentSignal, at_or_before, clamp, rounded, sign
 
 
@@ -23,12 +23,16 @@ def funding_z(*, history: SymbolHistory, now_ms: int, config: AlphaConfig) -> Co
     rate = latest.value
     z_abs = (rate - cfg.funding_neutral) / cfg.funding_abs_scale
     z_hist: float | None = None
-    values = [p.value for p in history.funding if p.ts_ms <= now_ms]
-    if len(values) >= cfg.funding_min_samples:
-        mean = math.fsum(values) / len(values)
-        std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / len(values))
-        if std > 1e-12:
-            z_hist = (rate - mean) / std
+    stats = history.funding_stats
+    if stats is not None and stats[0] is history.funding and latest is history.funding[-1]:
+        # Every point is at or before now: update()'s statistics over the whole series are exactly these.
+        n, mean, std = len(history.funding), stats[1], stats[2]
+    else:
+        values = [p.value for p in history.funding if p.ts_ms <= now_ms]
+        n = len(values)
+        mean, std = mean_std(values) if n >= cfg.funding_min_samples else (0.0, 0.0)
+    if n >= cfg.funding_min_samples and std > 1e-12:
+        z_hist = (rate - mean) / std
     z = z_abs if z_hist is None or abs(z_abs) >= abs(z_hist) else z_hist
     strength = clamp((abs(z) - cfg.funding_z_dead) / (cfg.funding_z_full - cfg.funding_z_dead), 0.0, 1.0)
     return ComponentSignal(

@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, NamedTuple
 
 from alpha.engine.config import DEFAULT_CONFIG, AlphaConfig
 
 MAX_TS_MS = 2**53
+_INF = math.inf
 
 
 def finite(value: Any) -> float | None:
@@ -119,6 +120,10 @@ class SymbolHistory:
     last_trade_ms: int | None = None
     last_trade_keys: frozenset[tuple[Any, ...]] = frozenset()
     updated_ms: int | None = None  # newest venue timestamp seen in any field
+    # (series, mean, std) over every funding point, recomputed by update() only when the funding series changes
+    # (at most once per asset-context update), so analyze() does not rescan up to 8 h of points per reading.
+    # Valid only while `series is funding`; funding_z() recomputes otherwise.
+    funding_stats: tuple[tuple[Point, ...], float, float] | None = field(default=None, repr=False, compare=False)
 
     @property
     def last_price(self) -> float | None:
@@ -127,6 +132,12 @@ class SymbolHistory:
     @property
     def book(self) -> Book | None:
         return self.books[-1] if self.books else None
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Population mean and standard deviation (fsum-exact sums); one definition for update() and funding_z()."""
+    mean = math.fsum(values) / len(values)
+    return mean, math.sqrt(math.fsum([(v - mean) ** 2 for v in values]) / len(values))
 
 
 def empty_history(symbol: str) -> SymbolHistory:
@@ -156,18 +167,25 @@ def _append_point(
     spacing_ms: int | None = None,
     horizon_s: float | None = None,
 ) -> tuple[Point, ...]:
-    """One point per `series_spacing_ms` slot (the newest value in a slot wins); out-of-order points are dropped."""
+    """One point per `series_spacing_ms` slot (the newest value in a slot wins); out-of-order points are dropped.
+
+    A point identical to the newest one returns `series` itself (no copy): snapshots repeat a field until the venue
+    sends a new value, and an unchanged series object lets update() skip work that depends on it.
+    """
     if ts_ms is None or value is None:
         return series
+    point = Point(ts_ms, value)
     if series:
         last = series[-1]
         if ts_ms < last.ts_ms:
             return series
+        if ts_ms == last.ts_ms and value == last.value and (value or str(value) == str(last.value)):
+            return series  # same point (the str() check keeps a change of sign of zero)
         spacing = spacing_ms or cfg.series_spacing_ms
         if ts_ms // spacing == last.ts_ms // spacing:
-            return (*series[:-1], Point(ts_ms, value))
+            return series[:-1] + (point,)
     cutoff = ts_ms - int((horizon_s or cfg.history_horizon_s) * 1000)
-    return _trim((*series, Point(ts_ms, value)), cutoff, cfg.series_max_points)
+    return _trim(series + (point,), cutoff, cfg.series_max_points)
 
 
 def parse_trade(raw: Any) -> Trade | None:
@@ -185,15 +203,37 @@ def _trade_key(raw: Mapping[str, Any]) -> tuple[Any, ...]:
     return (raw.get("tid"), raw.get("hash"), raw.get("side"), str(raw.get("px")), str(raw.get("sz")))
 
 
+def _seen(raw: Any, last_ms: int, last_keys: frozenset[Any]) -> bool:
+    """True when `raw` is certainly already folded in (or older than the watermark), without parsing it.
+
+    Snapshots repeat the latest trades ring, so most trades of every snapshot were seen before. Only a dict with
+    an int/float `time` is judged here; anything else goes through the full parse. Exact: a trade skipped here
+    would also be skipped after parsing (a time below the watermark is either older or unparseable, and a
+    boundary-ms key already seen is skipped whatever its other fields parse to).
+    """
+    if type(raw) is not dict:
+        return False
+    t = raw.get("time")
+    kind = type(t)
+    if kind is int:
+        return t < last_ms or (t == last_ms and _trade_key(raw) in last_keys)
+    return kind is float and t < last_ms
+
+
 def _new_trades(history: SymbolHistory, raw_trades: Any) -> tuple[list[Trade], int | None, frozenset[Any]]:
     """Trades not seen before. Snapshots repeat recent trades, so dedupe on time, and on a key within the ms."""
     last_ms, last_keys = history.last_trade_ms, history.last_trade_keys
     if not isinstance(raw_trades, list | tuple):
         return [], last_ms, last_keys
+    batch = raw_trades[-5000:]
+    if last_ms is not None:
+        batch = [raw for raw in batch if not _seen(raw, last_ms, last_keys)]
+        if not batch:
+            return [], last_ms, last_keys
     fresh: list[Trade] = []
     boundary_keys = set(last_keys)
     newest = last_ms
-    for raw in raw_trades[-5000:]:
+    for raw in batch:
         trade = parse_trade(raw)
         if trade is None:
             continue
@@ -207,6 +247,8 @@ def _new_trades(history: SymbolHistory, raw_trades: Any) -> tuple[list[Trade], i
             newest, boundary_keys = trade.ts_ms, {key}
         elif trade.ts_ms == newest:
             boundary_keys.add(key)
+    if not fresh:
+        return [], last_ms, last_keys
     fresh.sort(key=lambda t: t.ts_ms)
     return fresh, newest, frozenset(boundary_keys)
 
@@ -244,21 +286,34 @@ def _detect_sweeps(fresh: list[Trade], cfg: AlphaConfig) -> list[Sweep]:
     return found
 
 
+def _parse_levels(rows: Any, levels: int) -> tuple[tuple[float, float], ...]:
+    """Up to `levels` valid (px, sz) rows. The all-string row (the wire shape) is parsed inline: this runs for
+    every level of every new book; it accepts exactly what `positive()` accepts."""
+    parsed: list[tuple[float, float]] = []
+    if not isinstance(rows, list | tuple):
+        return ()
+    for row in rows[:levels]:
+        if not isinstance(row, list | tuple) or len(row) < 2:
+            continue
+        a, b = row[0], row[1]
+        if type(a) is str and type(b) is str and len(a) <= 64 and len(b) <= 64:
+            try:
+                px, sz = float(a), float(b)
+            except ValueError:
+                continue
+            if 0.0 < px < _INF and 0.0 < sz < _INF:  # finite and positive (NaN fails both comparisons)
+                parsed.append((px, sz))
+            continue
+        pxo, szo = positive(a), positive(b)
+        if pxo is not None and szo is not None:
+            parsed.append((pxo, szo))
+    return tuple(parsed)
+
+
 def parse_book(raw: Any, ts_ms: int | None, levels: int) -> Book | None:
     if not isinstance(raw, Mapping) or ts_ms is None:
         return None
-    sides: list[tuple[tuple[float, float], ...]] = []
-    for name in ("bids", "asks"):
-        parsed: list[tuple[float, float]] = []
-        rows = raw.get(name)
-        if isinstance(rows, list | tuple):
-            for row in rows[:levels]:
-                if isinstance(row, list | tuple) and len(row) >= 2:
-                    px, sz = positive(row[0]), positive(row[1])
-                    if px is not None and sz is not None:
-                        parsed.append((px, sz))
-        sides.append(tuple(parsed))
-    bids, asks = sides
+    bids, asks = _parse_levels(raw.get("bids"), levels), _parse_levels(raw.get("asks"), levels)
     if not bids and not asks:
         return None
     if bids and asks and bids[0][0] >= asks[0][0]:
@@ -335,6 +390,8 @@ def update(
         horizon_s=cfg.funding_horizon_s,
     )
     changes: dict[str, Any] = {"prices": prices, "oi": oi, "funding": funding}
+    if funding is not history.funding:
+        changes["funding_stats"] = (funding, *mean_std([p.value for p in funding])) if funding else None
     changes.update(_roll_volatility(history, prices, cfg))
 
     fresh, last_ms, last_keys = _new_trades(history, _field(snapshot, "trades"))

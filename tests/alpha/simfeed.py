@@ -1,5 +1,11 @@
 """Deterministic snapshots from hlsim's MarketEngine (no sockets): what ingest would write to hot state, built
-straight from the seeded generator. Shared by the pipeline/sanity tests and bench/bench_pipeline.py."""
+straight from the seeded generator. Shared by the pipeline/sanity tests and bench/bench_pipeline.py.
+
+By default every snapshot is stamped "now" in every field (each one is new input). With `venue_cadence=True`
+the fields carry the venue's cadence instead, as ingest's snapshot does: the price changes with allMids (every
+`MIDS_EVERY_TICKS`), the book when the venue re-quotes it, OI/funding with the asset contexts
+(`CTX_EVERY_TICKS`), trades when there are trades, and `updated_at` is the newest of those stamps, so a symbol
+with nothing new keeps its `updated_at` and the pipeline skips it."""
 
 from __future__ import annotations
 
@@ -13,12 +19,26 @@ TICKS_PER_ROUND = 2  # one tick = 100 ms simulated → a snapshot every 200 ms
 
 
 class SimFeed:
-    def __init__(self, *, seed: int, coins: tuple[str, ...] | None = None, book_levels: int = 20) -> None:
-        self.market = MarketEngine(seed=seed)
+    def __init__(
+        self,
+        *,
+        seed: int,
+        coins: tuple[str, ...] | None = None,
+        book_levels: int = 20,
+        venue_cadence: bool = False,
+        market: MarketEngine | None = None,
+    ) -> None:
+        self.market = market or MarketEngine(seed=seed)
         self.coins = tuple(coins or self.market.state.keys())
         self.levels = book_levels
+        self.venue_cadence = venue_cadence
         self._trades: dict[str, list[dict[str, Any]]] = {c: [] for c in self.coins}
         self.liquidations: dict[str, list[dict[str, Any]]] = {c: [] for c in self.coins}
+        # venue cadence: (ts, mid) of the last allMids and (ts, oi, funding) of the last asset context per coin
+        self._mids: dict[str, tuple[int, float]] = {}
+        self._ctx: dict[str, tuple[int, float, float]] = {}
+        if venue_cadence:
+            self._venue_fields()
 
     @property
     def now_ms(self) -> int:
@@ -45,10 +65,23 @@ class SimFeed:
                     self.liquidations[liq.coin].append(
                         {"side": side, "time": BASE_MS + liq.sim_ms, "notional": liq.ntl}
                     )
+            if self.venue_cadence:
+                self._venue_fields(mids=ev.mids, ctxs=ev.ctxs)
         for c in self.coins:
             self._trades[c] = self._trades[c][-40:]
 
+    def _venue_fields(self, *, mids: bool = True, ctxs: bool = True) -> None:
+        now = self.now_ms
+        for c in self.coins:
+            if mids or c not in self._mids:
+                self._mids[c] = (now, self.market.mid(c))
+            if ctxs or c not in self._ctx:
+                mid = self.market.mid(c)
+                self._ctx[c] = (now, self.market.state[c].oi * mid, self.market.funding_rate(c))
+
     def snapshot(self, coin: str) -> SymbolSnapshot:
+        if self.venue_cadence:
+            return self._cadence_snapshot(coin)
         cs = self.market.state[coin]
         now = self.now_ms
         mid = self.market.mid(coin)
@@ -72,6 +105,37 @@ class SimFeed:
             funding_ts=now,
             mark_px=f"{mid:.6g}",
             updated_at=now,
+        )
+
+    def _book(self, coin: str) -> dict[str, list[list[str]]]:
+        book = self.market.state[coin].book
+        return {
+            "bids": [[f"{px:.6g}", f"{sz:.6g}"] for px, sz, _ in book.bids[: self.levels]],
+            "asks": [[f"{px:.6g}", f"{sz:.6g}"] for px, sz, _ in book.asks[: self.levels]],
+        }
+
+    def _cadence_snapshot(self, coin: str) -> SymbolSnapshot:
+        price_ts, mid = self._mids[coin]
+        ctx_ts, oi, funding = self._ctx[coin]
+        book_ts = BASE_MS + self.market.state[coin].book.sim_ms
+        trades = list(reversed(self._trades[coin][-20:]))
+        trades_ts = trades[0]["time"] if trades else None
+        stamps = [t for t in (price_ts, book_ts, trades_ts, ctx_ts) if t is not None]
+        return SymbolSnapshot(
+            symbol=coin.upper(),
+            price=f"{mid:.6g}",
+            price_ts=price_ts,
+            book=self._book(coin),
+            book_ts=book_ts,
+            trades=trades,
+            trades_ts=trades_ts,
+            oi_total=oi,
+            oi_hl=oi,
+            oi_ts=ctx_ts,
+            funding_rate=funding,
+            funding_ts=ctx_ts,
+            mark_px=f"{mid:.6g}",
+            updated_at=max(stamps),
         )
 
     def snapshots(self) -> list[SymbolSnapshot]:
