@@ -1,0 +1,59 @@
+"""Relay events reach the owner's /ws socket only (real gateway, real sockets), with increasing sequence numbers."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from eth_account import Account
+
+from tests.markets.gateway_fixtures import connect, fresh_broadcaster, make_user_session, recv_json, serve
+
+from .conftest import approve_agent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def _drain(ws: Any, timeout: float = 1.0) -> list[dict[str, Any]]:
+    frames = []
+    while True:
+        try:
+            frames.append(await recv_json(ws, timeout))
+        except TimeoutError:
+            return frames
+
+
+async def test_fills_reach_only_their_owners_socket(sim_thread: Any, hot: Any) -> None:
+    from execution import risk
+    from execution.services.relay import order_submit
+    from execution.userfeed import _closing
+
+    alice_wallet, bob_wallet = Account.create(), Account.create()
+    alice, alice_key = await make_user_session(alice_wallet.address)
+    bob, bob_key = await make_user_session(bob_wallet.address)
+    await sync_to_async(_closing(approve_agent), thread_sensitive=False)(alice, alice_wallet)
+    async with fresh_broadcaster(), serve() as ws_url:
+        async with (
+            connect(ws_url, cookie=f"sessionid={alice_key}") as ws_a,
+            connect(ws_url, cookie=f"sessionid={bob_key}") as ws_b,
+        ):
+            for ws in (ws_a, ws_b):
+                await ws.send('{"type":"subscribe_private","channels":["private.execution","private.account"]}')
+                assert (await recv_json(ws))["type"] == "subscribed_private"
+            intent = risk.OrderIntent(symbol="BTC", is_buy=True, order_type="market", size_usd=Decimal(100))
+            status, body = await sync_to_async(_closing(order_submit), thread_sensitive=False)(
+                user=alice, key=str(uuid.uuid4()), intent=intent
+            )
+            assert status == 201, body
+            frames_a = await _drain(ws_a)
+            frames_b = await _drain(ws_b)
+    kinds = [f["event_type"] for f in frames_a]
+    assert "order_update" in kinds and "fill_update" in kinds and "account_update" in kinds
+    seqs = [f["seq"] for f in frames_a]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert frames_b == []
+    fill = next(f for f in frames_a if f["event_type"] == "fill_update")
+    assert fill["data"]["symbol"] == "BTC" and Decimal(fill["data"]["size"]) > 0
