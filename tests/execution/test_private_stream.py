@@ -35,21 +35,22 @@ async def test_fills_reach_only_their_owners_socket(sim_thread: Any, hot: Any) -
     alice, alice_key = await make_user_session(alice_wallet.address)
     bob, bob_key = await make_user_session(bob_wallet.address)
     await sync_to_async(_closing(approve_agent), thread_sensitive=False)(alice, alice_wallet)
-    async with fresh_broadcaster(), serve() as ws_url:
-        async with (
-            connect(ws_url, cookie=f"sessionid={alice_key}") as ws_a,
-            connect(ws_url, cookie=f"sessionid={bob_key}") as ws_b,
-        ):
-            for ws in (ws_a, ws_b):
-                await ws.send('{"type":"subscribe_private","channels":["private.execution","private.account"]}')
-                assert (await recv_json(ws))["type"] == "subscribed_private"
-            intent = risk.OrderIntent(symbol="BTC", is_buy=True, order_type="market", size_usd=Decimal(100))
-            status, body = await sync_to_async(_closing(order_submit), thread_sensitive=False)(
-                user=alice, key=str(uuid.uuid4()), intent=intent
-            )
-            assert status == 201, body
-            frames_a = await _drain(ws_a)
-            frames_b = await _drain(ws_b)
+    async with (
+        fresh_broadcaster(),
+        serve() as ws_url,
+        connect(ws_url, cookie=f"sessionid={alice_key}") as ws_a,
+        connect(ws_url, cookie=f"sessionid={bob_key}") as ws_b,
+    ):
+        for ws in (ws_a, ws_b):
+            await ws.send('{"type":"subscribe_private","channels":["private.execution","private.account"]}')
+            assert (await recv_json(ws))["type"] == "subscribed_private"
+        intent = risk.OrderIntent(symbol="BTC", is_buy=True, order_type="market", size_usd=Decimal(100))
+        status, body = await sync_to_async(_closing(order_submit), thread_sensitive=False)(
+            user=alice, key=str(uuid.uuid4()), intent=intent
+        )
+        assert status == 201, body
+        frames_a = await _drain(ws_a)
+        frames_b = await _drain(ws_b)
     kinds = [f["event_type"] for f in frames_a]
     assert "order_update" in kinds and "fill_update" in kinds and "account_update" in kinds
     seqs = [f["seq"] for f in frames_a]
