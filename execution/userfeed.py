@@ -195,7 +195,12 @@ def _poll(user_ids: list[int]) -> None:
     from execution.services.sync import reconcile_user
 
     close_old_connections()
+    from execution.services.sync import RECONCILE_WEIGHT, reconcile_budget_take
+
     for user in User.objects.filter(pk__in=user_ids):
+        if not reconcile_budget_take(RECONCILE_WEIGHT):
+            logger.info("user poll deferred: reconciliation REST budget used up", extra={"user_id": user.pk})
+            break
         try:
             reconcile_user(user=user)
         except (venue.VenueError, venue.VenueTimeout):

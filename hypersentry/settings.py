@@ -270,6 +270,10 @@ EXECUTION_IDEMPOTENCY_TTL_HOURS = env.integer("EXECUTION_IDEMPOTENCY_TTL_HOURS",
 EXECUTION_CANCEL_RETRY_SEC = env.number("EXECUTION_CANCEL_RETRY_SEC", 15.0, min_value=0.0, max_value=300.0)
 EXECUTION_RECONCILE_SEC = env.number("EXECUTION_RECONCILE_SEC", 15.0, min_value=1.0, max_value=3600.0)
 EXECUTION_META_CACHE_SEC = env.number("EXECUTION_META_CACHE_SEC", 300.0, min_value=5.0, max_value=86400.0)
+# /info weight per minute that reconciliation and user polling may use (the venue allows 1200 per IP).
+EXECUTION_RECONCILE_WEIGHT_PER_MIN = env.integer(
+    "EXECUTION_RECONCILE_WEIGHT_PER_MIN", 400, min_value=45, max_value=1200
+)
 # Circuit breakers (bot guide): error rate over a window, venue 429s in a window, very stale data.
 BREAKER_ERROR_RATE = env.number("BREAKER_ERROR_RATE", 0.20, min_value=0.01, max_value=1.0)
 BREAKER_ERROR_WINDOW_SEC = env.integer("BREAKER_ERROR_WINDOW_SEC", 300, min_value=10, max_value=86400)

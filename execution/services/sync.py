@@ -372,11 +372,36 @@ def reconcile_user(*, user: User) -> int:
     return fixes
 
 
+# Approximate /info weight of one user's reconciliation: frontendOpenOrders 20 + userFills ≥ 20 +
+# clearinghouseState 2 (+ 2 per unsettled order resolved by cloid).
+RECONCILE_WEIGHT = 45
+
+
 def users_to_reconcile() -> list[User]:
-    with_agents = AgentWallet.objects.filter(status=AgentStatus.APPROVED).values_list("user_id", flat=True)
-    with_orders = Order.objects.filter(state__in=UNSETTLED_STATES).values_list("user_id", flat=True)
-    ids = set(with_agents) | set(with_orders)
-    return list(User.objects.filter(pk__in=ids))
+    """Users with unsettled orders first (an `unknown` order matters most), then least recently reconciled."""
+    from django.core.cache import cache
+
+    with_agents = set(AgentWallet.objects.filter(status=AgentStatus.APPROVED).values_list("user_id", flat=True))
+    with_orders = set(Order.objects.filter(state__in=UNSETTLED_STATES).values_list("user_id", flat=True))
+    users = list(User.objects.filter(pk__in=with_agents | with_orders))
+    last = cache.get_many([f"exec:reconciled:{u.pk}" for u in users])
+    return sorted(users, key=lambda u: (u.pk not in with_orders, last.get(f"exec:reconciled:{u.pk}", 0.0)))
+
+
+def reconcile_budget_take(weight: int) -> bool:
+    """Share of the venue's per-IP REST budget (1200 weight/min) reconciliation may use, across processes."""
+    import time
+
+    from django.core.cache import cache
+
+    key = f"exec:reconcile-budget:{int(time.time() // 60)}"
+    cache.add(key, 0, timeout=120)
+    try:
+        used = int(cache.incr(key, weight))
+    except ValueError:
+        cache.set(key, weight, timeout=120)
+        used = weight
+    return used <= settings.EXECUTION_RECONCILE_WEIGHT_PER_MIN
 
 
 def idempotency_finalize_stale(*, older_than: timedelta = timedelta(minutes=2)) -> int:
@@ -401,12 +426,21 @@ def idempotency_finalize_stale(*, older_than: timedelta = timedelta(minutes=2)) 
 
 
 def reconcile_all() -> dict[str, int]:
-    """Every user with an agent or unsettled orders; failures per user are logged and the round goes on."""
+    """Every user with an agent or unsettled orders, within the reconciliation REST budget
+    (EXECUTION_RECONCILE_WEIGHT_PER_MIN); failures per user are logged and the round goes on."""
+    import time
+
+    from django.core.cache import cache
+
     users = users_to_reconcile()
-    fixes = failed = 0
+    fixes = failed = skipped = 0
     for user in users:
+        if not reconcile_budget_take(RECONCILE_WEIGHT):
+            skipped += 1  # next round; the least recently reconciled go first
+            continue
         try:
             fixes += reconcile_user(user=user)
+            cache.set(f"exec:reconciled:{user.pk}", time.time(), 86400)
         except (venue.VenueError, venue.VenueTimeout):
             failed += 1
             logger.warning("reconcile failed for user", extra={"user_id": user.pk}, exc_info=True)
@@ -415,6 +449,7 @@ def reconcile_all() -> dict[str, int]:
         "users": len(users),
         "fixes": fixes,
         "failed": failed,
+        "skipped_for_budget": skipped,
         "idempotency_finalized": finalized,
         "reconcile_interval_s": int(settings.EXECUTION_RECONCILE_SEC),
     }

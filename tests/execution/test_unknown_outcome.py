@@ -108,3 +108,39 @@ def test_reconcile_adopts_orders_placed_outside_and_fixes_positions(trader: Any,
     assert not PositionSnapshot.objects.filter(user=trader, symbol="ETH").exists()
     kinds = set(AuditRecord.objects.filter(event="reconcile.fix").values_list("data__kind", flat=True))
     assert {"untracked_order", "position_gone"} <= kinds
+
+
+def test_reconciliation_stays_within_its_rest_budget_and_puts_unsettled_users_first(
+    trader: Any, hot: Any, settings: Any
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from execution.services.sync import reconcile_all
+
+    from .conftest import approve_agent, make_trader
+
+    others = []
+    for _ in range(2):
+        user, wallet = make_trader()
+        approve_agent(user, wallet)
+        others.append(user)
+    Order.objects.create(
+        user=trader,
+        idempotency_key="u-1",
+        cloid="0x" + "ab" * 16,
+        correlation_id="u",
+        symbol=SYMBOL,
+        side="buy",
+        order_type="limit",
+        size="0.001",
+        price="1000",
+        state=OrderState.UNKNOWN,
+        submitted_at=timezone.now() - timedelta(minutes=1),
+    )
+    settings.EXECUTION_RECONCILE_WEIGHT_PER_MIN = 45  # one user per minute
+    result = reconcile_all()
+    assert result["users"] == 3 and result["skipped_for_budget"] == 2, result
+    # The user with the unknown order went first.
+    assert Order.objects.get(cloid="0x" + "ab" * 16).state != OrderState.UNKNOWN
