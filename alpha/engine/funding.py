@@ -8,8 +8,6 @@ in magnitude is used: score = -sign(z) × clamp((|z| - z_dead) / (z_full - z_dea
 
 from __future__ import annotations
 
-import math
-
 from alpha.engine.config import AlphaConfig
 from alpha.engine.inputs import SymbolHistory, mean_std
 from alpha.engine.signal import ComponentSignal, at_or_before, clamp, rounded, sign

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -144,10 +144,11 @@ def empty_history(symbol: str) -> SymbolHistory:
     return SymbolHistory(symbol=str(symbol).upper())
 
 
-def _field(snapshot: Any, name: str) -> Any:
+def _getter(snapshot: Any) -> Callable[[str], Any]:
+    """Field access for a snapshot dataclass or its dict (decided once per update, not per field)."""
     if isinstance(snapshot, Mapping):
-        return snapshot.get(name)
-    return getattr(snapshot, name, None)
+        return snapshot.get
+    return lambda name: getattr(snapshot, name, None)
 
 
 def _trim(series: tuple[Any, ...], cutoff_ms: int, max_len: int) -> tuple[Any, ...]:
@@ -188,7 +189,24 @@ def _append_point(
     return _trim(series + (point,), cutoff, cfg.series_max_points)
 
 
+_BUY = frozenset(("B", "b", "buy", "BUY"))
+_SELL = frozenset(("A", "a", "S", "sell", "SELL"))
+
+
 def parse_trade(raw: Any) -> Trade | None:
+    if type(raw) is dict:  # the wire shape, inline: this runs for every new trade
+        side_raw, t, a, b = raw.get("side"), raw.get("time"), raw.get("px"), raw.get("sz")
+        if type(side_raw) is str and type(t) is int and type(a) is str and type(b) is str:
+            side = 1 if side_raw in _BUY else -1 if side_raw in _SELL else 0
+            if not side or not 0 < t < MAX_TS_MS or len(a) > 64 or len(b) > 64:
+                return None
+            try:
+                fpx, fsz = float(a), float(b)
+            except ValueError:
+                return None
+            if 0.0 < fpx < _INF and 0.0 < fsz < _INF:
+                return Trade(t, side, fpx, fsz, fpx * fsz)
+            return None
     if not isinstance(raw, Mapping):
         return None
     side_raw = raw.get("side")
@@ -214,10 +232,9 @@ def _seen(raw: Any, last_ms: int, last_keys: frozenset[Any]) -> bool:
     if type(raw) is not dict:
         return False
     t = raw.get("time")
-    kind = type(t)
-    if kind is int:
+    if type(t) is int:
         return t < last_ms or (t == last_ms and _trade_key(raw) in last_keys)
-    return kind is float and t < last_ms
+    return type(t) is float and t < last_ms
 
 
 def _new_trades(history: SymbolHistory, raw_trades: Any) -> tuple[list[Trade], int | None, frozenset[Any]]:
@@ -373,18 +390,17 @@ def update(
 ) -> SymbolHistory:
     """A new history with `snapshot` (a SymbolSnapshot or its dict) and optional liquidation events folded in."""
     cfg = config
-    price_ts = timestamp(_field(snapshot, "price_ts"))
-    price = positive(_field(snapshot, "price")) or positive(_field(snapshot, "mark_px"))
+    get = _getter(snapshot)
+    price_ts = timestamp(get("price_ts"))
+    price = positive(get("price")) or positive(get("mark_px"))
     prices = _append_point(history.prices, price_ts, price, cfg)
-    oi_ts = timestamp(_field(snapshot, "oi_ts"))
-    oi = _append_point(
-        history.oi, oi_ts, positive(_field(snapshot, "oi_total")) or positive(_field(snapshot, "oi_hl")), cfg
-    )
-    funding_ts = timestamp(_field(snapshot, "funding_ts"))
+    oi_ts = timestamp(get("oi_ts"))
+    oi = _append_point(history.oi, oi_ts, positive(get("oi_total")) or positive(get("oi_hl")), cfg)
+    funding_ts = timestamp(get("funding_ts"))
     funding = _append_point(
         history.funding,
         funding_ts,
-        finite(_field(snapshot, "funding_rate")),
+        finite(get("funding_rate")),
         cfg,
         spacing_ms=cfg.funding_spacing_ms,
         horizon_s=cfg.funding_horizon_s,
@@ -394,7 +410,7 @@ def update(
         changes["funding_stats"] = (funding, *mean_std([p.value for p in funding])) if funding else None
     changes.update(_roll_volatility(history, prices, cfg))
 
-    fresh, last_ms, last_keys = _new_trades(history, _field(snapshot, "trades"))
+    fresh, last_ms, last_keys = _new_trades(history, get("trades"))
     if fresh:
         newest = fresh[-1].ts_ms
         # `fresh` is sorted and never older than the newest stored trade, so appending keeps time order.
@@ -406,10 +422,10 @@ def update(
         if sweeps:
             changes["sweeps"] = _trim((*history.sweeps, *sweeps), cutoff, cfg.trades_max)
 
-    book_ts = timestamp(_field(snapshot, "book_ts"))
+    book_ts = timestamp(get("book_ts"))
     last_book = history.book
     if book_ts is not None and (last_book is None or book_ts > last_book.ts_ms):
-        book = parse_book(_field(snapshot, "book"), book_ts, cfg.book_levels)
+        book = parse_book(get("book"), book_ts, cfg.book_levels)
         if book is not None:
             changes["books"] = (*history.books, book)[-cfg.books_max :]
 
@@ -422,7 +438,18 @@ def update(
 
     stamps = [ts for ts in (history.updated_ms, price_ts, oi_ts, funding_ts, book_ts, last_ms) if ts is not None]
     changes["updated_ms"] = max(stamps) if stamps else None
-    return replace(history, **changes)
+    return _with(history, changes)
+
+
+_HISTORY_FIELDS = tuple(f.name for f in fields(SymbolHistory))
+
+
+def _with(history: SymbolHistory, changes: dict[str, Any]) -> SymbolHistory:
+    """`dataclasses.replace` without its per-call field introspection (SymbolHistory has no __post_init__)."""
+    out = object.__new__(SymbolHistory)
+    for name in _HISTORY_FIELDS:
+        object.__setattr__(out, name, changes[name] if name in changes else getattr(history, name))
+    return out
 
 
 def _iter_limited(items: Iterable[Any], limit: int = 10_000) -> Iterable[Any]:
