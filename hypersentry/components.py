@@ -13,6 +13,7 @@ KNOWN_COMPONENTS: dict[str, str] = {
     "hlsim": "Hyperliquid-compatible venue simulator (paper trading)",
     "ingest": "Market ingest: venue WS → normalised events → hot state → publish",
     "alpha": "Conviction engine pipeline",
+    "execution": "Venue user feeds → private order/fill/account streams",
     "jobs": "Periodic jobs (Celery beat in split topologies)",
     "celery": "Celery worker",
 }

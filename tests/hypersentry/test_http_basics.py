@@ -88,7 +88,7 @@ def test_json_log_lines_carry_structured_fields() -> None:
 def test_the_index_lists_the_components(client: Client) -> None:
     response = client.get("/system")
     assert response.status_code == 200
-    for name in (b"web", b"ingest", b"alpha", b"jobs", b"hlsim"):
+    for name in (b"web", b"ingest", b"alpha", b"execution", b"jobs", b"hlsim"):
         assert b'data-component="' + name + b'"' in response.content
 
 
