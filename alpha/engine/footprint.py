@@ -57,14 +57,19 @@ def sweep(history: SymbolHistory, flow: FlowWindow, cfg: AlphaConfig) -> Compone
     if buy + sell <= 0:
         return ComponentSignal.no_data()
     events = between(history.sweeps, flow.now_ms - int(cfg.sweep_lookback_s * 1000), flow.now_ms)
-    buy_sw = sum(s.ntl for s in events if s.side > 0)
-    sell_sw = sum(s.ntl for s in events if s.side < 0)
-    inputs = {"data": True, "sweeps": len(events), "buy_notional": rounded(buy_sw, 2)}
-    return ComponentSignal(clamp((buy_sw - sell_sw) / (buy + sell)), {**inputs, "sell_notional": rounded(sell_sw, 2)})
+    buy_sw = sum([s.ntl for s in events if s.side > 0])
+    sell_sw = sum([s.ntl for s in events if s.side < 0])
+    inputs = {
+        "data": True,
+        "sweeps": len(events),
+        "buy_notional": rounded(buy_sw, 2),
+        "sell_notional": rounded(sell_sw, 2),
+    }
+    return ComponentSignal(clamp((buy_sw - sell_sw) / (buy + sell)), inputs)
 
 
 def _move_bps(history: SymbolHistory, now_ms: int, seconds: float) -> float | None:
-    last = at_or_before(history.prices, now_ms)
+    last = at_or_before(history.prices, now_ms)  # small enough to repeat (two bisects of a C-keyed series)
     start = at_or_before(history.prices, now_ms - int(seconds * 1000))
     if last is None or start is None or start.value <= 0:
         return None
@@ -147,8 +152,8 @@ def footprint(*, history: SymbolHistory, now_ms: int, config: AlphaConfig) -> Co
         "impulse": (cfg.footprint_w_impulse, impulse(history, flow, cfg)),
     }
     active = [(w, s.score) for w, s in parts.values() if s.inputs.get("data") and w > 0]
-    total_w = sum(w for w, _ in active)
-    details = {k: s.inputs | {"score": rounded(s.score)} for k, (_, s) in parts.items()}
+    total_w = sum([w for w, _ in active])
+    details = {k: {**s.inputs, "score": rounded(s.score)} for k, (_, s) in parts.items()}
     if total_w <= 0:
         return ComponentSignal(0.0, {"data": False, **details})
-    return ComponentSignal(clamp(sum(w * s for w, s in active) / total_w), {"data": True, **details})
+    return ComponentSignal(clamp(sum([w * s for w, s in active]) / total_w), {"data": True, **details})

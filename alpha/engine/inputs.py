@@ -13,12 +13,14 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from alpha.engine.config import DEFAULT_CONFIG, AlphaConfig
 
 MAX_TS_MS = 2**53
 _INF = math.inf
+_TS = itemgetter(0)  # the timestamp of a series item; a C-level key for bisect
 
 
 def finite(value: Any) -> float | None:
@@ -153,7 +155,7 @@ def _getter(snapshot: Any) -> Callable[[str], Any]:
 
 def _trim(series: tuple[Any, ...], cutoff_ms: int, max_len: int) -> tuple[Any, ...]:
     if series and series[0][0] < cutoff_ms:
-        series = series[bisect_left(series, cutoff_ms, key=lambda p: p[0]) :]
+        series = series[bisect_left(series, cutoff_ms, key=_TS) :]
     if len(series) > max_len:
         series = series[-max_len:]
     return series
@@ -280,7 +282,7 @@ def _fold_flow(buckets: tuple[FlowBucket, ...], fresh: list[Trade]) -> tuple[Flo
             out[-1] = FlowBucket(sec, last.buy_ntl + buy, last.sell_ntl + sell)
         elif not out or sec > out[-1].ts_ms:
             out.append(FlowBucket(sec, buy, sell))
-    return (*buckets[:-1], *out)
+    return buckets[:-1] + tuple(out)
 
 
 def _detect_sweeps(fresh: list[Trade], cfg: AlphaConfig) -> list[Sweep]:
@@ -414,13 +416,13 @@ def update(
     if fresh:
         newest = fresh[-1].ts_ms
         # `fresh` is sorted and never older than the newest stored trade, so appending keeps time order.
-        changes["trades"] = _trim((*history.trades, *fresh), newest - int(cfg.trades_horizon_s * 1000), cfg.trades_max)
-        changes["last_trade_ms"], changes["last_trade_keys"] = last_ms, last_keys
         cutoff = newest - int(cfg.trades_horizon_s * 1000)
+        changes["trades"] = _trim(history.trades + tuple(fresh), cutoff, cfg.trades_max)
+        changes["last_trade_ms"], changes["last_trade_keys"] = last_ms, last_keys
         changes["flow"] = _trim(_fold_flow(history.flow, fresh), cutoff, int(cfg.trades_horizon_s) + 2)
         sweeps = _detect_sweeps(fresh, cfg)
         if sweeps:
-            changes["sweeps"] = _trim((*history.sweeps, *sweeps), cutoff, cfg.trades_max)
+            changes["sweeps"] = _trim(history.sweeps + tuple(sweeps), cutoff, cfg.trades_max)
 
     book_ts = timestamp(get("book_ts"))
     last_book = history.book

@@ -6,9 +6,11 @@ import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, TypeVar
 
 T = TypeVar("T", bound=tuple[Any, ...])
+_TS = itemgetter(0)  # the timestamp of a series item; a C-level key for bisect
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +38,13 @@ def sign(value: float) -> float:
 
 def between(series: Sequence[T], start_ms: int, end_ms: int) -> Sequence[T]:
     """Items with start_ms <= ts <= end_ms (the series is sorted by its first field, epoch ms)."""
-    lo = bisect_left(series, start_ms, key=lambda p: p[0])
-    hi = bisect_right(series, end_ms, key=lambda p: p[0])
+    lo = bisect_left(series, start_ms, key=_TS)
+    hi = bisect_right(series, end_ms, key=_TS)
     return series[lo:hi]
 
 
 def at_or_before(series: Sequence[T], ts_ms: int) -> T | None:
-    i = bisect_right(series, ts_ms, key=lambda p: p[0])
+    i = bisect_right(series, ts_ms, key=_TS)
     return series[i - 1] if i else None
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from hlsim.market import MarketEngine
+from hlsim.universe import DEFAULT_COINS
 from hypersentry.contracts.snapshot import SymbolSnapshot
 
 BASE_MS = 1_763_779_200_000
@@ -28,7 +29,13 @@ class SimFeed:
         venue_cadence: bool = False,
         market: MarketEngine | None = None,
     ) -> None:
-        self.market = market or MarketEngine(seed=seed)
+        # Only the coins up to the last one asked for: each coin has its own RNG stream and keeps its index (the
+        # book re-quote phase), so the listed coins' paths are the same as in the full universe, for less work.
+        last = max((i for i, spec in enumerate(DEFAULT_COINS) if spec.name in (coins or ())), default=-1)
+        subset = DEFAULT_COINS[: last + 1]
+        if not coins or not set(coins) <= {spec.name for spec in subset}:
+            subset = DEFAULT_COINS
+        self.market = market or MarketEngine(seed=seed, coins=subset)
         self.coins = tuple(coins or self.market.state.keys())
         self.levels = book_levels
         self.venue_cadence = venue_cadence

@@ -6,13 +6,23 @@ from __future__ import annotations
 
 import asyncio
 
-from alpha.pipeline import AlphaPipeline, PipelineConfig, Runtime
+from alpha.engine import empty_history, update
+from alpha.pipeline import AlphaPipeline, PipelineConfig, Runtime, SymbolState
 from markets.hotstate import MemoryHotState
 
 from .simfeed import MemoryBroadcaster, SimFeed
 
 UP = {"trend_up", "expansion_up", "squeeze_up"}
 DOWN = {"trend_down", "expansion_down", "cascade_down"}
+
+
+def fold(pipe: AlphaPipeline, feed: SimFeed) -> None:
+    """Warm-up: fold the snapshots into the histories exactly as the round does, without scoring them (the
+    readings of the warm-up are not counted, and the histories, hence every later reading, are the same)."""
+    for snap in feed.snapshots():
+        state = pipe.symbols.setdefault(snap.symbol, SymbolState(history=empty_history(snap.symbol)))
+        state.history = update(state.history, snap, config=pipe.runtime.engine_config)
+        state.track.last_input_ms = snap.updated_at
 
 
 async def agreement(*, seed: int, coins: tuple[str, ...], minutes: float) -> dict[str, float]:
@@ -26,11 +36,12 @@ async def agreement(*, seed: int, coins: tuple[str, ...], minutes: float) -> dic
     warm = 5 * 60 * 5  # 5 minutes before counting: the regime component needs its 300 s window
     for i in range(int(minutes * 60 * 5)):
         feed.step()
+        if i < warm:
+            fold(pipe, feed)
+            continue
         await hot.put_many(feed.snapshots())
         await pipe.run_once()
         bc.public.clear()
-        if i < warm:
-            continue
         for coin in coins:
             regime = feed.market.regime(coin)
             trend = "LONG" if regime in UP else "SHORT" if regime in DOWN else None
