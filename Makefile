@@ -5,7 +5,11 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 # Typed parts checked by mypy (services, selectors, pure modules, contracts).
 MYPY_PATHS ?= hypersentry/env.py hypersentry/contracts hypersentry/errors.py hypersentry/workers.py \
-	hypersentry/schedule.py hypersentry/readiness.py
+	hypersentry/schedule.py hypersentry/readiness.py hypersentry/runtime.py hypersentry/ratelimit.py \
+	alpha/engine alpha/gates.py alpha/readings.py alpha/services.py alpha/selectors.py \
+	execution/risk.py execution/rounding.py execution/pnl.py execution/selectors.py execution/services \
+	markets/features.py markets/quality.py markets/normalize.py markets/selectors.py markets/services.py \
+	markets/hotstate.py accounts/services accounts/selectors.py accounts/crypto.py accounts/siwe_rules.py
 
 .PHONY: run test lint typecheck pytest bench venv venv-dev system-deps migrate clean help
 

@@ -14,6 +14,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -151,7 +152,7 @@ def _recent_trades(*, user: User) -> dict[str, Any]:
     and the user's own open breakers."""
     from execution.services.controls import breakers_open
 
-    since = timezone.now() - timezone.timedelta(hours=6)
+    since = timezone.now() - timedelta(hours=6)
     last: dict[str, int] = {}
     keys: set[str] = set()
     for row in AutoTrade.objects.filter(user=user, created_at__gte=since).order_by("created_at"):
@@ -165,7 +166,7 @@ def autotrades_reconcile(*, user: User, positions: dict[str, Decimal] | None) ->
     from execution.models import Order, OrderState
 
     closed = 0
-    grace = timezone.now() - timezone.timedelta(seconds=10)  # account_state is cached ~2 s; fills land async
+    grace = timezone.now() - timedelta(seconds=10)  # account_state is cached ~2 s; fills land async
     for row in AutoTrade.objects.filter(user=user, status__in=ACTIVE_STATUSES, created_at__lt=grace):
         order = Order.objects.filter(pk=row.order_id).only("state", "filled_size").first() if row.order_id else None
         ended_unfilled = (

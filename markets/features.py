@@ -217,7 +217,8 @@ def composite(values: Mapping[str, float | None], weights: Mapping[str, float]) 
     total_w = sum(weights[v] for v in used)
     if not used or total_w <= 0:
         return None, []
-    return sum(weights[v] * float(values[v]) for v in used) / total_w, used  # type: ignore[arg-type]
+    weighted = [weights[v] * float(values[v] or 0.0) for v in used]
+    return sum(weighted) / total_w, used
 
 
 def oi_composite(*, oi_by_venue: Mapping[str, float | None], weights: Mapping[str, float]) -> dict[str, Any]:

@@ -37,7 +37,7 @@ DEMAND_COUNT_KEY: Final = "demand:count"
 CANDLES_KEPT: Final = 500
 
 
-def _decode_snapshot(raw: bytes | None) -> SymbolSnapshot | None:
+def _decode_snapshot(raw: bytes | str | None) -> SymbolSnapshot | None:
     return None if raw is None else SymbolSnapshot.from_dict(orjson.loads(raw))
 
 
@@ -242,7 +242,7 @@ class RedisHotState(HotState):
         return {s: snap for s, raw in zip(wanted, raws, strict=True) if (snap := _decode_snapshot(raw)) is not None}
 
     def all_symbols_sync(self) -> list[str]:
-        return sorted(m.decode() for m in self._sync.smembers(INDEX_KEY))
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in self._sync.smembers(INDEX_KEY))
 
     async def put_candles(self, symbol: str, interval: str, candles: Sequence[dict[str, Any]]) -> None:
         if not candles:

@@ -256,7 +256,7 @@ def agent_signing_wallet(*, user: User) -> LocalAccount:
     )
     if row is None or row.ciphertext is None:
         raise AgentNotReady("no approved trading agent; enable trading first")
-    key = open_sealed(key_id=row.key_id, blob=bytes(row.ciphertext), aad=_aad(row, user))
+    key = open_sealed(key_id=row.key_id, blob=bytes(row.ciphertext or b""), aad=_aad(row, user))
     return Account.from_key(key)
 
 
@@ -267,7 +267,9 @@ def agent_keys_rotate() -> int:
     with transaction.atomic():
         rows = AgentWallet.objects.select_for_update().select_related("user").filter(ciphertext__isnull=False)
         for row in rows:
-            plain = open_sealed(key_id=row.key_id, blob=bytes(row.ciphertext), aad=_aad(row, row.user), ring=ring)
+            plain = open_sealed(
+                key_id=row.key_id, blob=bytes(row.ciphertext or b""), aad=_aad(row, row.user), ring=ring
+            )
             row.key_id, row.ciphertext = seal(plaintext=plain, aad=_aad(row, row.user), ring=ring)
             row.save(update_fields=["key_id", "ciphertext"])
             count += 1
