@@ -191,10 +191,9 @@ async def main() -> None:
 
     from django.conf import settings
 
+    from hypersentry.runtime import tune_gc
     from markets.realtime import LocalBroadcaster
     from markets.symbol_state import SymbolState
-
-    from hypersentry.runtime import tune_gc
 
     tune_gc()  # as every long-running entry point does (hypersentry/runtime.py)
     warm_sec = 1.0

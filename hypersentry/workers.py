@@ -20,8 +20,8 @@ from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
 from hypersentry import components
-from hypersentry.runtime import tune_gc
 from hypersentry.metrics import COMPONENT_ERRORS, COMPONENT_LOOPS
+from hypersentry.runtime import tune_gc
 
 logger = logging.getLogger(__name__)
 
