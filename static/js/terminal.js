@@ -32,8 +32,10 @@ function toBar(c) {
 }
 function volBar(b) { return { time: b.time, value: b.v, color: b.close >= b.open ? "rgba(23,194,122,.35)" : "rgba(240,71,92,.35)" }; }
 
-async function loadCandles() {
-  $("chart-source").textContent = "loading…";
+let candleRetry = null;
+async function loadCandles(attempt = 0) {
+  clearTimeout(candleRetry);
+  if (attempt === 0) $("chart-source").textContent = "loading…";
   try {
     const r = await fetch(`/trading/candles?coin=${encodeURIComponent(SYMBOL)}&interval=${interval}`, { headers: { Accept: "application/json" } });
     if (!r.ok) throw new Error(`HTTP ${r.status}`);
@@ -45,7 +47,10 @@ async function loadCandles() {
     lastBar = dedup.length ? dedup[dedup.length - 1] : null;
     $("chart-source").textContent = `${body.source || ""}${body.stale ? " · stale" : ""}`;
   } catch (err) {
-    $("chart-source").textContent = `candles unavailable (${err.message})`;
+    // Transient (venue budget, ingest still backfilling): retry with backoff instead of leaving a blank chart.
+    const delay = Math.min(30000, 2000 * 2 ** attempt);
+    $("chart-source").textContent = `candles unavailable (${err.message}) · retry in ${Math.round(delay / 1000)} s`;
+    candleRetry = setTimeout(() => loadCandles(attempt + 1), delay);
   }
 }
 function applyLiveCandle(c) {
