@@ -44,6 +44,7 @@ class SimFeed:
         # venue cadence: (ts, mid) of the last allMids and (ts, oi, funding) of the last asset context per coin
         self._mids: dict[str, tuple[int, float]] = {}
         self._ctx: dict[str, tuple[int, float, float]] = {}
+        self._books: dict[str, tuple[Any, dict[str, list[list[str]]]]] = {}
         if venue_cadence:
             self._venue_fields()
 
@@ -92,10 +93,7 @@ class SimFeed:
         cs = self.market.state[coin]
         now = self.now_ms
         mid = self.market.mid(coin)
-        book = {
-            "bids": [[f"{px:.6g}", f"{sz:.6g}"] for px, sz, _ in cs.book.bids[: self.levels]],
-            "asks": [[f"{px:.6g}", f"{sz:.6g}"] for px, sz, _ in cs.book.asks[: self.levels]],
-        }
+        book = self._book(coin)
         trades = list(reversed(self._trades[coin][-20:]))  # newest first, like ingest's snapshot
         return SymbolSnapshot(
             symbol=coin.upper(),
@@ -115,11 +113,17 @@ class SimFeed:
         )
 
     def _book(self, coin: str) -> dict[str, list[list[str]]]:
+        """The wire book, formatted once per venue book (snapshots between re-quotes share it; nobody mutates it)."""
         book = self.market.state[coin].book
-        return {
+        cached = self._books.get(coin)
+        if cached is not None and cached[0] is book:
+            return cached[1]
+        wire = {
             "bids": [[f"{px:.6g}", f"{sz:.6g}"] for px, sz, _ in book.bids[: self.levels]],
             "asks": [[f"{px:.6g}", f"{sz:.6g}"] for px, sz, _ in book.asks[: self.levels]],
         }
+        self._books[coin] = (book, wire)
+        return wire
 
     def _cadence_snapshot(self, coin: str) -> SymbolSnapshot:
         price_ts, mid = self._mids[coin]
