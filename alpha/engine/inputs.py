@@ -13,7 +13,8 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
-from operator import itemgetter
+from itertools import repeat
+from operator import itemgetter, sub
 from typing import Any, NamedTuple
 
 from alpha.engine.config import DEFAULT_CONFIG, AlphaConfig
@@ -21,6 +22,7 @@ from alpha.engine.config import DEFAULT_CONFIG, AlphaConfig
 MAX_TS_MS = 2**53
 _INF = math.inf
 _TS = itemgetter(0)  # the timestamp of a series item; a C-level key for bisect
+_VALUE = itemgetter(1)
 
 
 def finite(value: Any) -> float | None:
@@ -139,7 +141,8 @@ class SymbolHistory:
 def mean_std(values: list[float]) -> tuple[float, float]:
     """Population mean and standard deviation (fsum-exact sums); one definition for update() and funding_z()."""
     mean = math.fsum(values) / len(values)
-    return mean, math.sqrt(math.fsum([(v - mean) ** 2 for v in values]) / len(values))
+    # fsum((v - mean) ** 2 for v in values), iterated in C: pow(x, 2) is the same float operation as x ** 2.
+    return mean, math.sqrt(math.fsum(map(pow, map(sub, values, repeat(mean)), repeat(2))) / len(values))
 
 
 def empty_history(symbol: str) -> SymbolHistory:
@@ -409,7 +412,7 @@ def update(
     )
     changes: dict[str, Any] = {"prices": prices, "oi": oi, "funding": funding}
     if funding is not history.funding:
-        changes["funding_stats"] = (funding, *mean_std([p.value for p in funding])) if funding else None
+        changes["funding_stats"] = (funding, *mean_std(list(map(_VALUE, funding)))) if funding else None
     changes.update(_roll_volatility(history, prices, cfg))
 
     fresh, last_ms, last_keys = _new_trades(history, get("trades"))
