@@ -98,3 +98,23 @@ def test_absorption_reads_against_heavy_buying_that_does_not_lift_price() -> Non
     history, now = build_history(seconds=120, trades=trades)
     comp = ConvictionEngine().analyze(history=history, now_ms=now).components["footprint"]
     assert comp.inputs["absorption"]["score"] < -0.5
+
+
+def test_a_repeated_newest_first_trades_ring_folds_only_the_new_tail() -> None:
+    ring = [{"side": "B", "px": "100", "sz": "1", "time": T0 + i * 100, "tid": i} for i in range(20)]
+    h1 = update(empty_history("ETH"), {"trades": list(reversed(ring))})  # newest first, as ingest sends it
+    same_ms = {"side": "A", "px": "100", "sz": "3", "time": T0 + 1900, "tid": 99}  # same ms as the newest, new tid
+    newer = {"side": "A", "px": "101", "sz": "2", "time": T0 + 2000.0, "tid": 100}  # float time
+    h2 = update(h1, {"trades": [newer, same_ms, *reversed(ring[1:])]})
+    assert len(h1.trades) == 20 and len(h2.trades) == 22
+    assert [t.ts_ms for t in h2.trades[-2:]] == [T0 + 1900, T0 + 2000]
+    assert update(h2, {"trades": [newer, same_ms, *reversed(ring)]}) == h2
+
+
+def test_funding_statistics_cached_by_update_match_a_recomputation() -> None:
+    history, now = build_history(seconds=3600, step_ms=60_000, funding=lambda t: 0.0000125 + 1e-5 * math.sin(t / 500))
+    engine = ConvictionEngine()
+    cached = engine.analyze(history=history, now_ms=now).components["funding"]
+    recomputed = engine.analyze(history=dataclasses.replace(history, funding_stats=None), now_ms=now)
+    assert cached.inputs["z_hist"] is not None
+    assert cached == recomputed.components["funding"]
