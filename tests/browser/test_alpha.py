@@ -3,72 +3,20 @@ ingest and alpha pipeline; temp SQLite, no DATABASE_URL/REDIS_URL)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.markets.gateway_fixtures import free_port
+from tests.browser.conftest import ARTIFACTS, launch_chromium, run_serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"serve exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} not ready within {timeout}s")
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    tmp = tempfile.mkdtemp(prefix="hs-alpha-browser-")
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(ENVIRONMENT="development", SQLITE_PATH=f"{tmp}/db.sqlite3", PYTHONPATH=str(ROOT))
-    sim_port, web_port = free_port(), free_port()
-    env.update(HYPERSENTRY_VENUE_URL=f"http://127.0.0.1:{sim_port}", ALLOWED_ORIGINS=f"http://127.0.0.1:{web_port}")
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    logs = open(f"{tmp}/logs.txt", "wb")  # noqa: SIM115
-    web = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--port", str(web_port)],
-        cwd=ROOT,
-        env=env,
-        stdout=logs,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        _wait_http(f"http://127.0.0.1:{web_port}/readyz", 90, web)
-        yield f"http://127.0.0.1:{web_port}"
-    finally:
-        web.terminate()
-        try:
-            web.wait(15)
-        except subprocess.TimeoutExpired:
-            web.kill()
-        print(Path(f"{tmp}/logs.txt").read_text()[-3000:])
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with run_serve(tmp_path_factory.mktemp("alpha-serve"), ready_path="/readyz") as (base, _env):
+        yield base
 
 
 def test_alpha_page_shows_live_scores_and_the_blocking_gate(server: str) -> None:
@@ -77,7 +25,7 @@ def test_alpha_page_shows_live_scores_and_the_blocking_gate(server: str) -> None
     ARTIFACTS.mkdir(exist_ok=True)
     errors: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1500, "height": 900})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))

@@ -7,82 +7,42 @@ state); the simulator runs as its own process with its control endpoint so the t
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.markets.gateway_fixtures import free_port
+from tests.browser.conftest import ARTIFACTS, ROOT, launch_chromium, run_serve
+from tests.plugins.services import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _wait_http(url: str, timeout: float, procs: list[subprocess.Popen[bytes]]) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for p in procs:
-            if p.poll() is not None:
-                raise RuntimeError(f"process exited with {p.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} not ready within {timeout}s")
 
 
 @pytest.fixture(scope="module")
-def topology() -> Iterator[tuple[str, str]]:
-    tmp = tempfile.mkdtemp(prefix="hs-browser-")
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(ENVIRONMENT="development", SQLITE_PATH=f"{tmp}/db.sqlite3", PYTHONPATH=str(ROOT))
-    sim_port, web_port = free_port(), free_port()
-    env.update(HYPERSENTRY_VENUE_URL=f"http://127.0.0.1:{sim_port}", HYPERSENTRY_EMBED_SIMULATOR="false")
-    env["ALLOWED_ORIGINS"] = f"http://127.0.0.1:{web_port}"
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    logs = open(f"{tmp}/logs.txt", "wb")  # noqa: SIM115
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "hlsim", "--port", str(sim_port), "--control", "--symbols", "BTC,ETH,SOL"],
-        cwd=ROOT,
-        env=env,
-        stdout=logs,
-        stderr=subprocess.STDOUT,
-    )
-    web = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--port", str(web_port)],
-        cwd=ROOT,
-        env=env,
-        stdout=logs,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        _wait_http(f"http://127.0.0.1:{web_port}/readyz", 60, [sim, web])
-        yield f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{sim_port}"
-    finally:
-        for p in (web, sim):
-            p.terminate()
-        for p in (web, sim):
+def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """The simulator runs as its own process with its control endpoint, so the test can stall its feed."""
+    tmp = tmp_path_factory.mktemp("terminal-serve")
+    sim_port = free_port()
+    with open(tmp / "hlsim.log", "wb") as sim_log:
+        sim = subprocess.Popen(
+            [sys.executable, "-m", "hlsim", "--port", str(sim_port), "--control", "--symbols", "BTC,ETH,SOL"],
+            cwd=ROOT,
+            stdout=sim_log,
+            stderr=subprocess.STDOUT,
+        )
+        sim_url = f"http://127.0.0.1:{sim_port}"
+        try:
+            with run_serve(tmp, venue_url=sim_url, ready_path="/readyz", extra_procs=[sim]) as (base, _env):
+                yield base, sim_url
+        finally:
+            sim.terminate()
             try:
-                p.wait(15)
+                sim.wait(15)
             except subprocess.TimeoutExpired:
-                p.kill()
+                sim.kill()
 
 
 def _control(sim: str, body: dict[str, object]) -> None:
@@ -98,7 +58,7 @@ def test_terminal_is_live_turns_stale_when_the_feed_stalls_and_recovers(topology
     ARTIFACTS.mkdir(exist_ok=True)
     errors: list[str] = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        browser = launch_chromium(pw)
         page = browser.new_page(viewport={"width": 1500, "height": 950})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))

@@ -3,35 +3,17 @@ the position — against `manage.py serve` (temp SQLite, no DATABASE_URL/REDIS_U
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import requests
 
+from tests.browser.conftest import ARTIFACTS, ROOT, launch_chromium, run_serve
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -40,49 +22,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, 
 
     sim_thread = SimulatorThread(SimConfig(port=0, symbols=["BTC", "ETH", "SOL"], backfill_minutes=5, seed=11))
     sim = sim_thread.start()
-    port = _free_port()
-    tmp = tmp_path_factory.mktemp("trading-serve")
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
-    env.update(
-        ENVIRONMENT="development",
-        DEBUG="true",
-        SQLITE_PATH=str(tmp / "db.sqlite3"),
-        FRONTEND_URL=f"http://127.0.0.1:{port}",
-        HYPERSENTRY_VENUE="sim",
-        HYPERSENTRY_VENUE_URL=sim.base_url.rstrip("/"),
-        HYPERSENTRY_EMBED_SIMULATOR="false",
-        LOG_LEVEL="warning",
-    )
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True, timeout=120
-    )
-    log = open(tmp / "serve.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=1).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError((tmp / "serve.log").read_text()[-3000:]) from None
-                time.sleep(0.3)
-        yield base, sim.base_url, env
+        with run_serve(tmp_path_factory.mktemp("trading-serve"), venue_url=sim.base_url) as (base, env):
+            yield base, sim.base_url, env
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
         sim_thread.stop()
 
 
@@ -98,7 +41,7 @@ def test_place_see_cancel_and_close_from_the_terminal(stack: tuple[str, str, dic
     ARTIFACTS.mkdir(exist_ok=True)
     errors: list[str] = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        browser = launch_chromium(pw)
         page = browser.new_page(viewport={"width": 1500, "height": 1300})
         page.on("pageerror", lambda e: errors.append(str(e)))
         try:

@@ -3,35 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct, encode_typed_data
 
+from tests.browser.conftest import ARTIFACTS, launch_chromium, run_serve
+
 pytestmark = pytest.mark.browser
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -41,44 +21,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # The venue simulator runs here (in the test process); the server under test is pointed at it.
     sim_thread = SimulatorThread(SimConfig(port=0, n_symbols=2, backfill_minutes=5, seed=5))
     sim = sim_thread.start()
-    port = _free_port()
-    tmp = tmp_path_factory.mktemp("serve")
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
-    env.update(
-        ENVIRONMENT="development",
-        DEBUG="true",
-        SQLITE_PATH=str(tmp / "db.sqlite3"),
-        FRONTEND_URL=f"http://127.0.0.1:{port}",
-        HYPERSENTRY_VENUE="sim",
-        HYPERSENTRY_VENUE_URL=sim.base_url.rstrip("/"),
-        HYPERSENTRY_EMBED_SIMULATOR="false",
-        LOG_LEVEL="warning",
-    )
-    python = sys.executable
-    subprocess.run([python, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
-    log = open(tmp / "serve.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [python, "manage.py", "serve", "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=1).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError((tmp / "serve.log").read_text()[-3000:]) from None
-                time.sleep(0.3)
-        yield base
+        with run_serve(tmp_path_factory.mktemp("serve"), venue_url=sim.base_url) as (base, _env):
+            yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
         sim_thread.stop()
 
 
@@ -87,7 +33,7 @@ def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+        instance = launch_chromium(pw)
         yield instance
         instance.close()
 

@@ -1,0 +1,99 @@
+"""Shared pieces of the browser tests: Debian's chromium through Playwright, and the one-process topology
+(`manage.py serve` on a temp SQLite, in-memory layers, no DATABASE_URL/REDIS_URL) as a subprocess."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tests.plugins.services import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def launch_chromium(playwright: Any) -> Any:
+    return playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+
+
+def wait_http(url: str, *, timeout: float, procs: list[subprocess.Popen[bytes]], log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc in procs:
+            if proc.poll() is not None:
+                tail = log.read_text()[-3000:] if log is not None and log.exists() else ""
+                raise RuntimeError(f"process exited with {proc.returncode}\n{tail}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
+            if response.status == 200:
+                return
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} not ready within {timeout}s")
+
+
+def serve_env(tmp: Path, *, web_port: int, venue_url: str, embed_simulator: bool) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
+    env.update(
+        ENVIRONMENT="development",
+        DEBUG="true",
+        SQLITE_PATH=str(tmp / "db.sqlite3"),
+        FRONTEND_URL=f"http://127.0.0.1:{web_port}",
+        ALLOWED_ORIGINS=f"http://127.0.0.1:{web_port}",
+        HYPERSENTRY_VENUE="sim",
+        HYPERSENTRY_VENUE_URL=venue_url.rstrip("/"),
+        HYPERSENTRY_EMBED_SIMULATOR="true" if embed_simulator else "false",
+        LOG_LEVEL="warning",
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+@contextlib.contextmanager
+def run_serve(
+    tmp: Path,
+    *,
+    venue_url: str | None = None,
+    ready_path: str = "/healthz",
+    timeout: float = 90,
+    extra_procs: list[subprocess.Popen[bytes]] | None = None,
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """Migrate and start `manage.py serve`; yields (base URL, its environment). Without `venue_url` the
+    simulator is embedded on a free port."""
+    web_port = free_port()
+    embed = venue_url is None
+    env = serve_env(
+        tmp, web_port=web_port, venue_url=venue_url or f"http://127.0.0.1:{free_port()}", embed_simulator=embed
+    )
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
+    log_path = tmp / "serve.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "--port", str(web_port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{web_port}"
+        try:
+            wait_http(base + ready_path, timeout=timeout, procs=[proc, *(extra_procs or [])], log=log_path)
+            yield base, env
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
