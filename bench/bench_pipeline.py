@@ -4,6 +4,10 @@ shared machine does not inflate it.
 
     .venv/bin/python bench/bench_pipeline.py [--symbols 80] [--seconds 20] [--warm-minutes 2]
                                              [--history-minutes 30] [--every-snapshot-new] [--profile]
+                                             [--default-gc]
+
+The process's GC is tuned at start-up as in production (`hypersentry.runtime.tune_gc()`, called by `serve` and
+the workers); `--default-gc` keeps CPython's defaults instead.
 
 Feed: hlsim's deterministic MarketEngine (seed 42; 23 perps + synthetic SYN coins) at the venue's cadence
 (tests/alpha/simfeed.py `venue_cadence=True`): price every 500 ms (allMids), a new book when the venue re-quotes
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import math
 import os
 import random
@@ -140,6 +145,10 @@ def instrument(pipe: AlphaPipeline) -> tuple[list[float], list[float]]:
 
 async def run(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
+    if not args.default_gc:
+        from hypersentry.runtime import tune_gc
+
+        tune_gc()  # as every long-running entry point does at start-up (serve, run_alpha: hypersentry/runtime.py)
     feed, pipe, hot, bc = build(args)
     n = len(feed.coins)
     warm_rounds = int(args.warm_minutes * 60 * 5)
@@ -222,6 +231,8 @@ async def run(args: argparse.Namespace) -> int:
         f"baseline as_dict+orjson of every snapshot: mean {statistics.mean(base_cpu):.2f} ms per round "
         f"→ {base_frac:.1f} % of one core; ratio pipeline / baseline {frac / base_frac:.2f}×"
     )
+    gc_kind = "CPython defaults" if args.default_gc else "tune_gc() as in production"
+    print(f"gc: {gc_kind}, threshold {gc.get_threshold()}")
     print(
         f"run took {time.perf_counter() - t_start:.1f} s wall; load average {os.getloadavg()[0]:.2f} "
         f"on {os.cpu_count()} CPUs"
@@ -240,4 +251,5 @@ if __name__ == "__main__":
     ap.add_argument("--history-minutes", type=float, default=30)
     ap.add_argument("--every-snapshot-new", action="store_true")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--default-gc", action="store_true", help="skip hypersentry.runtime.tune_gc()")
     sys.exit(asyncio.run(run(ap.parse_args())))
