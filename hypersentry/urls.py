@@ -1,6 +1,5 @@
 from django.contrib import admin
-from django.contrib.staticfiles.views import serve as static_serve
-from django.urls import include, path, re_path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from hypersentry import views
@@ -13,9 +12,6 @@ urlpatterns = [
     path("api/schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("admin/", admin.site.urls),
     path("system", views.index, name="system"),
-    # Static files through the finders in every topology (no build step, no collectstatic needed for `make run`);
-    # a fronting proxy may serve STATIC_ROOT instead.
-    re_path(r"^static/(?P<path>.*)$", static_serve, {"insecure": True}),
     path("", markets_overview, name="home"),
     path("", include("markets.urls")),
     path("", include("accounts.urls")),
