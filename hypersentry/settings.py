@@ -365,7 +365,10 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
-STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns on every start when the collect target is missing
+try:  # WhiteNoise warns on every start when the collect target is missing; read-only images just skip this
+    STATIC_ROOT.mkdir(exist_ok=True)
+except OSError:
+    pass
 # WhiteNoise serves /static/ in every topology; with finders no collectstatic is needed for `make run`
 # (the Docker image still collects, and WhiteNoise then serves STATIC_ROOT with far-future caching off).
 WHITENOISE_USE_FINDERS = True
