@@ -6,6 +6,7 @@ simulator, ENVIRONMENT=development. Every variable is documented in `.env.exampl
 
 from __future__ import annotations
 
+import contextlib
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -365,10 +366,9 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
-try:  # WhiteNoise warns on every start when the collect target is missing; read-only images just skip this
+# WhiteNoise warns on every start when the collect target is missing; read-only images just skip this.
+with contextlib.suppress(OSError):
     STATIC_ROOT.mkdir(exist_ok=True)
-except OSError:
-    pass
 # WhiteNoise serves /static/ in every topology; with finders no collectstatic is needed for `make run`
 # (the Docker image still collects, and WhiteNoise then serves STATIC_ROOT with far-future caching off).
 WHITENOISE_USE_FINDERS = True
