@@ -248,8 +248,8 @@ def parse_trades(
     rows: list[TradeRow] = []
     inf = _INF
     for raw in data:
-        # Fast path for the venue's usual shape (every field present and well typed, a coin seen in this frame
-        # before); anything else goes through `_trade_checked`, which applies the same rules one by one.
+        # Fast path for the venue's usual shape (every field present and well typed, a known coin); anything
+        # else goes through `_trade_checked`, which applies the same rules one by one (and names the bad field).
         try:
             coin, px_raw, sz_raw, side, t, tid = raw["coin"], raw["px"], raw["sz"], raw["side"], raw["time"], raw["tid"]
             px, sz = float(px_raw), float(sz_raw)
@@ -257,16 +257,24 @@ def parse_trades(
             coin = None
         if (
             coin is not None
-            and coin == last_coin
             and 0.0 < px < inf
             and 0.0 < sz < inf
             and (side == "B" or side == "A")
             and px_raw.__class__ is str
             and sz_raw.__class__ is str
             and t.__class__ is int
-            and 1_000_000_000_000 <= t <= recv_ms
+            and t >= 1_000_000_000_000
             and tid.__class__ is int
         ):
+            if coin != last_coin:
+                symbol = symbol_of.get(coin) if coin.__class__ is str else None
+                if symbol is None:
+                    rejections.append(Rejection(quality.MALFORMED, str(coin), "trade for an unknown coin"))
+                    continue
+                last_coin = coin
+                rows = groups.setdefault(symbol, [])
+            if t > recv_ms:
+                t = recv_ms  # `_ts`: a venue time ahead of our clock is replaced by the receive time
             rows.append((px, sz, side, t, {"px": px_raw, "sz": sz_raw, "side": side, "time": t, "tid": tid}))
             continue
         checked = _trade_checked(raw, recv_ms=recv_ms, symbol_of=symbol_of)

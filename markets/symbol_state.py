@@ -59,6 +59,11 @@ class SymbolState:
     book_stats: dict[str, Any] | None = None  # of the current book; None = not computed yet
     ctx_cache: tuple[Any, Any, dict[str, Any]] | None = None  # (ctx, weights, snapshot fields derived from them)
     candles_wire: dict[str, dict[str, Any]] | None = None  # current candles as sent; None = rebuild
+    # Pre-encoded wire parts (orjson.Fragment) reused by every envelope until their input changes: the newest
+    # PUBLISHED trades of the ring (None = re-encode), and (input object, fragment) for the book and candles.
+    trades_frag: Any = None
+    book_frag: tuple[Any, Any, Any] | None = None
+    candles_frag: tuple[Any, Any] | None = None
     price_guard: quality.JumpGuard | None = None
     trade_guard: quality.JumpGuard | None = None
     dirty: bool = False
@@ -144,6 +149,7 @@ def apply_trade_rows(state: SymbolState, rows: list[normalize.TradeRow], *, mono
         return rejected
     wires = [row[4] for row in accepted]
     state.trades.extend(wires)
+    state.trades_frag = None
     batch = state.batch
     room = TRADES_BATCH_MAX - len(batch)
     if room >= len(wires):
