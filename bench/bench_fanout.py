@@ -1,6 +1,6 @@
 """Fan-out benchmark: the /ws gateway against two baselines, same workload, same clients, same run.
 
-    .venv/bin/python bench/bench_fanout.py                   # 1000 clients × ~10 frames/s, 3 modes, ~1.5 minutes
+    .venv/bin/python bench/bench_fanout.py                   # 1000 clients × ~10 frames/s, 3 modes, ~1 minute
     .venv/bin/python bench/bench_fanout.py --clients 300 --seconds 5 --modes gateway,websockets
 
 Modes (each server is its own process, pinned to CPU 0; the client processes are pinned to the other CPUs):
@@ -24,6 +24,10 @@ Method:
     own counters (offered / lagging / conflated) are printed so a shortfall can be attributed.
   * Server CPU = utime + stime of the server process from /proc/<pid>/stat over the window; per delivered frame.
   * latency = client receive time − publish stamp (same clock: one machine).
+
+Clients: asyncio clients on the `websockets` library, many connections per process — per connection websockets'
+Sans-I/O ClientProtocol (handshake with the Origin header, framing, close) under a bare asyncio.Protocol that reads
+only each frame's publish stamp, so the clients are not the bottleneck (their CPU over the window is printed).
 """
 
 from __future__ import annotations
@@ -45,10 +49,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from websockets.frames import Opcode
+
 ROOT = Path(__file__).resolve().parents[1]
 TICK = os.sysconf("SC_CLK_TCK")
 GRACE_SEC = 1.5
 ORIGIN = "http://127.0.0.1:8000"
+_TEXT = Opcode.TEXT
 
 # --- servers (run with `python bench_fanout.py --serve <mode> --port P --symbols S --rate R --stats F`) -----------
 
@@ -216,63 +223,148 @@ async def serve_channels(args: argparse.Namespace, symbols: list[str]) -> None:
 # --- clients -------------------------------------------------------------------------------------------------------
 
 
-async def _client_main(url: str, plans: list[list[str]], ready_q: Any, go: Any) -> dict[str, Any]:
-    import websockets
+class _Client(asyncio.Protocol):
+    """One benchmark connection: websockets' Sans-I/O ClientProtocol under a bare asyncio.Protocol.
 
-    latencies: list[float] = []
+    The `websockets` library does the handshake (Origin header), framing and the close handshake; per frame the
+    client only reads the publish stamp (data.t, the envelope's last field), so receiving a frame costs the
+    protocol's parse and a float() — not a recv() coroutine round trip per frame."""
+
+    def __init__(self, run: _ClientRun, uri: Any, coins: list[str]) -> None:
+        from websockets.client import ClientProtocol
+        from websockets.typing import Origin
+
+        self.run = run
+        self.coins = coins
+        self.protocol = ClientProtocol(uri, origin=Origin(ORIGIN), max_size=2**22)
+        self.transport: asyncio.Transport | None = None
+        self.open = False
+        self.acked = 0
+        self.closing = False
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def _flush(self) -> None:
+        for chunk in self.protocol.data_to_send():
+            if chunk:
+                self.transport.write(chunk)  # type: ignore[union-attr]
+            else:  # b"": the protocol wants the TCP connection half-closed (close handshake done)
+                self.transport.write_eof()  # type: ignore[union-attr]
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.protocol.send_request(self.protocol.connect())
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time()  # every frame of this read arrived now
+        protocol = self.protocol
+        protocol.receive_data(data)
+        for event in protocol.events_received():
+            if not self.open:  # the handshake response
+                if protocol.handshake_exc is not None:
+                    self._fail(protocol.handshake_exc)
+                    return
+                self.open = True
+                for c in self.coins:
+                    msg = json.dumps({"type": "subscribe", "coin": c, "channels": ["public.market"]})
+                    protocol.send_text(msg.encode())
+                continue
+            if event.opcode is not _TEXT:
+                continue
+            raw = event.data
+            if self.acked < len(self.coins):
+                if b"subscribed" in raw[:30]:
+                    self.acked += 1
+                elif b'"error"' in raw[:30]:
+                    self.run.counts["unsubscribed"] += 1
+                    self.acked += 1
+                if self.acked == len(self.coins) and not self.done.done():
+                    self.done.set_result(None)
+                continue
+            window = self.run.window
+            if not window or now > window[1] + GRACE_SEC or b'"event_type"' not in raw[:30]:
+                continue
+            i = raw.rfind(b'"t":')  # data.t is the last field: no full JSON parse per frame
+            t = float(raw[i + 4 : raw.index(b"}", i)]) / 1000
+            if window[0] <= t < window[1]:
+                self.run.latencies.append(1000 * (now - t))
+                self.run.counts["frames"] += 1
+        self._flush()  # pongs / close frames the protocol produced
+
+    def eof_received(self) -> bool | None:
+        self.protocol.receive_eof()
+        self._flush()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closing:
+            self._fail(exc or ConnectionError("connection closed"))
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self.done.done():
+            self.done.set_exception(exc)  # counted by the connecting coroutine
+        elif not self.closing:
+            self.run.counts["errors"] += 1  # lost after its acks
+        self.closing = True
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def close(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+
+class _ClientRun:
+    """Per client process: the results every connection appends to, and the window once it is known."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.counts = {"frames": 0, "errors": 0, "unsubscribed": 0}
+        self.window: list[float] = []  # [start, end] once the orchestrator opens it
+
+
+async def _client_main(url: str, plans: list[list[str]], ready_q: Any, go: Any) -> dict[str, Any]:
+    from websockets.uri import parse_uri
+
+    uri = parse_uri(url)
+    loop = asyncio.get_running_loop()
+    run = _ClientRun()
     acks_ms: list[float] = []
-    counts = {"frames": 0, "errors": 0, "unsubscribed": 0}
-    window: list[float] = []  # [start, end] once the orchestrator opens it
-    all_ready = asyncio.Event()
+    conns: list[_Client] = []
     handshakes = asyncio.Semaphore(64)
 
     async def one(coins: list[str]) -> None:
-        try:
-            async with handshakes:
-                t0 = time.perf_counter()
-                ws = await websockets.connect(
-                    url, origin=ORIGIN, compression=None, open_timeout=60, ping_interval=None, max_size=2**22
+        async with handshakes:
+            t0 = time.perf_counter()
+            try:
+                _, conn = await asyncio.wait_for(
+                    loop.create_connection(lambda: _Client(run, uri, coins), uri.host, uri.port), 60
                 )
-                for c in coins:
-                    await ws.send(json.dumps({"type": "subscribe", "coin": c, "channels": ["public.market"]}))
-                acked = 0
-                while acked < len(coins):
-                    raw = await asyncio.wait_for(ws.recv(), 30)
-                    if "subscribed" in raw[:30]:
-                        acked += 1
-                    elif '"error"' in raw[:30]:
-                        counts["unsubscribed"] += 1
-                        acked += 1
-                acks_ms.append(1000 * (time.perf_counter() - t0))
-            if len(acks_ms) == len(plans):
-                all_ready.set()
-            async with ws:
-                while True:
-                    raw = await ws.recv()
-                    now = time.time()
-                    if window and now > window[1] + GRACE_SEC:
-                        return
-                    if not window or '"event_type"' not in raw[:30]:
-                        continue
-                    i = raw.rfind('"t":')  # data.t is the last field: no full JSON parse per frame
-                    t = float(raw[i + 4 : raw.index("}", i)]) / 1000
-                    if window[0] <= t < window[1]:
-                        latencies.append(1000 * (now - t))
-                        counts["frames"] += 1
-        except Exception:
-            counts["errors"] += 1
-            if len(acks_ms) + counts["errors"] >= len(plans):
-                all_ready.set()
+                conns.append(conn)
+                await asyncio.wait_for(asyncio.shield(conn.done), 30 * len(coins))
+            except Exception:
+                run.counts["errors"] += 1
+                return
+            acks_ms.append(1000 * (time.perf_counter() - t0))
 
-    tasks = [asyncio.create_task(one(coins)) for coins in plans]
-    await asyncio.wait_for(all_ready.wait(), 120)
+    await asyncio.wait_for(asyncio.gather(*(one(coins) for coins in plans)), 120)
     ready_q.put({"acks_ms": acks_ms})
-    start, end = await asyncio.get_running_loop().run_in_executor(None, go.recv)
-    window.extend((start, end))
-    await asyncio.wait(tasks, timeout=max(1.0, end + GRACE_SEC + 5 - time.time()))
-    for t in tasks:
-        t.cancel()
-    return {"latencies": latencies, **counts}
+    start, end = await loop.run_in_executor(None, go.recv)
+    run.window.extend((start, end))
+    await asyncio.sleep(max(0.0, start - time.time()))
+    cpu0 = _own_cpu()
+    await asyncio.sleep(max(0.0, end - time.time()))
+    cpu_s = _own_cpu() - cpu0  # this client process's CPU over the window
+    await asyncio.sleep(max(0.0, end + GRACE_SEC - time.time()) + 0.1)
+    for conn in conns:
+        conn.close()
+    return {"latencies": run.latencies, "cpu_s": cpu_s, **run.counts}
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _client_proc(url: str, plans: list[list[str]], cpus: list[int], nice: int, ready_q: Any, go: Any, out: Any) -> None:
@@ -281,7 +373,7 @@ def _client_proc(url: str, plans: list[list[str]], cpus: list[int], nice: int, r
         out.put(asyncio.run(_client_main(url, plans, ready_q, go)))
     except Exception as exc:
         ready_q.put({"acks_ms": [], "failed": repr(exc)})
-        out.put({"latencies": [], "frames": 0, "errors": len(plans), "unsubscribed": 0})
+        out.put({"latencies": [], "cpu_s": 0.0, "frames": 0, "errors": len(plans), "unsubscribed": 0})
 
 
 # --- orchestration -------------------------------------------------------------------------------------------------
@@ -462,6 +554,8 @@ def run_mode(
         "expected": expected,
         "delivered_ratio": frames / expected if expected else 0.0,
         "server_cpu_pct": 100 * cpu / args.seconds,
+        "client_cpu_pct": 100 * sum(r["cpu_s"] for r in results) / args.seconds,
+        "client_cpu_us_per_frame": 1e6 * sum(r["cpu_s"] for r in results) / frames if frames else float("inf"),
         "redis_cpu_pct": 100 * redis_cpu / args.seconds,
         "cpu_us_per_frame": 1e6 * cpu / frames if frames else float("inf"),
         "fanout_loop_us_per_send": 1e6 * fanout_s / offered if offered else float("nan"),
@@ -542,6 +636,7 @@ def _print_mode(row: dict[str, Any]) -> None:
         f"p99 {row['subscribe_ack_ms_p99']:.0f} max {row['subscribe_ack_ms_max']:.0f} ms), errors {row['errors']}, "
         f"ticks published {row['ticks_in_window']}/{row['ticks_nominal']}, fan-out loop "
         f"{row['fanout_loop_us_per_send']:.1f} µs/send (wall), Redis CPU {row['redis_cpu_pct']:.0f} %, "
+        f"clients' CPU {row['client_cpu_pct']:.0f} % ({row['client_cpu_us_per_frame']:.1f} µs/frame), "
         f"counters: {hub}",
         flush=True,
     )
