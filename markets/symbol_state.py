@@ -7,6 +7,7 @@ because it needs the previous accepted price.
 
 from __future__ import annotations
 
+import operator
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -137,17 +138,23 @@ def apply_trades(state: SymbolState, trades: list[ft.Trade], *, mono: float = 0.
     return apply_trade_rows(state, rows, mono=mono)
 
 
+_PX: Final = operator.itemgetter(0)
+_TIME: Final = operator.itemgetter(3)
+_WIRE: Final = operator.itemgetter(4)
+
+
 def apply_trade_rows(state: SymbolState, rows: list[normalize.TradeRow], *, mono: float = 0.0) -> list[str]:
     """Fold trades into ring, CVD, pending candles and the publish batch; returns one reason per rejected trade."""
     assert state.trade_guard is not None
     # The jump guard is sequential (each accepted price moves its anchor); everything after it works on the
     # accepted rows as a whole: C-level extends, one loop for CVD + candles.
-    reasons = list(map(state.trade_guard.check, [row[0] for row in rows]))
-    rejected = [r for r in reasons if r]
+    # C-level column extraction (itemgetter maps): this runs for every trades frame.
+    reasons = list(map(state.trade_guard.check, map(_PX, rows)))
+    rejected = list(filter(None, reasons))
     accepted = [row for row, r in zip(rows, reasons, strict=True) if not r] if rejected else rows
     if not accepted:
         return rejected
-    wires = [row[4] for row in accepted]
+    wires = list(map(_WIRE, accepted))
     state.trades.extend(wires)
     state.trades_frag = None
     batch = state.batch
@@ -158,7 +165,7 @@ def apply_trade_rows(state: SymbolState, rows: list[normalize.TradeRow], *, mono
         batch.extend(wires[: max(room, 0)])
         state.batch_dropped += len(wires) - max(room, 0)
     ft.trades_fold(state.cvd, state.candle_deltas, accepted)
-    newest = max(row[3] for row in accepted)
+    newest = accepted[0][3] if len(accepted) == 1 else max(map(_TIME, accepted))
     if state.trades_ts is None or newest > state.trades_ts:
         state.trades_ts = newest
     state.candles_dirty = True
