@@ -63,6 +63,7 @@ class SymbolState:
     # Pre-encoded wire parts (orjson.Fragment) reused by every envelope until their input changes: the newest
     # PUBLISHED trades of the ring (None = re-encode), and (input object, fragment) for the book and candles.
     trades_frag: Any = None
+    trades_list: list[dict[str, Any]] | None = None  # the ring newest first, shared by snapshots until it changes
     book_frag: tuple[Any, Any, Any] | None = None
     candles_frag: tuple[Any, Any] | None = None
     price_guard: quality.JumpGuard | None = None
@@ -156,7 +157,7 @@ def apply_trade_rows(state: SymbolState, rows: list[normalize.TradeRow], *, mono
         return rejected
     wires = list(map(_WIRE, accepted))
     state.trades.extend(wires)
-    state.trades_frag = None
+    state.trades_frag = state.trades_list = None
     batch = state.batch
     room = TRADES_BATCH_MAX - len(batch)
     if room >= len(wires):
@@ -232,6 +233,9 @@ def snapshot_fields(
         stats = state.book_stats = ft.book_stats_sides(
             bids=state.bids_f, asks=state.asks_f, depth_bps=weights.depth_bps
         )
+    trades = state.trades_list
+    if trades is None:
+        trades = state.trades_list = list(reversed(state.trades))  # nothing mutates a snapshot's list
     cvd = ft.cvd_windows(state.cvd, now_ms=now_ms)
     spot = {k: v for k, v in spot_cvd.items() if v is not None} if spot_cvd else None
     ctx = state.ctx or {}
@@ -244,7 +248,7 @@ def snapshot_fields(
         "book": {"bids": state.bids, "asks": state.asks},
         "book_ts": state.book_ts,
         "book_stats": stats,
-        "trades": list(reversed(state.trades)),
+        "trades": trades,
         "trades_ts": state.trades_ts,
         "cvd_venue": cvd["cvd_venue"],
         "cvd_venue_1m": cvd["cvd_venue_1m"],
