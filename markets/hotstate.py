@@ -15,6 +15,7 @@ Async methods serve ingest and the gateway; `*_sync` variants serve DRF views ru
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import threading
 import time
@@ -45,12 +46,12 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class HotState:
+class HotState(abc.ABC):
     """Interface; see the module docstring. Both implementations are safe to share between threads."""
 
     # --- snapshots
-    async def put_many(self, snapshots: Sequence[SymbolSnapshot]) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def put_many(self, snapshots: Sequence[SymbolSnapshot]) -> None: ...
 
     async def put(self, snapshot: SymbolSnapshot) -> None:
         await self.put_many([snapshot])
@@ -58,55 +59,55 @@ class HotState:
     async def get(self, symbol: str) -> SymbolSnapshot | None:
         return (await self.get_many([symbol])).get(symbol.upper())
 
-    async def get_many(self, symbols: Iterable[str]) -> dict[str, SymbolSnapshot]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def get_many(self, symbols: Iterable[str]) -> dict[str, SymbolSnapshot]: ...
 
-    async def all_symbols(self) -> list[str]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def all_symbols(self) -> list[str]: ...
 
     def get_sync(self, symbol: str) -> SymbolSnapshot | None:
         return self.get_many_sync([symbol]).get(symbol.upper())
 
-    def get_many_sync(self, symbols: Iterable[str]) -> dict[str, SymbolSnapshot]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def get_many_sync(self, symbols: Iterable[str]) -> dict[str, SymbolSnapshot]: ...
 
-    def all_symbols_sync(self) -> list[str]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def all_symbols_sync(self) -> list[str]: ...
 
     # --- candles (wire-shaped dicts with "t")
-    async def put_candles(self, symbol: str, interval: str, candles: Sequence[dict[str, Any]]) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def put_candles(self, symbol: str, interval: str, candles: Sequence[dict[str, Any]]) -> None: ...
 
-    def get_candles_sync(self, symbol: str, interval: str) -> list[dict[str, Any]]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def get_candles_sync(self, symbol: str, interval: str) -> list[dict[str, Any]]: ...
 
     async def get_candles(self, symbol: str, interval: str) -> list[dict[str, Any]]:
         return self.get_candles_sync(symbol, interval)
 
     # --- status and universe
-    async def set_status(self, status: dict[str, Any], *, ttl_sec: float) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def set_status(self, status: dict[str, Any], *, ttl_sec: float) -> None: ...
 
-    def get_status_sync(self) -> dict[str, Any] | None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def get_status_sync(self) -> dict[str, Any] | None: ...
 
     async def get_status(self) -> dict[str, Any] | None:
         return self.get_status_sync()
 
-    async def set_universe(self, tokens: list[dict[str, Any]]) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def set_universe(self, tokens: list[dict[str, Any]]) -> None: ...
 
-    def get_universe_sync(self) -> list[dict[str, Any]] | None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def get_universe_sync(self) -> list[dict[str, Any]] | None: ...
 
     # --- on-demand symbols (gateway → ingest)
+    @abc.abstractmethod
     async def set_demand(self, symbol: str, process_id: str, count: int, ttl: float) -> None:
         """Record that `process_id` has `count` watchers of `symbol` (0 removes), valid for `ttl` seconds."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def demanded_symbols(self) -> dict[str, int]:
         """Symbols with at least one live watcher in any process → total watchers."""
-        raise NotImplementedError
 
 
 class MemoryHotState(HotState):

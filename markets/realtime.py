@@ -22,6 +22,7 @@ Publishers (ingest, alpha, execution) hand over an already-encoded envelope; not
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import collections
 import contextlib
@@ -461,7 +462,7 @@ async def _call_maybe_async(fn: Callable[..., Any], *args: Any) -> Any:
     return result
 
 
-class Broadcaster:
+class Broadcaster(abc.ABC):
     """Base: the local hub and its housekeeping; subclasses decide how frames travel between processes."""
 
     def __init__(self, hub: Hub | None = None) -> None:
@@ -469,20 +470,20 @@ class Broadcaster:
         self._housekeeping: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def publish(self, *, channel: str, symbol: str, text: str, event_type: str = "") -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def publish(self, *, channel: str, symbol: str, text: str, event_type: str = "") -> None: ...
 
+    @abc.abstractmethod
     async def publish_private(
         self, *, user_id: int, event_type: str, data: dict[str, Any], symbol: str = ALL_SYMBOLS, source: str = ""
-    ) -> int:
-        raise NotImplementedError
+    ) -> int: ...
 
-    async def close_session_sockets(self, session_key: str, reason: str) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def close_session_sockets(self, session_key: str, reason: str) -> None: ...
 
+    @abc.abstractmethod
     async def private_events(self, *, user_id: int, after_seq: int = 0) -> list[dict[str, Any]]:
         """The replay buffer for a REST resync: envelopes with seq > after_seq, oldest first."""
-        raise NotImplementedError
 
     async def ensure_started(self) -> None:
         """Start this process's receiving side (idempotent); the gateway calls it on every connect."""
