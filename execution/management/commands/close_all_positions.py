@@ -17,17 +17,18 @@ class Command(BaseCommand):
         parser.add_argument("--symbol")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        from accounts.models import User
+        from execution.management.arguments import symbol_arg, user_by_address
         from execution.services.killswitch import _trading_users
         from execution.services.relay import _positions_from_state, account_invalidate, account_state, position_close
 
-        users = [User.objects.get(address=opts["user"])] if opts.get("user") else _trading_users()
+        only = symbol_arg(opts["symbol"]) if opts.get("symbol") else None
+        users = [user_by_address(opts["user"])] if opts.get("user") else _trading_users()
         results = []
         run = uuid.uuid4().hex[:12]
         for user in users:
             account_invalidate(user=user)
             for symbol in _positions_from_state(account_state(user=user, max_age=0)):
-                if opts.get("symbol") and symbol != opts["symbol"]:
+                if only is not None and symbol.upper() != only:
                     continue
                 status, body = position_close(
                     user=user,

@@ -15,11 +15,11 @@ class Command(BaseCommand):
         parser.add_argument("--user", help="master address (default: every user with an agent or open orders)")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        from accounts.models import User
+        from execution.management.arguments import user_by_address
         from execution.services.sync import reconcile_all, reconcile_user
 
         if opts.get("user"):
-            fixes = reconcile_user(user=User.objects.get(address=opts["user"]))
+            fixes = reconcile_user(user=user_by_address(opts["user"]))
             self.stdout.write(json.dumps({"users": 1, "fixes": fixes}))
         else:
             self.stdout.write(json.dumps(reconcile_all()))
