@@ -182,10 +182,17 @@ WS_SESSION_RECHECK_SEC = env.number("WS_SESSION_RECHECK_SEC", 30.0, min_value=0.
 # Private events kept per user for a REST resync after a gap.
 WS_PRIVATE_REPLAY = env.integer("WS_PRIVATE_REPLAY", 500, min_value=10, max_value=100000)
 WS_MAX_FRAME_BYTES = env.integer("WS_MAX_FRAME_BYTES", 4096, min_value=256, max_value=1048576)
+# Connection caps checked before a socket is accepted (refused with HTTP 403 at the handshake).
+WS_MAX_CONNECTIONS_PER_IP = env.integer("WS_MAX_CONNECTIONS_PER_IP", 50, min_value=1, max_value=100000)
+WS_MAX_CONNECTIONS = env.integer("WS_MAX_CONNECTIONS", 5000, min_value=1, max_value=1000000)
 
 # --- Logging -----------------------------------------------------------------------------------------------
 LOG_LEVEL = env.choice("LOG_LEVEL", "info", ["debug", "info", "warning", "error"]).upper()
 LOG_FORMAT = env.choice("LOG_FORMAT", "json" if IS_PRODUCTION else "text", ["json", "text"])
+# Repeated warnings of one cause (bad Host, malformed bodies, refused sockets) are logged at most once per this.
+LOG_THROTTLE_SEC = env.number("LOG_THROTTLE_SEC", 10.0, min_value=0, max_value=3600)
+# /metrics: staff sessions, or `Authorization: Bearer <METRICS_BEARER_TOKEN>` (Prometheus `authorization`).
+METRICS_BEARER_TOKEN = env.text("METRICS_BEARER_TOKEN", "")
 
 # --- Production guard rails --------------------------------------------------------------------------------
 SECURE_SSL_REDIRECT = env.flag("SECURE_SSL_REDIRECT", IS_PRODUCTION)
@@ -215,6 +222,27 @@ if IS_PRODUCTION:
     _problems = _production_problems()
     if _problems:
         raise ImproperlyConfigured("Refusing to start with ENVIRONMENT=production: " + "; ".join(_problems) + ".")
+
+
+def _real_venue_problems() -> list[str]:
+    """A real venue moves real money: the development defaults (DEBUG, the public dev SECRET_KEY, no key for
+    agent wallets) are refused whatever ENVIRONMENT says."""
+    problems = []
+    if DEBUG:
+        problems.append("DEBUG is on (set DEBUG=false)")
+    if SECRET_KEY == _DEV_SECRET or len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+        problems.append("SECRET_KEY is the development default, missing or weak (set at least 50 random characters)")
+    if not AGENT_WALLET_ENCRYPTION_KEY:
+        problems.append("AGENT_WALLET_ENCRYPTION_KEY is not set (agent keys would be sealed with nothing secret)")
+    return problems
+
+
+if not VENUE_IS_SIMULATOR:
+    _venue_problems = _real_venue_problems()
+    if _venue_problems:
+        raise ImproperlyConfigured(
+            f"Refusing to start with HYPERSENTRY_VENUE={HYPERSENTRY_VENUE}: " + "; ".join(_venue_problems) + "."
+        )
 
 if IS_PRODUCTION or PUBLIC_ORIGIN.startswith("https://"):
     SESSION_COOKIE_SECURE = True

@@ -63,9 +63,16 @@ def test_redis_and_database_urls_switch_the_backends() -> None:
     )
 
 
+REAL_VENUE_SAFE = {
+    "DEBUG": "false",
+    "SECRET_KEY": GOOD_PROD["SECRET_KEY"],
+    "AGENT_WALLET_ENCRYPTION_KEY": GOOD_PROD["AGENT_WALLET_ENCRYPTION_KEY"],
+}
+
+
 def test_real_venues_keep_server_side_trading_off_by_default() -> None:
     out = settings_value(
-        {"HYPERSENTRY_VENUE": "testnet"},
+        {"HYPERSENTRY_VENUE": "testnet", **REAL_VENUE_SAFE},
         "s.HYPERSENTRY_VENUE_URL, s.ENABLE_SERVER_SIDE_TRADING, s.REQUIRE_ADMIN_FOR_SERVER_TRADING",
     )
     assert out == "https://api.hyperliquid-testnet.xyz False True"
@@ -110,6 +117,34 @@ def test_production_refuses_unsafe_settings(override: dict[str, str], problem: s
     assert result.returncode != 0
     assert "Refusing to start with ENVIRONMENT=production" in result.stderr
     assert problem in result.stderr
+
+
+@pytest.mark.parametrize("venue", ["testnet", "mainnet"])
+def test_a_real_venue_refuses_the_development_defaults_naming_each(venue: str) -> None:
+    result = run_django({"HYPERSENTRY_VENUE": venue}, "check")
+    assert result.returncode != 0
+    assert f"Refusing to start with HYPERSENTRY_VENUE={venue}" in result.stderr
+    assert "DEBUG is on" in result.stderr
+    assert "SECRET_KEY is the development default" in result.stderr
+    assert "AGENT_WALLET_ENCRYPTION_KEY is not set" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "problem"),
+    [
+        ({"DEBUG": "true"}, "DEBUG is on"),
+        ({"SECRET_KEY": ""}, "SECRET_KEY is the development default"),
+        ({"AGENT_WALLET_ENCRYPTION_KEY": ""}, "AGENT_WALLET_ENCRYPTION_KEY is not set"),
+    ],
+)
+def test_mainnet_refuses_each_insecure_setting_alone(override: dict[str, str], problem: str) -> None:
+    result = run_django({"HYPERSENTRY_VENUE": "mainnet", **REAL_VENUE_SAFE, **override}, "check")
+    assert result.returncode != 0
+    assert problem in result.stderr
+
+
+def test_mainnet_starts_with_safe_settings() -> None:
+    assert settings_value({"HYPERSENTRY_VENUE": "mainnet", **REAL_VENUE_SAFE}, "s.DEBUG") == "False"
 
 
 class TestEnvReaders:
