@@ -1,45 +1,57 @@
+"""Periodic jobs of the accounts app: Celery tasks in split topologies, run by `serve` in the one-process one.
+
+Each task imports its service inside (style §7): loading the apps — which every process does, beat included —
+then never imports the services' dependencies (key sealing, the venue client), and a service being rewritten
+cannot break app loading.
+"""
+
 from __future__ import annotations
 
 import logging
 
-from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
-from hypersentry.schedule import PeriodicJob, register
+from hypersentry.schedule import periodic
 
 logger = logging.getLogger(__name__)
 
-
-@shared_task(name="accounts.tasks.sessions_purge_expired")
-def sessions_purge_expired() -> None:
-    """End tracked sessions that expired (closing their sockets), then delete expired server-side sessions."""
-    from django.contrib.sessions.backends.db import SessionStore
-
-    from accounts.models import SiweNonce
-    from accounts.services import sessions_expire
-
-    ended = sessions_expire()
-    SessionStore.clear_expired()
-    from django.utils import timezone
-
-    SiweNonce.objects.filter(expires_at__lt=timezone.now()).delete()
-    logger.info("expired sessions purged", extra={"ended": ended})
+# A database blip must not leave expired keys or sessions alive for another full interval: the long-interval
+# jobs retry on it (under Celery; in `serve` the next interval is the retry).
+_DB_TRANSIENT = (OperationalError, InterfaceError)
 
 
-@shared_task(name="accounts.tasks.sessions_expire")
-def sessions_expire_task() -> None:
-    from accounts.services import sessions_expire
+@periodic(name="accounts.sessions_expire", every_sec=60)
+def sessions_expire() -> int:
+    """End tracked sessions whose server-side session expired, closing their sockets."""
+    from accounts.services import sessions_expire as expire
 
-    sessions_expire()
+    return expire()
 
 
-@shared_task(name="accounts.tasks.agents_expire")
-def agents_expire_task() -> None:
-    from accounts.services.agents import agents_expire
+@periodic(name="accounts.agents_expire", every_sec=600, retry_on=_DB_TRANSIENT)
+def agents_expire() -> int:
+    """Destroy the keys of agent wallets past valid_until (signing already refuses them; this erases them)."""
+    from accounts.services.agents import agents_expire as expire
 
-    count = agents_expire()
+    count = expire()
     if count:
         logger.info("expired agents destroyed", extra={"count": count})
+    return count
 
 
-register(PeriodicJob(name="accounts-sessions-expire", task="accounts.tasks.sessions_expire", every_sec=60))
-register(PeriodicJob(name="accounts-agents-expire", task="accounts.tasks.agents_expire", every_sec=600))
+@periodic(name="accounts.sessions_purge_expired", every_sec=3600, retry_on=_DB_TRANSIENT)
+def sessions_purge_expired() -> int:
+    """End tracked sessions that expired (closing their sockets) first, then delete expired server-side sessions
+    and sign-in nonces."""
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.utils import timezone
+
+    from accounts.models import SiweNonce
+    from accounts.services import sessions_expire as expire
+
+    ended = expire()
+    SessionStore.clear_expired()
+    # Nonce purge has no service yet (accounts/services is being rewritten): one ORM statement stays here.
+    nonces, _ = SiweNonce.objects.filter(expires_at__lt=timezone.now()).delete()
+    logger.info("expired sessions purged", extra={"ended": ended, "nonces": nonces})
+    return ended

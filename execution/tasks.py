@@ -1,56 +1,50 @@
-"""Celery tasks (also run by the one-process scheduler): reconciliation, idempotency purge, kill-switch upkeep,
-trailing stops."""
+"""Periodic jobs of the execution app: Celery tasks in split topologies, run by `serve` in the one-process one.
+
+Each task imports its service inside (style §7): loading the apps — which every process does, beat included —
+then never imports the venue client, and a service being rewritten cannot break app loading.
+
+The short-interval jobs have no retry policy on purpose: their next round (seconds away) is the retry, and a
+retried round would race the next scheduled one. Venue errors are handled per user inside the services.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from celery import shared_task
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
-from hypersentry.schedule import PeriodicJob, register
+from hypersentry.schedule import periodic
 
 
-@shared_task(name="execution.reconcile")  # type: ignore[untyped-decorator]
-def reconcile() -> dict[str, Any]:
+@periodic(name="execution.reconcile", every_sec=settings.EXECUTION_RECONCILE_SEC, run_at_start=True)
+def reconcile() -> dict[str, int]:
+    """Compare every user's orders, fills and positions with the venue (the source of truth); fix and audit."""
     from execution.services.sync import reconcile_all
 
     return reconcile_all()
 
 
-@shared_task(name="execution.idempotency_purge")  # type: ignore[untyped-decorator]
-def idempotency_purge() -> int:
-    from execution.services.idempotency import idempotency_purge as purge
-
-    return purge()
-
-
-@shared_task(name="execution.killswitch_maintain")  # type: ignore[untyped-decorator]
+@periodic(name="execution.killswitch_maintain", every_sec=15, run_at_start=True)
 def killswitch_maintain() -> dict[str, Any]:
+    """While the kill switch is engaged: re-arm the venue dead-man switch (KILLSWITCH_DEADMAN_SEC ahead) and
+    cancel whatever appeared; always: refresh the kill-switch and breaker gauges."""
     from execution.services.killswitch import killswitch_maintain as maintain
 
     return maintain()
 
 
-@shared_task(name="execution.trailing_stops")  # type: ignore[untyped-decorator]
+@periodic(name="execution.trailing_stops", every_sec=5)
 def trailing_stops() -> int:
+    """Move every active trailing stop behind the best mid since activation."""
     from execution.services.protection import trailing_run
 
     return trailing_run()
 
 
-register(
-    PeriodicJob(
-        name="execution-reconcile",
-        task="execution.tasks.reconcile",
-        every_sec=settings.EXECUTION_RECONCILE_SEC,
-        run_at_start=True,
-    )
-)
-register(PeriodicJob(name="execution-idempotency-purge", task="execution.tasks.idempotency_purge", every_sec=3600))
-register(
-    PeriodicJob(
-        name="execution-killswitch", task="execution.tasks.killswitch_maintain", every_sec=15, run_at_start=True
-    )
-)
-register(PeriodicJob(name="execution-trailing-stops", task="execution.tasks.trailing_stops", every_sec=5))
+@periodic(name="execution.idempotency_purge", every_sec=3600, retry_on=(OperationalError, InterfaceError))
+def idempotency_purge() -> int:
+    """Delete idempotency records older than EXECUTION_IDEMPOTENCY_TTL_HOURS."""
+    from execution.services.idempotency import idempotency_purge as purge
+
+    return purge()

@@ -1,4 +1,5 @@
-"""System checks that `check --deploy` does not do for us: wildcard hosts and WS routing without an origin check."""
+"""System checks that `check --deploy` does not do for us: wildcard hosts, WS routing without an origin check, and
+periodic jobs that would not run in one of the topologies."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
+
+from hypersentry.celery import app as celery_app
+from hypersentry.schedule import job_problems, periodic_jobs
 
 
 @register(Tags.security, deploy=True)
@@ -46,4 +50,17 @@ def check_websocket_origin_validation(app_configs: Any = None, **kwargs: Any) ->
     return [
         Error(p, hint="Wrap the websocket router in OriginValidator(..., ALLOWED_ORIGINS).", id="hypersentry.E002")
         for p in websocket_origin_problems(application)
+    ]
+
+
+@register()
+def check_periodic_jobs(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Every periodic job resolves to a registered Celery task running the job's own function, once per name."""
+    return [
+        Error(
+            p,
+            hint="Declare each job once with @hypersentry.schedule.periodic(name=...) on the function itself.",
+            id="hypersentry.E003",
+        )
+        for p in job_problems(periodic_jobs(), celery_app.tasks)
     ]

@@ -17,7 +17,7 @@ from django.db import close_old_connections
 from django.utils.module_loading import import_string
 
 from hypersentry import components
-from hypersentry.schedule import PERIODIC_JOBS
+from hypersentry.schedule import PeriodicJob, periodic_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -49,30 +49,50 @@ def runner_for(name: str) -> ComponentRunner:
     return import_string(COMPONENT_RUNNERS[name])  # type: ignore[no-any-return]
 
 
-def _run_job(task_path: str) -> None:
+def _run_job(job: PeriodicJob) -> None:
+    """One run, in a worker thread: fresh database connections in, none left behind for the next job here."""
     close_old_connections()
     try:
-        import_string(task_path)()
+        job.func()
     finally:
         close_old_connections()
 
 
 async def run_jobs(stop: asyncio.Event) -> None:
-    """Run every periodic job on its interval (what Celery beat + worker do in split topologies)."""
-    next_due = {job.name: (0.0 if job.run_at_start else time.monotonic() + job.every_sec) for job in PERIODIC_JOBS}
+    """Run every periodic job on its interval (what Celery beat + worker do in split topologies).
+
+    Each run is its own asyncio task in a worker thread, so a slow job (a reconcile waiting out venue timeouts)
+    never delays another (the kill-switch upkeep re-arming the dead-man switch). A job still running when it falls
+    due again is not started twice: it runs again once it has finished. A failing run is logged with the job name
+    and counted; the job runs again at its next interval and the others go on.
+    """
+    jobs = periodic_jobs()
+    now = time.monotonic()
+    next_due = {job.name: now if job.run_at_start else now + job.every_sec for job in jobs}
+    running: dict[str, asyncio.Task[None]] = {}
+    failed_runs = 0
+
+    async def run(job: PeriodicJob) -> None:
+        nonlocal failed_runs
+        try:
+            await sync_to_async(_run_job, thread_sensitive=False)(job)
+        except Exception:
+            failed_runs += 1
+            logger.exception("periodic job failed", extra={"job": job.name})
+
     while not stop.is_set():
-        components.heartbeat("jobs", detail=f"{len(PERIODIC_JOBS)} jobs")
+        components.heartbeat("jobs", detail=f"{len(jobs)} jobs, {failed_runs} failed runs")
         now = time.monotonic()
-        for job in list(PERIODIC_JOBS):
-            if now < next_due.get(job.name, 0.0):
+        for job in jobs:
+            in_flight = running.get(job.name)
+            if now < next_due[job.name] or (in_flight is not None and not in_flight.done()):
                 continue
             next_due[job.name] = now + job.every_sec
-            try:
-                await sync_to_async(_run_job, thread_sensitive=False)(job.task)
-            except Exception:
-                logger.exception("periodic job failed", extra={"job": job.name})
+            running[job.name] = asyncio.create_task(run(job), name=f"job:{job.name}")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 1.0)
+    # Let runs in progress finish (`serve` cancels us after its own shutdown grace period).
+    await asyncio.gather(*running.values())
 
 
 @contextlib.contextmanager
