@@ -17,6 +17,7 @@ from django.db import close_old_connections
 from django.utils.module_loading import import_string
 
 from hypersentry import components
+from hypersentry.metrics import COMPONENT_ERRORS
 from hypersentry.schedule import PeriodicJob, periodic_jobs
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ async def run_jobs(stop: asyncio.Event) -> None:
             await sync_to_async(_run_job, thread_sensitive=False)(job)
         except Exception:
             failed_runs += 1
+            COMPONENT_ERRORS.labels("jobs").inc()
             logger.exception("periodic job failed", extra={"job": job.name})
 
     while not stop.is_set():
