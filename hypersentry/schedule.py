@@ -133,8 +133,14 @@ def periodic_jobs() -> tuple[PeriodicJob, ...]:
     Celery's autodiscovery imports those modules in workers and beat; doing the same here means `serve` and the
     system check see exactly the jobs Celery sees, even for an app whose `ready()` does not import its tasks.
     """
-    autodiscover_modules("tasks")
+    _discover_tasks_modules()
     return tuple(PERIODIC_JOBS)
+
+
+@functools.cache
+def _discover_tasks_modules() -> None:
+    # Once per process: later calls (the /system page) would only repeat the same imports' file-system probes.
+    autodiscover_modules("tasks")
 
 
 def job_problems(jobs: Sequence[PeriodicJob], celery_tasks: Mapping[str, Any]) -> list[str]:
