@@ -14,4 +14,5 @@ RUN useradd --create-home --uid 10001 hypersentry \
 USER hypersentry
 
 EXPOSE 8000
-CMD ["uvicorn", "hypersentry.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--no-ws-per-message-deflate", "--proxy-headers"]
+# Through sh so --ws-max-size follows WS_MAX_FRAME_BYTES (frames above it are refused with close 1009 unbuffered).
+CMD ["sh", "-c", "exec uvicorn hypersentry.asgi:application --host 0.0.0.0 --port 8000 --proxy-headers --ws-per-message-deflate false --ws-max-size \"${WS_MAX_FRAME_BYTES:-4096}\""]

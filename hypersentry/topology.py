@@ -105,6 +105,7 @@ def _no_signal_capture() -> Iterator[None]:
 async def run_web(stop: asyncio.Event, *, host: str, port: int) -> None:
     """Serve the ASGI app with uvicorn in this loop (per-message deflate off: frames are encoded once)."""
     import uvicorn
+    from django.conf import settings  # local like uvicorn: only the web runner needs it
 
     config = uvicorn.Config(
         "hypersentry.asgi:application",
@@ -114,6 +115,9 @@ async def run_web(stop: asyncio.Event, *, host: str, port: int) -> None:
         log_config=None,
         access_log=False,
         ws_per_message_deflate=False,
+        # Client frames above this are refused by the protocol layer (close 1009) before being buffered;
+        # uvicorn's default would buffer up to 16 MiB per frame per socket.
+        ws_max_size=settings.WS_MAX_FRAME_BYTES,
         ws_ping_interval=20,
         ws_ping_timeout=20,
         timeout_graceful_shutdown=5,

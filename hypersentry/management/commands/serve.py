@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import signal
+from collections.abc import Awaitable
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -13,6 +15,40 @@ from hypersentry import topology
 from hypersentry.runtime import tune_gc
 
 logger = logging.getLogger(__name__)
+
+# Where the hard limit is "unlimited" we stop here: Linux refuses more than fs.nr_open (1048576 by default).
+_NOFILE_CEILING = 1_048_576
+
+
+def nofile_target(soft: int, hard: int) -> int:
+    """The soft RLIMIT_NOFILE to ask for: the hard limit (or the ceiling when unlimited), never below `soft`."""
+    ceiling = _NOFILE_CEILING if hard == resource.RLIM_INFINITY else hard
+    if soft == resource.RLIM_INFINITY:
+        return soft
+    return max(soft, ceiling)
+
+
+def raise_open_file_limit() -> int:
+    """Raise this process's soft open-file limit to the hard limit and return it.
+
+    Every socket is a file descriptor: at the common soft default of 1024, a socket flood used them all and
+    /healthz, SQLite and every job failed with EMFILE. The WebSocket caps (hypersentry.asgi) bound the sockets;
+    this gives them, and everything else, the room the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = nofile_target(soft, hard)
+    if target != soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            logger.warning("open-file limit stays at %d (could not raise it to %d: %s)", soft, target, exc)
+            return soft
+    logger.info("open-file limit: %d (hard limit %d)", target, hard)
+    return target
+
+
+async def _until_done(component: Awaitable[None]) -> None:
+    # create_task takes a coroutine; a component runner is typed as returning any awaitable.
+    await component
 
 
 class Command(BaseCommand):
@@ -35,6 +71,7 @@ class Command(BaseCommand):
             raise CommandError(f"--port {port} is out of range 1-65535")
         chosen = self._components(options["components"])
         tune_gc()
+        raise_open_file_limit()
         asyncio.run(self._run(chosen, host=options["host"], port=port, web=not options["no_web"]))
 
     def _components(self, spec: str) -> list[str]:
@@ -61,7 +98,7 @@ class Command(BaseCommand):
             loop.add_signal_handler(sig, stop.set)
         tasks: dict[str, asyncio.Task[None]] = {}
         for name in chosen:
-            tasks[name] = asyncio.create_task(topology.runner_for(name)(stop), name=name)
+            tasks[name] = asyncio.create_task(_until_done(topology.runner_for(name)(stop)), name=name)
             await asyncio.sleep(0.2)  # let the venue bind before its clients connect
         if web:
             tasks["web"] = asyncio.create_task(topology.run_web(stop, host=host, port=port), name="web")
