@@ -406,7 +406,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["hypersentry.parsers.OrjsonParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "hypersentry.errors.drf_exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -416,7 +416,12 @@ SPECTACULAR_SETTINGS = {"TITLE": "HyperSentry API", "VERSION": VERSION, "SERVE_I
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "hypersentry.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "hypersentry.logging.RequestIdFilter"},
+        # On the emitting loggers below (logger filters do not apply to child loggers, hence the explicit list).
+        "throttle": {"()": "hypersentry.logging.ThrottleFilter", "interval_sec": LOG_THROTTLE_SEC},
+        "client_errors": {"()": "hypersentry.logging.ClientErrorFilter"},
+    },
     "formatters": {
         "json": {"()": "hypersentry.logging.JsonFormatter"},
         "text": {"()": "hypersentry.logging.TextFormatter"},
@@ -433,5 +438,27 @@ LOGGING = {
         "uvicorn.access": {"level": "WARNING"},
         "websockets": {"level": "WARNING"},
         "asyncio": {"level": "WARNING"},
+        # Client-caused noise: 4xx as one WARNING line without traceback, one line per cause per LOG_THROTTLE_SEC.
+        "django.request": {"filters": ["throttle", "client_errors"]},
+        **{
+            f"django.security.{name}": {"filters": ["throttle", "client_errors"]}
+            for name in (
+                "csrf",
+                "DisallowedHost",
+                "DisallowedRedirect",
+                "DisallowedModelAdminLookup",
+                "DisallowedModelAdminToField",
+                "InvalidSessionKey",
+                "RequestDataTooBig",
+                "SuspiciousFileOperation",
+                "SuspiciousMultipartForm",
+                "SuspiciousOperation",
+                "SuspiciousSession",
+                "TooManyFieldsSent",
+                "TooManyFilesSent",
+            )
+        },
+        "hypersentry.asgi": {"filters": ["throttle"]},  # refused WebSocket handshakes
+        "uvicorn.error": {"filters": ["throttle"]},  # per-connection lines ("WebSocket /ws 403", "connection open")
     },
 }
