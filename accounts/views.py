@@ -1,11 +1,15 @@
 """Auth endpoints: plain Django views returning JSON (DRF's SessionAuthentication would skip CSRF for anonymous
-users, and the sign-in POST must be CSRF-protected). Views parse, rate-limit, call one service or selector."""
+users, and the sign-in POST must be CSRF-protected). Views parse, rate-limit, call one service or selector.
+
+Rate limits an anonymous caller can trigger are keyed by its own IP only. Nothing an anonymous request merely
+names (an address in a query string or in an unverified message) is counted: that would let anyone lock a
+wallet out of sign-in. Sign-in counts per address inside `siwe_sign_in`, once the signature proves the key.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
-import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
@@ -29,28 +33,22 @@ from hypersentry.ratelimit import Limit, client_ip, hit
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 8192
-_MESSAGE_ADDRESS = re.compile(r"\n(0x[0-9a-fA-F]{40})\n")
 View = Callable[..., HttpResponse]
 
 
-def _limits() -> tuple[Limit, Limit]:
-    window = settings.AUTH_RATE_LIMIT_WINDOW_SEC
-    return (
-        Limit(count=settings.AUTH_RATE_LIMIT_PER_IP, per_sec=window),
-        Limit(count=settings.AUTH_RATE_LIMIT_PER_ADDRESS, per_sec=window),
-    )
-
-
 def _limit_ip(request: HttpRequest, scope: str) -> None:
-    hit(scope=scope, key=client_ip(request), limit=_limits()[0])
+    limit = Limit(count=settings.AUTH_RATE_LIMIT_PER_IP, per_sec=settings.AUTH_RATE_LIMIT_WINDOW_SEC)
+    hit(scope=scope, key=client_ip(request), limit=limit)
 
 
-def _limit_address(address: str, scope: str) -> None:
-    hit(scope=scope, key=address.lower(), limit=_limits()[1])
+def _limit_user(user: User, scope: str) -> None:
+    """Per signed-in user: only the session's own holder can spend this budget."""
+    limit = Limit(count=settings.AUTH_RATE_LIMIT_PER_ADDRESS, per_sec=settings.AUTH_RATE_LIMIT_WINDOW_SEC)
+    hit(scope=scope, key=user.address.lower(), limit=limit)
 
 
 def auth_endpoint(*, scope: str, fallback_status: int = 500) -> Callable[[View], View]:
-    """Rate-limit by IP, map ApplicationError to the JSON error body, count every failure by code."""
+    """Rate-limit by IP before any work, map ApplicationError to the JSON error body, count failures by code."""
 
     def decorate(view: View) -> View:
         @functools.wraps(view)
@@ -109,8 +107,9 @@ def _state(request: HttpRequest) -> dict[str, Any]:
 @ensure_csrf_cookie
 @auth_endpoint(scope="auth.nonce")
 def nonce(request: HttpRequest) -> HttpResponse:
+    # Per IP only (auth_endpoint): a per-address count here would be aimed at the victim by anyone naming
+    # its address. No per-session count either: a client that drops its cookie gets a new session per request.
     address = request.GET.get("address", "")
-    _limit_address(address, "auth.nonce")
     raw_chain = request.GET.get("chain_id")
     if raw_chain is not None and not raw_chain.isdigit():
         raise ApplicationError("chain_id must be an integer", code="unsupported_chain_id", status=400)
@@ -143,13 +142,8 @@ def nonce(request: HttpRequest) -> HttpResponse:
 @auth_endpoint(scope="auth.verify", fallback_status=401)
 def verify(request: HttpRequest) -> HttpResponse:
     body = _json_body(request)
-    message, signature = body.get("message"), body.get("signature")
-    if isinstance(message, str) and len(message) <= 2048:
-        found = _MESSAGE_ADDRESS.search(message)
-        if found:
-            _limit_address(found.group(1), "auth.verify")
     user, is_demo = services.siwe_sign_in(
-        session_key=request.session.session_key or "", message=message, signature=signature
+        session_key=request.session.session_key or "", message=body.get("message"), signature=body.get("signature")
     )
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")  # cycles the session key
     request.session["hs_demo"] = is_demo
@@ -209,7 +203,7 @@ def session_revoke(request: HttpRequest, public_id: str) -> HttpResponse:
 @auth_endpoint(scope="auth.agent")
 def agent_prepare(request: HttpRequest) -> HttpResponse:
     user = _user(request)
-    _limit_address(user.address, "auth.agent")
+    _limit_user(user, "auth.agent")
     row = services.agent_prepare(user=user)
     from accounts.services.agents import typed_data_for
 
@@ -228,7 +222,7 @@ def agent_prepare(request: HttpRequest) -> HttpResponse:
 @auth_endpoint(scope="auth.agent")
 def agent_approve(request: HttpRequest) -> HttpResponse:
     user = _user(request)
-    _limit_address(user.address, "auth.agent")
+    _limit_user(user, "auth.agent")
     body = _json_body(request)
     services.agent_approve(user=user, signature=body.get("signature"))  # type: ignore[arg-type]
     return JsonResponse(_state(request))

@@ -16,6 +16,7 @@ from eth_utils import is_checksum_address
 from accounts.models import Role, SiweNonce, User
 from accounts.siwe_rules import SignInRejected, SiwePolicy, build_message, check_address, check_sign_in
 from hypersentry.errors import ApplicationError, PermissionDenied, ValidationFailed
+from hypersentry.ratelimit import Limit, hit
 
 logger = logging.getLogger(__name__)
 
@@ -104,12 +105,24 @@ def _nonce_for(*, value: str, session_key: str, address: str, chain_id: int, now
     return row
 
 
+ADDRESS_SCOPE = "auth.verify.address"
+
+
+def address_limit() -> Limit:
+    return Limit(count=settings.AUTH_RATE_LIMIT_PER_ADDRESS, per_sec=settings.AUTH_RATE_LIMIT_WINDOW_SEC)
+
+
 def siwe_sign_in(*, session_key: str, message: object, signature: object) -> tuple[User, bool]:
     """Check the signed message, then consume its nonce atomically; returns (user, is_demo).
 
     Order matters: everything that can fail is checked (signature included) before the nonce is consumed, so
     nobody can burn other people's nonces; the consume is `UPDATE ... WHERE used_at IS NULL` so of many parallel
     verifies of one message exactly one wins. The caller then logs the user in (which cycles the session key).
+
+    The per-address limit counts only attempts that prove the address's key: the signature recovered to it and
+    the nonce is live and was issued to this very session. Counting by the address a message merely names (or
+    by a valid signature alone) let anyone lock a wallet out of sign-in — with garbage naming it, or by
+    replaying one of its signed messages. Past the limit the nonce stays unused.
     """
     now = timezone.now()
     checked = check_sign_in(message=message, signature=signature, policy=siwe_policy(), now=now)
@@ -118,6 +131,7 @@ def siwe_sign_in(*, session_key: str, message: object, signature: object) -> tup
     )
     if row.is_demo and not settings.VENUE_IS_SIMULATOR:
         raise _demo_refused()
+    hit(scope=ADDRESS_SCOPE, key=checked.address.lower(), limit=address_limit())
     with transaction.atomic():
         consumed = SiweNonce.objects.filter(pk=row.pk, used_at__isnull=True).update(used_at=now)
         if consumed != 1:
