@@ -189,10 +189,11 @@ def test_it_rejects_a_missing_csrf_token(csrf_client: Client, wallet) -> None:
     assert not UserSession.objects.exists()
 
 
-def test_failures_are_counted_in_metrics(client: Client, wallet) -> None:
+def test_failures_are_counted_in_metrics(client: Client, wallet, settings) -> None:
+    settings.METRICS_BEARER_TOKEN = "scraper-token"
     challenge = get_nonce(client, wallet.address)
     post_verify(client, {"message": challenge["message"], "signature": "0x" + "00" * 65})
-    metrics = client.get("/metrics").content.decode()
+    metrics = client.get("/metrics", headers={"Authorization": "Bearer scraper-token"}).content.decode()
     assert 'hs_auth_failures_total{code="invalid_signature"}' in metrics
 
 

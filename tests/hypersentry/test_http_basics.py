@@ -7,7 +7,9 @@ import logging
 
 import pytest
 from django.test import Client
+from eth_account import Account
 
+from accounts.models import Role, User
 from hypersentry import readiness
 from hypersentry.logging import JsonFormatter, RequestIdFilter
 
@@ -49,8 +51,9 @@ def test_readyz_is_503_when_one_check_fails(client: Client) -> None:
     }
 
 
-def test_metrics_are_in_prometheus_format(client: Client) -> None:
-    response = client.get("/metrics")
+def test_metrics_are_in_prometheus_format(client: Client, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.METRICS_BEARER_TOKEN = "scraper-token"  # who may read them: tests/hypersentry/test_exposure.py
+    response = client.get("/metrics", headers={"Authorization": "Bearer scraper-token"})
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
     assert b"# TYPE hs_component_errors_total counter" in response.content
@@ -86,6 +89,7 @@ def test_json_log_lines_carry_structured_fields() -> None:
 
 
 def test_the_index_lists_the_components(client: Client) -> None:
+    client.force_login(User.objects.create_user(Account.create().address, role=Role.OPERATOR))
     response = client.get("/system")
     assert response.status_code == 200
     for name in (b"web", b"ingest", b"alpha", b"execution", b"jobs", b"hlsim"):
