@@ -1,4 +1,8 @@
-"""Market data REST API (DRF): parse and validate the query, call one selector/service, shape the output."""
+"""Market data REST API (DRF): parse and validate the query, call one selector/service, shape the output.
+
+Symbols in and out are the venue's names, case included (`kPEPE`): what /trading/tokens lists is what every
+endpoint here and POST /trading/order accept. A symbol written in another case is mapped to the venue's name.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +21,9 @@ from hypersentry.errors import NotFound, ValidationFailed
 from hypersentry.schema import ERRORS, JsonObject
 from markets import selectors, services
 
-SYMBOL_RE = re.compile(r"^[A-Za-z0-9]{1,20}$")
-SYMBOL_LIST_RE = re.compile(r"^[A-Za-z0-9]{1,20}(,[A-Za-z0-9]{1,20}){0,199}$")
+SYMBOL_LIST_RE = re.compile(rf"^{selectors.SYMBOL_PATTERN}(,{selectors.SYMBOL_PATTERN}){{0,199}}$")
+# Resolution runs against the whole universe /trading/tokens lists from (not one page of it).
+UNIVERSE_MAX = 100_000
 
 
 def _validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
@@ -30,12 +35,24 @@ def _validated(serializer_class: type[serializers.Serializer], request: Request)
     return dict(serializer.validated_data)
 
 
-def _coin(symbol: str, field: str = "coin") -> str:
-    """Our symbol → the venue coin; 400 naming `field` for symbols the venue does not list."""
-    coin = selectors.coin_for_symbol(symbol=symbol)
-    if coin is None:
-        raise ValidationFailed(f"{field}: unknown symbol {symbol!r}", extra={"field": field})
-    return coin
+def _universe() -> list[dict[str, Any]]:
+    """The perp universe exactly as /trading/tokens lists it (ingest's copy, else the venue's, cached)."""
+    return list(services.tokens_read(limit=UNIVERSE_MAX)["tokens"])
+
+
+def _venue_symbols(symbols: list[str], field: str, tokens: list[dict[str, Any]]) -> list[str]:
+    """Symbols in any case → the venue's names; 400 naming `field` for the first one the venue does not list."""
+    names = []
+    for symbol in symbols:
+        name = selectors.symbol_resolve(symbol=symbol, tokens=tokens)
+        if name is None:
+            raise ValidationFailed(f"{field}: unknown symbol {symbol!r}", extra={"field": field})
+        names.append(name)
+    return names
+
+
+def _venue_symbol(symbol: str, field: str = "coin") -> str:
+    return _venue_symbols([symbol], field, _universe())[0]
 
 
 # --- Response shapes (OpenAPI) -------------------------------------------------------------------------------
@@ -97,7 +114,7 @@ class SnapshotResponse(serializers.Serializer):
 
 class CoinField(serializers.RegexField):
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(SYMBOL_RE, error_messages={"invalid": "must be 1-20 letters or digits"}, **kwargs)
+        super().__init__(selectors.SYMBOL_RE, error_messages={"invalid": selectors.SYMBOL_HELP}, **kwargs)
 
 
 # --- /aggregator ------------------------------------------------------------------------------------------------
@@ -107,12 +124,17 @@ class EmptyQuery(serializers.Serializer):
 
 class AggregatorStatusApi(APIView):
     @extend_schema(
-        summary="Ingest status: connection, subscriptions, freshness, reconnects, 429s, rejected payloads",
+        summary="Ingest status. Public: running, source state, live symbols, per-symbol freshness. Staff (admin, "
+        "operator): the full status with venue URL, process, reconnects, 429s, rejected payloads, upstream budgets",
         responses={200: OpenApiResponse(response=OpenApiTypes.OBJECT, description="status object"), **ERRORS},
     )
     def get(self, request: Request) -> Response:
         _validated(EmptyQuery, request)
-        return Response(selectors.aggregator_status_get())
+        status = selectors.aggregator_status_get()
+        # Staff = admin or operator (User.is_staff); DRF's anonymous user is None here.
+        if getattr(request.user, "is_staff", False):
+            return Response({**status, "detail": "full"})
+        return Response(selectors.aggregator_status_public(status=status))
 
 
 class SymbolsQuery(serializers.Serializer):
@@ -146,14 +168,16 @@ class OrderbookApi(APIView):
     )
     def get(self, request: Request) -> Response:
         q = _validated(OrderbookQuery, request)
-        symbol = q["coin"].upper()
-        body = services.orderbook_read(symbol=symbol, coin=_coin(symbol), depth=q["depth"])
-        return Response({"coin": symbol, **body})
+        coin = _venue_symbol(q["coin"])
+        body = services.orderbook_read(symbol=coin, coin=coin, depth=q["depth"])
+        return Response({"coin": coin, **body})
 
 
 class PricesQuery(serializers.Serializer):
     coins = serializers.RegexField(
-        SYMBOL_LIST_RE, required=False, error_messages={"invalid": "comma-separated symbols (letters/digits)"}
+        SYMBOL_LIST_RE,
+        required=False,
+        error_messages={"invalid": f"comma-separated symbols; each {selectors.SYMBOL_HELP}"},
     )
 
 
@@ -165,8 +189,12 @@ class PricesApi(APIView):
     )
     def get(self, request: Request) -> Response:
         q = _validated(PricesQuery, request)
-        symbols = q["coins"].upper().split(",") if q.get("coins") else None
-        return Response(services.prices_read(symbols=symbols))
+        tokens = _universe()
+        symbols = _venue_symbols(q["coins"].split(","), "coins", tokens) if q.get("coins") else None
+        body = services.prices_read(symbols=symbols)
+        # prices_read answers under stream keys (KPEPE): name them as the venue does.
+        names = selectors.venue_names(keys=list(body["prices"]), tokens=tokens)
+        return Response({**body, "prices": {names[key]: px for key, px in body["prices"].items()}})
 
 
 class TokensQuery(serializers.Serializer):
@@ -181,7 +209,8 @@ class TokensApi(APIView):
     )
     def get(self, request: Request) -> Response:
         q = _validated(TokensQuery, request)
-        return Response(services.tokens_read(limit=q["limit"]))
+        body = services.tokens_read(limit=q["limit"])
+        return Response({**body, "tokens": [selectors.token_row(token=t) for t in body["tokens"]]})
 
 
 class CandlesQuery(serializers.Serializer):
@@ -210,11 +239,9 @@ class CandlesApi(APIView):
     )
     def get(self, request: Request) -> Response:
         q = _validated(CandlesQuery, request)
-        symbol = q["coin"].upper()
-        body = services.candles_read(
-            symbol=symbol, coin=_coin(symbol), interval=q["interval"], start=q["start"], end=q["end"]
-        )
-        return Response({"coin": symbol, **body})
+        coin = _venue_symbol(q["coin"])
+        body = services.candles_read(symbol=coin, coin=coin, interval=q["interval"], start=q["start"], end=q["end"])
+        return Response({"coin": coin, **body})
 
 
 # --- /markets/<SYM>/snapshot -----------------------------------------------------------------------------------------
@@ -225,9 +252,10 @@ class SymbolSnapshotApi(APIView):
     )
     def get(self, request: Request, symbol: str) -> Response:
         _validated(EmptyQuery, request)
-        if not SYMBOL_RE.match(symbol):
-            raise ValidationFailed("symbol: must be 1-20 letters or digits", extra={"field": "symbol"})
-        snap = selectors.snapshot_get(symbol=symbol)
-        if snap is None:
-            raise NotFound(f"no snapshot for {symbol.upper()}", extra={"field": "symbol"})
-        return Response(selectors.snapshot_payload(snapshot=snap))
+        if not selectors.SYMBOL_RE.match(symbol):
+            raise ValidationFailed(f"symbol: {selectors.SYMBOL_HELP}", extra={"field": "symbol"})
+        name = selectors.symbol_resolve(symbol=symbol, tokens=_universe())
+        snap = None if name is None else selectors.snapshot_get(symbol=name)
+        if name is None or snap is None:
+            raise NotFound(f"no snapshot for {name or symbol}", extra={"field": "symbol"})
+        return Response(selectors.snapshot_payload(snapshot=snap, symbol=name))

@@ -1,16 +1,28 @@
-"""Reads of market data from the hot state (no upstream calls; see services for read-through with repair)."""
+"""Reads of market data from the hot state (no upstream calls; see services for read-through with repair).
+
+Symbols: at every edge (REST, pages, orders) a market is named exactly as the venue lists it in meta.universe,
+case included (`kPEPE`) — the name execution's `asset_spec` matches. Inside, hot-state keys, envelopes and WS
+groups use that name upper-cased (`KPEPE`); `normalize.SymbolMap` is the one mapping between the two.
+"""
 
 from __future__ import annotations
 
+import re
 import time
-from typing import Any
+from typing import Any, Final
 
 from django.conf import settings
 
 from hypersentry.contracts.snapshot import SymbolSnapshot, staleness_dict
 from markets.hotstate import get_hot_state
 from markets.ingest import RUNNING_WITHIN_MS
+from markets.normalize import SymbolMap
 from markets.upstream import get_upstream
+
+# The characters of a market symbol: the envelope grammar (hypersentry.contracts.envelope), in the venue's case.
+SYMBOL_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9/_\-@.]{0,31}"
+SYMBOL_RE: Final = re.compile(rf"^{SYMBOL_PATTERN}$")
+SYMBOL_HELP: Final = "must be 1-32 characters of letters, digits and / _ - @ ., starting with a letter or digit"
 
 
 def now_ms() -> int:
@@ -22,33 +34,55 @@ def universe_list() -> list[dict[str, Any]]:
     return get_hot_state().get_universe_sync() or []
 
 
-def coin_for_symbol(*, symbol: str) -> str | None:
-    """The venue coin for our symbol (kPEPE for KPEPE), None when the universe is known and lacks it."""
-    symbol = symbol.upper()
-    tokens = universe_list()
+def symbol_map(*, tokens: list[dict[str, Any]]) -> SymbolMap:
+    """Stream key (upper case) ↔ venue name, for a universe as ingest or the venue's REST listed it."""
+    return SymbolMap([str(t["coin"]) for t in tokens])
+
+
+def symbol_resolve(*, symbol: str, tokens: list[dict[str, Any]]) -> str | None:
+    """The venue's exact name for `symbol` written in any case (kpepe, KPEPE → kPEPE); None when the venue does
+    not list it. With no universe known at all the symbol is taken as written: the venue is the judge."""
     if not tokens:
         return symbol
-    for token in tokens:
-        if token["symbol"] == symbol:
-            return str(token["coin"])
-    return None
+    return symbol_map(tokens=tokens).coin(symbol)
+
+
+def stream_key(*, symbol: str) -> str:
+    """The key hot state, envelopes and WS groups use for a venue name (`normalize.SymbolMap`'s rule)."""
+    return SymbolMap([symbol]).symbol(symbol) or symbol
+
+
+def venue_names(*, keys: list[str], tokens: list[dict[str, Any]]) -> dict[str, str]:
+    """Stream keys (hot-state / envelope symbols) → venue names; a key the universe lacks stays as it is."""
+    smap = symbol_map(tokens=tokens)
+    return {key: smap.coin(key) or key for key in keys}
+
+
+def token_row(*, token: dict[str, Any]) -> dict[str, Any]:
+    """A universe entry as the API lists it: `symbol` is the venue's name, what POST /trading/order accepts."""
+    return {**token, "symbol": str(token["coin"])}
 
 
 def snapshot_get(*, symbol: str) -> SymbolSnapshot | None:
     return get_hot_state().get_sync(symbol)
 
 
-def snapshot_payload(*, snapshot: SymbolSnapshot, now: int | None = None) -> dict[str, Any]:
+def snapshot_payload(*, snapshot: SymbolSnapshot, symbol: str, now: int | None = None) -> dict[str, Any]:
+    """The snapshot under `symbol`, the venue's name for it (the stored snapshot carries the stream key)."""
     now = now_ms() if now is None else now
     fresh = staleness_dict(snapshot, now)
     body = snapshot.as_dict()
+    body["symbol"] = symbol
     body["staleness"] = fresh
     body["stale"] = fresh["price"]["stale"] or fresh["book"]["stale"]
     return body
 
 
 def aggregator_status_get() -> dict[str, Any]:
-    """Ingest's own status (from the hot state) plus whether it is running now and the shared upstream state."""
+    """Ingest's full status (from the hot state) plus whether it is running now and the shared upstream state.
+
+    For staff: it names the venue URL, the ingest host:pid, errors and counters. Symbols are venue names.
+    """
     status = get_hot_state().get_status_sync()
     now = now_ms()
     if status is None:
@@ -77,11 +111,53 @@ def aggregator_status_get() -> dict[str, Any]:
     status["upstream"] = upstream
     status["rate_limited_429"] = {c: v["rate_limited_429"] for c, v in upstream.items()}
     status["rejected_total"] = sum(status.get("rejected", {}).values())
+    return _status_with_venue_names(status, universe_list())
+
+
+def _status_with_venue_names(status: dict[str, Any], tokens: list[dict[str, Any]]) -> dict[str, Any]:
+    """Ingest reports stream keys (KPEPE); callers of the API see venue names (kPEPE)."""
+    subs = status.get("subscriptions", {})
+    keys = [*subs.get("symbols", []), *subs.get("on_demand", []), *status.get("freshness", {})]
+    for source in status.get("sources", {}).values():
+        keys += source.get("degraded_symbols", [])
+    names = venue_names(keys=keys, tokens=tokens)
+    for field in ("symbols", "on_demand"):
+        if field in subs:
+            subs[field] = [names[k] for k in subs[field]]
+    status["freshness"] = {names[k]: ages for k, ages in status.get("freshness", {}).items()}
+    for source in status.get("sources", {}).values():
+        if "degraded_symbols" in source:
+            source["degraded_symbols"] = [names[k] for k in source["degraded_symbols"]]
     return status
 
 
+PUBLIC_SOURCE_FIELDS: Final = ("state", "connected", "last_message_age_ms")
+
+
+def aggregator_status_public(*, status: dict[str, Any]) -> dict[str, Any]:
+    """What anyone may see: is ingest running, is the venue connected, which symbols are live and how fresh each
+    is. No venue URL, host:pid, last error, counters or upstream budgets (they map the deployment for an
+    attacker and the pages do not use them)."""
+    subs = status.get("subscriptions", {})
+    return {
+        "detail": "public",
+        "running": bool(status.get("running")),
+        "venue": status.get("venue"),
+        "status_age_ms": status.get("status_age_ms"),
+        "sources": {
+            name: {field: source.get(field) for field in PUBLIC_SOURCE_FIELDS}
+            for name, source in status.get("sources", {}).items()
+        },
+        "subscriptions": {"symbols": list(subs.get("symbols", [])), "count": subs.get("count", 0)},
+        "freshness": status.get("freshness", {}),
+    }
+
+
 def symbol_list(*, mode: str, limit: int) -> list[dict[str, Any]]:
-    """Symbols for pickers. default: live ones first then by volume; volume: by volume; live: subscribed only."""
+    """Symbols for pickers. default: live ones first then by volume; volume: by volume; live: subscribed only.
+
+    Matching against ingest's status and snapshots uses the stream key (`token["symbol"]`); rows name the venue's.
+    """
     tokens = universe_list()
     status = get_hot_state().get_status_sync() or {}
     live = set(status.get("subscriptions", {}).get("symbols", []))
@@ -93,7 +169,7 @@ def symbol_list(*, mode: str, limit: int) -> list[dict[str, Any]]:
     if mode == "default":
         by_volume.sort(key=lambda t: t["symbol"] not in live)  # stable: live first, each by volume
     elif mode == "name":
-        by_volume.sort(key=lambda t: t["symbol"])
+        by_volume.sort(key=lambda t: t["symbol"])  # the key: case-insensitive order of the names
     snaps = get_hot_state().get_many_sync([t["symbol"] for t in by_volume[:limit]])
     now = now_ms()
     rows = []
@@ -101,8 +177,8 @@ def symbol_list(*, mode: str, limit: int) -> list[dict[str, Any]]:
         snap = snaps.get(token["symbol"])
         rows.append(
             {
-                "symbol": token["symbol"],
-                "coin": token.get("coin", token["symbol"]),
+                "symbol": str(token.get("coin", token["symbol"])),
+                "coin": str(token.get("coin", token["symbol"])),
                 "live": token["symbol"] in live,
                 "price": snap.price if snap else None,
                 "price_age_ms": (now - snap.price_ts) if snap and snap.price_ts else None,

@@ -1,11 +1,12 @@
 """Server-rendered market pages: the overview at / and the terminal at /terminal/<SYM>.
 
-The first paint comes from hot state; the page's ES modules then take over over /ws.
+The first paint comes from hot state; the page's ES modules then take over over /ws. Pages show and link
+symbols as the venue names them (`/terminal/kPEPE`, what the order ticket sends); envelopes on /ws carry the
+stream key (`KPEPE`), which the pages get alongside (`stream_symbol`, `data-stream`) to match them.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
@@ -15,9 +16,9 @@ from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
 from hypersentry.contracts.snapshot import FRESHNESS_MS, SymbolSnapshot, staleness_dict
+from markets import selectors
 from markets.hotstate import get_hot_state
 
-_SYMBOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_\-@.]{0,31}$")
 CANDLE_INTERVALS = ("1m", "5m", "15m", "1h")
 
 
@@ -28,10 +29,11 @@ def _live_symbols() -> list[str]:
     return live or state.all_symbols_sync()
 
 
-def _row(snap: SymbolSnapshot, now_ms: int) -> dict[str, Any]:
+def _row(snap: SymbolSnapshot, name: str, now_ms: int) -> dict[str, Any]:
     fresh = staleness_dict(snap, now_ms)
     return {
-        "symbol": snap.symbol,
+        "symbol": name,
+        "stream_symbol": snap.symbol,
         "price": snap.price,
         "change_24h": snap.change_24h,
         "volume_24h": snap.volume_24h,
@@ -44,26 +46,24 @@ def _row(snap: SymbolSnapshot, now_ms: int) -> dict[str, Any]:
 
 
 def overview_rows() -> list[dict[str, Any]]:
-    """Every live symbol's overview row, by 24 h volume."""
+    """Every live symbol's overview row (venue name + stream key), by 24 h volume."""
     symbols = _live_symbols()
     snaps = get_hot_state().get_many_sync(symbols)
+    names = selectors.venue_names(keys=symbols, tokens=selectors.universe_list())
     now_ms = int(time.time() * 1000)
-    rows = [_row(snaps[s], now_ms) for s in symbols if s in snaps]
-    rows += [{"symbol": s, "stale": True} for s in symbols if s not in snaps]
+    rows = [_row(snaps[s], names[s], now_ms) for s in symbols if s in snaps]
+    rows += [{"symbol": names[s], "stream_symbol": s, "stale": True} for s in symbols if s not in snaps]
     rows.sort(key=lambda r: -(r.get("volume_24h") or 0.0))
     return rows
 
 
-def _is_listed(symbol: str) -> bool:
-    """The venue lists `symbol` (the universe ingest stored) or it is live; True while no universe is known yet
-    (before ingest's first fetch every well-formed symbol gets a page that fills in over /ws)."""
-    state = get_hot_state()
-    universe = state.get_universe_sync()
-    if not universe:
-        return True
-    if any(str(t.get("symbol", "")).upper() == symbol or str(t.get("coin", "")).upper() == symbol for t in universe):
-        return True
-    return symbol in {s.upper() for s in _live_symbols()}
+def _venue_symbol(symbol: str) -> str | None:
+    """The venue's name for a symbol in any case, from the universe ingest stored (a page never asks the venue);
+    None when the venue does not list it. Before ingest's first fetch every well-formed symbol gets a page that
+    fills in over /ws."""
+    if not selectors.SYMBOL_RE.match(symbol):
+        return None
+    return selectors.symbol_resolve(symbol=symbol, tokens=selectors.universe_list())
 
 
 def _page_config(**extra: Any) -> dict[str, Any]:
@@ -78,25 +78,25 @@ def _page_config(**extra: Any) -> dict[str, Any]:
 @require_safe
 def markets_overview(request: HttpRequest) -> HttpResponse:
     rows = overview_rows()
-    config = _page_config(symbols=[r["symbol"] for r in rows][: settings.WS_MAX_SUBSCRIPTIONS])
+    config = _page_config(symbols=[r["stream_symbol"] for r in rows][: settings.WS_MAX_SUBSCRIPTIONS])
     return render(request, "markets/overview.html", {"rows": rows, "page_config": config})
 
 
 @require_safe
 def terminal(request: HttpRequest, symbol: str) -> HttpResponse:
-    if not _SYMBOL_RE.match(symbol):
+    name = _venue_symbol(symbol)
+    if name is None:
         raise Http404("unknown symbol")
-    symbol = symbol.upper()
-    state = get_hot_state()
-    snap = state.get_sync(symbol)
-    if snap is None and not _is_listed(symbol):
-        raise Http404("unknown symbol")
+    symbol = name
+    snap = get_hot_state().get_sync(symbol)
     now_ms = int(time.time() * 1000)
     snapshot = None
     if snap is not None:
         snapshot = snap.as_dict()
         snapshot["staleness"] = staleness_dict(snap, now_ms)
-    config = _page_config(symbol=symbol, intervals=CANDLE_INTERVALS, snapshot=snapshot)
+    config = _page_config(
+        symbol=symbol, stream_symbol=selectors.stream_key(symbol=symbol), intervals=CANDLE_INTERVALS, snapshot=snapshot
+    )
     return render(
         request,
         "markets/terminal.html",

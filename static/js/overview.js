@@ -3,9 +3,10 @@ import { compact, num, pct, price, signClass, signedCompact } from "./format.js"
 
 const cfg = pageConfig();
 const tbody = document.querySelector("#markets tbody");
-const rows = new Map(); // symbol -> {el, data}
-for (const tr of tbody.querySelectorAll("tr[data-symbol]")) {
-  rows.set(tr.dataset.symbol, { el: tr, data: {}, dirty: false });
+// Rows are keyed by the stream key envelopes carry (KPEPE); they show and link the venue's name (kPEPE).
+const rows = new Map(); // stream key -> {el, data}
+for (const tr of tbody.querySelectorAll("tr[data-stream]")) {
+  rows.set(tr.dataset.stream, { el: tr, data: {}, dirty: false });
   tr.addEventListener("click", (ev) => { if (ev.target.tagName !== "A") location.href = tr.dataset.href; });
   tr.addEventListener("keydown", (ev) => { if (ev.key === "Enter") location.href = tr.dataset.href; });
 }
@@ -56,7 +57,7 @@ document.querySelectorAll("#markets th[data-sort]").forEach((th) => {
     document.querySelectorAll("#markets th").forEach((h) => h.classList.remove("sorted-asc", "sorted-desc"));
     th.classList.add(sortDir > 0 ? "sorted-asc" : "sorted-desc");
     const value = (r) => {
-      if (key === "symbol") return r.el.dataset.symbol;
+      if (key === "symbol") return r.el.dataset.stream; // the upper-case key: case-insensitive order
       if (key === "age") return -(r.data.price_ts || 0);
       if (key === "cvd_5m") return num(r.data.cvd_spot_5m ?? r.data.cvd_venue_5m);
       return num(r.data[key] ?? r.el.querySelector(`[data-f="${key}"]`)?.textContent);

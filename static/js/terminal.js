@@ -2,7 +2,8 @@ import { LiveSocket, bindIndicator, frameScheduler, pageConfig } from "./live.js
 import { age, clock, compact, countdown, num, pct, price, signClass, signedCompact, size } from "./format.js";
 
 const cfg = pageConfig();
-const SYMBOL = cfg.symbol;
+const SYMBOL = cfg.symbol; // the venue's name (kPEPE): REST, orders, what the page shows
+const STREAM = cfg.stream_symbol || SYMBOL; // the key /ws envelopes carry (KPEPE)
 const $ = (id) => document.getElementById(id);
 const TS_FIELD = { price: "price_ts", book: "book_ts", trades: "trades_ts", oi: "oi_ts", funding: "funding_ts", cvd: "cvd_ts" };
 const BOOK_ROWS = 14, TAPE_ROWS = 60;
@@ -188,7 +189,7 @@ const render = () => {
 const schedule = frameScheduler(render);
 
 function onEnvelope(env) {
-  if (env.symbol !== SYMBOL || env.event_type !== "agg_update") return;
+  if (env.symbol !== STREAM || env.event_type !== "agg_update") return;
   const d = env.data;
   if (d.kind === "candle") { applyLiveCandle(d.candles && d.candles[interval]); return; }
   const prevTs = state.snap.updated_at || 0;
@@ -205,4 +206,4 @@ render();
 setInterval(renderFreshness, 250);
 loadCandles();
 const live = new LiveSocket({ path: cfg.ws_path, onEnvelope, onState: bindIndicator() });
-live.subscribe(SYMBOL, ["public.market"]);
+live.subscribe(STREAM, ["public.market"]);

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+from eth_account import Account
+
+from accounts.models import Role, User
 from tests.markets.api_fixtures import UNIVERSE, api, seed, sim_thread, snapshot  # noqa: F401
 
 
@@ -34,9 +38,10 @@ def test_it_repairs_a_stale_book_from_rest_once_per_ttl(api, sim_thread):
 def test_kpepe_is_requested_with_the_venue_case(api, sim_thread):
     seed(universe=UNIVERSE)
     body = api.get("/trading/orderbook?coin=kpepe").json()
-    assert body["coin"] == "KPEPE" and body["source"] == "rest" and body["book"]["asks"]
+    assert body["coin"] == "kPEPE" and body["source"] == "rest" and body["book"]["asks"]
 
 
+@pytest.mark.django_db
 def test_a_429_storm_stays_within_budget_and_serves_stale(api, sim_thread, settings):
     settings.MARKETS_UPSTREAM_BUDGET_ORDERBOOK_PER_MIN = 30  # 5 per 10 s window
     settings.TRADING_ORDERBOOK_UPSTREAM_MIN_SEC = 0  # no floor: only budget and cooldown protect the venue
@@ -56,6 +61,8 @@ def test_a_429_storm_stays_within_budget_and_serves_stale(api, sim_thread, setti
     stats = sim_thread.call(lambda: sim_thread.sim.stats)
     # The first 429 starts a cooldown: the storm reaches the venue a handful of times at most.
     assert stats["rate_limited"] <= 5, stats
+    operator = User.objects.create_user(Account.create().address, role=Role.OPERATOR)
+    api.force_authenticate(operator)  # the counters are in the staff view of the status
     status = api.get("/aggregator/status").json()
     assert status["rate_limited_429"]["orderbook"] >= 1
     assert status["upstream"]["orderbook"]["cooldown_sec"] > 0
@@ -76,7 +83,7 @@ def test_prices_tokens_candles_and_snapshot(api, sim_thread):
     prices = api.get("/trading/prices").json()
     assert prices["prices"]["BTC"] == "67000.5" and prices["source"] == "aggregator"
     tokens = api.get("/trading/tokens").json()
-    assert [t["symbol"] for t in tokens["tokens"]] == ["BTC", "ETH", "KPEPE"]
+    assert [t["symbol"] for t in tokens["tokens"]] == ["BTC", "ETH", "kPEPE"]
     candles = api.get("/trading/candles?coin=ETH&interval=15m").json()
     assert candles["source"] == "rest" and candles["candles"] and candles["candles"][0]["i"] == "15m"
     snap = api.get("/markets/btc/snapshot").json()
@@ -87,4 +94,4 @@ def test_prices_tokens_candles_and_snapshot(api, sim_thread):
 
 def test_prices_fall_back_to_rest_when_ingest_is_not_running(api, sim_thread):
     body = api.get("/trading/prices?coins=BTC,kPEPE").json()
-    assert body["source"] == "rest" and set(body["prices"]) == {"BTC", "KPEPE"}
+    assert body["source"] == "rest" and set(body["prices"]) == {"BTC", "kPEPE"}
