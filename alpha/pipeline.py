@@ -82,7 +82,8 @@ def runtime_load(*, max_users: int) -> Runtime:
     from django.db import close_old_connections
 
     from alpha import selectors
-    from execution.services.controls import breakers_open, controls_get
+    from execution.services.breakers import breakers_open
+    from execution.services.controls import controls_get
 
     close_old_connections()
     row = selectors.alpha_settings_get()

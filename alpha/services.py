@@ -29,7 +29,7 @@ from alpha import metrics, selectors
 from alpha.engine import AlphaConfig, RiskLimits, size_position, win_probability
 from alpha.models import ACTIVE_STATUSES, AutoTrade, AutoTradeSettings, AutoTradeStatus
 from alpha.readings import Reading
-from hypersentry.errors import ValidationFailed
+from hypersentry.errors import ApplicationError, ValidationFailed
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -109,8 +109,8 @@ def user_context_get(*, user: User) -> UserContext:
     limits from execution's risk limits, auto mode, agent readiness and open auto trades."""
     from accounts.selectors import agent_current
     from execution import venue
+    from execution.services.account import account_read
     from execution.services.controls import limits_for
-    from execution.services.relay import account_state
 
     lim = limits_for(user=user)
     limits = RiskLimits(
@@ -121,15 +121,14 @@ def user_context_get(*, user: User) -> UserContext:
     equity: Decimal | None = None
     exposure, positions, error = ZERO, {}, ""
     try:
-        state = account_state(user=user)
-        equity = Decimal(str((state.get("marginSummary") or {}).get("accountValue", "0")))
-        for ap in state.get("assetPositions") or []:
-            pos = ap.get("position") or {}
-            size = Decimal(str(pos.get("szi", "0")))
-            if size != 0:
-                positions[str(pos.get("coin", "")).upper()] = size
-                exposure += abs(Decimal(str(pos.get("positionValue", "0"))))
-    except (venue.VenueError, venue.VenueTimeout) as exc:
+        acct = account_read(user=user, max_age=2.0)
+        if acct.stale:
+            raise venue.VenueError(f"account state stale ({acct.reason})", kind="error")
+        equity = acct.equity
+        for coin, pos in acct.positions.items():
+            positions[coin.upper()] = Decimal(str(pos.get("szi", "0")))
+            exposure += abs(Decimal(str(pos.get("positionValue", "0"))))
+    except (venue.VenueError, venue.VenueTimeout, ApplicationError) as exc:
         error = f"venue: {exc}"
     autotrades_reconcile(user=user, positions=positions if not error else None)
     return UserContext(
@@ -150,7 +149,7 @@ def user_context_get(*, user: User) -> UserContext:
 def _recent_trades(*, user: User) -> dict[str, Any]:
     """What the pipeline's in-memory gate view needs: newest auto trade per symbol, signals already traded,
     and the user's own open breakers."""
-    from execution.services.controls import breakers_open
+    from execution.services.breakers import breakers_open
 
     since = timezone.now() - timedelta(hours=6)
     last: dict[str, int] = {}
@@ -225,7 +224,8 @@ def _size(*, reading: Reading, side: str, ctx: UserContext, config: AlphaConfig)
 def _gate_inputs(
     *, user: User, reading: Reading | None, ctx: UserContext, side: str, size: Decimal | None, now_ms: int
 ) -> g.GateInputs:
-    from execution.services.controls import breakers_open, controls_get
+    from execution.services.breakers import breakers_open
+    from execution.services.controls import controls_get
 
     controls = controls_get()
     last = None

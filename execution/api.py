@@ -17,8 +17,10 @@ from rest_framework.views import APIView
 from accounts.models import User
 from accounts.selectors import session_is_valid
 from execution import risk, selectors
-from execution.services import controls as ctl
-from execution.services import idempotency, killswitch, protection, relay, sync
+from execution.services import breakers, cancels, idempotency, killswitch, modify, protection, relay, sync
+from execution.services.account import account_read
+from execution.services.events import jsonable
+from execution.services.orders import order_dict
 from hypersentry.errors import NotAuthenticated, PermissionDenied, ValidationFailed
 from hypersentry.ratelimit import Limit, hit
 
@@ -41,21 +43,40 @@ def _answer(status: int, body: dict[str, Any], *, replayed: bool = False) -> Res
     resp = Response(body, status=status)
     if replayed:
         resp["Idempotent-Replayed"] = "true"
+    retry = body.get("retry_after_s") if isinstance(body, dict) else None
+    if status in (429, 503) and isinstance(retry, int | float):
+        resp["Retry-After"] = str(max(1, int(retry + 0.999)))
     return resp
+
+
+def _read_user(request: Request) -> User:
+    """A signed-in user within their account-read quota (EXECUTION_READS_PER_MIN): 429 from us, not the venue."""
+    user = _user(request)
+    hit(scope="execution.read", key=str(user.pk), limit=Limit(count=settings.EXECUTION_READS_PER_MIN, per_sec=60))
+    return user
+
+
+POSITIVE = Decimal("0.0000000001")
+
+
+def _price_field() -> serializers.DecimalField:
+    return serializers.DecimalField(
+        max_digits=30, decimal_places=10, required=False, allow_null=True, min_value=POSITIVE
+    )
 
 
 class OrderInput(serializers.Serializer[Any]):
     symbol = serializers.RegexField(r"^[A-Za-z0-9@/:_\-]{1,32}$")
     side = serializers.ChoiceField(choices=SIDES)
     type = serializers.ChoiceField(choices=("limit", "market"), default="limit")
-    size = serializers.DecimalField(max_digits=30, decimal_places=10, required=False, allow_null=True)
-    size_usd = serializers.DecimalField(max_digits=30, decimal_places=10, required=False, allow_null=True)
-    price = serializers.DecimalField(max_digits=30, decimal_places=10, required=False, allow_null=True)
+    size = _price_field()
+    size_usd = _price_field()
+    price = _price_field()
     tif = serializers.ChoiceField(choices=("Gtc", "Ioc", "Alo"), default="Gtc")
     reduce_only = serializers.BooleanField(default=False)
     leverage = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=200)
-    tp_price = serializers.DecimalField(max_digits=30, decimal_places=10, required=False, allow_null=True)
-    sl_price = serializers.DecimalField(max_digits=30, decimal_places=10, required=False, allow_null=True)
+    tp_price = _price_field()
+    sl_price = _price_field()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("size") is None and attrs.get("size_usd") is None:
@@ -80,16 +101,8 @@ def _intent(data: dict[str, Any]) -> risk.OrderIntent:
         tif=data["tif"],
         reduce_only=data["reduce_only"],
         leverage=data.get("leverage"),
-    )
-
-
-def _attached(data: dict[str, Any]) -> relay.Attached | None:
-    tp, sl = data.get("tp_price"), data.get("sl_price")
-    if tp is None and sl is None:
-        return None
-    return relay.Attached(
-        tp_price=None if tp is None else Decimal(tp).normalize(),
-        sl_price=None if sl is None else Decimal(sl).normalize(),
+        tp_price=dec("tp_price"),
+        sl_price=dec("sl_price"),
     )
 
 
@@ -126,7 +139,7 @@ class OrderSubmitApi(APIView):
             endpoint="order",
             payload=request.data,
             run=lambda u, k: relay.order_submit(
-                user=user, key=k, intent=_intent(data), attached=_attached(data), session_authenticated=session_ok
+                user=user, key=k, intent=_intent(data), session_authenticated=session_ok
             ),
         )
 
@@ -163,14 +176,15 @@ class OrderCancelApi(APIView):
             request,
             endpoint="cancel",
             payload=request.data,
-            run=lambda u, k: relay.order_cancel(user=u, order_id=d.get("order_id"), cloid=d.get("cloid")),
+            run=lambda u, k: cancels.order_cancel(user=u, order_id=d.get("order_id"), cloid=d.get("cloid")),
         )
 
 
 class ModifyInput(serializers.Serializer[Any]):
     order_id = serializers.IntegerField(min_value=1)
-    price = serializers.DecimalField(max_digits=30, decimal_places=10, required=False, allow_null=True)
-    size = serializers.DecimalField(max_digits=30, decimal_places=10, required=False, allow_null=True)
+    price = _price_field()
+    trigger_price = _price_field()
+    size = _price_field()
 
 
 class OrderModifyApi(APIView):
@@ -184,12 +198,13 @@ class OrderModifyApi(APIView):
             request,
             endpoint="modify",
             payload=request.data,
-            run=lambda u, k: relay.order_modify(
+            run=lambda u, k: modify.order_modify(
                 user=u,
                 key=k,
                 order_id=d["order_id"],
-                price=None if d.get("price") is None else Decimal(d["price"]).normalize(),
-                size=None if d.get("size") is None else Decimal(d["size"]).normalize(),
+                price=_dec(d.get("price")),
+                trigger_price=_dec(d.get("trigger_price")),
+                size=_dec(d.get("size")),
                 session_authenticated=session_ok,
             ),
         )
@@ -209,14 +224,14 @@ class PositionCloseApi(APIView):
             request,
             endpoint="close",
             payload=request.data,
-            run=lambda u, k: relay.position_close(user=u, key=k, symbol=symbol),
+            run=lambda u, k: modify.position_close(user=u, key=k, symbol=symbol),
         )
 
 
 class ProtectionInput(serializers.Serializer[Any]):
     symbol = serializers.RegexField(r"^[A-Za-z0-9@/:_\-]{1,32}$")
-    tp_price = serializers.DecimalField(max_digits=30, decimal_places=10, required=False, allow_null=True)
-    sl_price = serializers.DecimalField(max_digits=30, decimal_places=10, required=False, allow_null=True)
+    tp_price = _price_field()
+    sl_price = _price_field()
     trailing_pct = serializers.DecimalField(
         max_digits=8, decimal_places=4, required=False, allow_null=True, min_value=Decimal("0.1"), max_value=Decimal(50)
     )
@@ -228,10 +243,7 @@ class ProtectionApi(APIView):
         ser = ProtectionInput(data=request.data)
         ser.is_valid(raise_exception=True)
         d = ser.validated_data
-
-        def dec(v: Any) -> Decimal | None:
-            return None if v is None else Decimal(v).normalize()
-
+        dec = _dec
         return _run_idempotent(
             request,
             endpoint="protection",
@@ -247,45 +259,45 @@ class ProtectionApi(APIView):
         )
 
 
+def _dec(v: Any) -> Decimal | None:
+    return None if v is None else Decimal(v).normalize()
+
+
 class OrderListApi(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
-        user = _user(request)
+        user = _read_user(request)
         open_only = request.query_params.get("open") in ("1", "true")
         rows = selectors.order_list(user=user, open_only=open_only)
-        return Response({"orders": [relay.order_dict(o) for o in rows]})
+        return Response({"orders": [order_dict(o) for o in rows]})
 
 
 class FillListApi(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
-        user = _user(request)
-        return Response({"fills": [events_jsonable(sync.fill_dict(f)) for f in selectors.fill_list(user=user)]})
-
-
-def events_jsonable(d: dict[str, Any]) -> dict[str, Any]:
-    from execution.services.events import _jsonable
-
-    return _jsonable(d)  # type: ignore[no-any-return]
+        user = _read_user(request)
+        return Response({"fills": [jsonable(sync.fill_dict(f)) for f in selectors.fill_list(user=user)]})
 
 
 class PositionListApi(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
-        """Positions from the venue (master address), refreshed into the local snapshot."""
-        user = _user(request)
-        summary = sync.positions_sync(user=user, quiet=True)
-        return Response({"positions": summary["positions"], "time_ms": summary["time_ms"]})
+        """Positions from the venue (master address), cached briefly; the last known ones with stale=true when the
+        venue cannot be asked (budget, 429, timeout) — never an error for that."""
+        user = _read_user(request)
+        summary = sync.account_summary(acct=account_read(user=user))
+        return Response({k: summary[k] for k in ("positions", "time_ms", "stale", "as_of_ms", "stale_reason")})
 
 
 class AccountApi(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
-        """Equity, margin and PnL from the venue under the MASTER address (never the agent's)."""
-        user = _user(request)
-        summary = sync.account_summary(state=relay.account_state(user=user, max_age=1.0))
+        """Equity, margin and PnL from the venue under the MASTER address (never the agent's); stale=true with the
+        last known figures when the venue cannot be asked."""
+        user = _read_user(request)
+        summary = sync.account_summary(acct=account_read(user=user))
         summary["address"] = user.address
-        summary["daily_realized_pnl"] = str(relay.daily_pnl(user=user))
+        summary["daily_realized_pnl"] = str(selectors.daily_pnl(user=user))
         return Response(summary)
 
 
@@ -347,5 +359,7 @@ class BreakerResetApi(APIView):
         if not actor.is_admin:
             raise PermissionDenied("only admins reset circuit breakers")
         scope = User.objects.filter(pk=d["user_id"]).first() if d.get("user_id") else None
-        ctl.breaker_reset(actor=actor, kind=d["kind"], user=scope, reason=d["reason"])
+        if d.get("user_id") and scope is None:
+            raise ValidationFailed(f"user_id: no user {d['user_id']}", extra={"field": "user_id"})
+        breakers.breaker_reset(actor=actor, kind=d["kind"], user=scope, reason=d["reason"])
         return Response(selectors.controls_state(user=actor))

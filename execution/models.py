@@ -225,12 +225,23 @@ class BreakerKind(models.TextChoices):
     CONSECUTIVE_LOSSES = "consecutive_losses", "Consecutive losses"
     ERROR_RATE = "error_rate", "Venue error rate"
     DAILY_LOSS = "daily_loss", "Daily loss limit"
+    DRAWDOWN = "drawdown", "Max drawdown"
     STALE_DATA = "stale_data", "Stale market data"
     RATE_BUDGET = "rate_budget", "Venue rate budget exhausted"
 
 
+# Per-user where the cause is the user's own trading; global where it is the venue's or the feed's.
+USER_BREAKERS = frozenset({BreakerKind.CONSECUTIVE_LOSSES, BreakerKind.DAILY_LOSS, BreakerKind.DRAWDOWN})
+GLOBAL_BREAKERS = frozenset({BreakerKind.ERROR_RATE, BreakerKind.RATE_BUDGET, BreakerKind.STALE_DATA})
+
+
 class CircuitBreaker(models.Model):
-    """A breaker per kind; `user` null = global (error rate, stale data, rate budget)."""
+    """A breaker per kind; `user` null = global (error rate, stale data, rate budget), else the user's own
+    (consecutive losses, daily loss, drawdown).
+
+    closed: tripped=False. open: tripped and now < cooldown_until (new orders that add risk are refused).
+    half-open: tripped and the cooldown passed — orders pass again and the next outcome closes it or trips it again.
+    """
 
     kind = models.CharField(max_length=32, choices=BreakerKind.choices)
     user = models.ForeignKey(
@@ -243,6 +254,8 @@ class CircuitBreaker(models.Model):
     reset_by = models.CharField(max_length=64, blank=True, default="")
     reset_reason = models.CharField(max_length=300, blank=True, default="")
     reset_at = models.DateTimeField(null=True, blank=True)
+    cooldown_until = models.DateTimeField(null=True, blank=True, help_text="half-opens on its own after this")
+    trips = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = (
@@ -251,7 +264,28 @@ class CircuitBreaker(models.Model):
         )
 
     def __str__(self) -> str:
-        return f"{self.kind} {'global' if self.user_id is None else self.user_id} {'TRIPPED' if self.tripped else 'ok'}"
+        return f"{self.kind} {'global' if self.user_id is None else self.user_id} {self.state_at(timezone.now())}"
+
+    def state_at(self, now: Any) -> str:
+        if not self.tripped:
+            return "closed"
+        if self.cooldown_until is not None and now >= self.cooldown_until:
+            return "half_open"
+        return "open"
+
+
+class EquityPeak(models.Model):
+    """The user's equity high-water mark since the drawdown breaker was last reset (max drawdown is measured from
+    it). A withdrawal looks like a drawdown: an admin resets the breaker (and with it the peak) after one."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="equity_peak")
+    peak_equity = models.DecimalField(max_digits=30, decimal_places=10)
+    peak_at = models.DateTimeField(default=timezone.now)
+    last_equity = models.DecimalField(max_digits=30, decimal_places=10, null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"peak {self.peak_equity} ({self.user_id})"
 
 
 class IdempotencyStatus(models.TextChoices):

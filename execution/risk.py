@@ -1,13 +1,20 @@
 """Pre-trade checks: one pure function over a typed context (no ORM, no I/O), each failure with its own code.
 
-The relay gathers the context (controls, capabilities, hot state, venue meta, positions, today's PnL, open
-breakers), calls `evaluate`, audits the verdict and only then sends. `evaluate` also normalises the order: sizes
-in USD become coin sizes rounded down to the lot, market orders get a bounded IOC price rounded to a valid
-tick; invalid limit prices are rejected with the reason (never sent).
+The relay gathers the context (controls, capabilities, hot state, venue meta, positions, every live order of the
+user, today's PnL, drawdown, open breakers) under the user's lock, calls `evaluate`, audits the verdict and only
+then sends. `evaluate` also normalises the order: sizes in USD become coin sizes rounded down to the lot, market
+orders get a bounded IOC price rounded to a valid tick; invalid limit prices are rejected with the reason (never
+sent).
+
+Limits are checked against the WORST CASE: the position plus every live order on the same side (pending,
+submitted, resting, partially filled, unknown) plus the new one — a resting order can fill at any moment, and an
+order whose outcome is unknown may have filled. Reduce-only orders (closes, stops, take-profits) cannot add risk:
+the kill switch and breakers let them through.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final
@@ -44,6 +51,8 @@ MAX_DAILY_LOSS: Final = "max_daily_loss_reached"
 LEVERAGE: Final = "leverage_exceeded"
 CIRCUIT_BREAKER: Final = "circuit_breaker_open"
 REDUCE_ONLY_NO_POSITION: Final = "reduce_only_without_position"
+MAX_DRAWDOWN: Final = "max_drawdown_reached"
+INVALID_TPSL: Final = "invalid_tpsl_price"
 
 REASONS: Final[dict[str, str]] = {
     KILL_SWITCH: "The kill switch is engaged: new orders are blocked (cancels still pass).",
@@ -63,6 +72,8 @@ REASONS: Final[dict[str, str]] = {
     LEVERAGE: "The leverage is above the limit.",
     CIRCUIT_BREAKER: "A circuit breaker is open: new orders are blocked (cancels still pass).",
     REDUCE_ONLY_NO_POSITION: "A reduce-only order needs an opposite position.",
+    MAX_DRAWDOWN: "The account's drawdown from its peak equity reached the limit.",
+    INVALID_TPSL: "A take-profit / stop-loss price is on the wrong side of the price (or not positive).",
 }
 
 
@@ -73,6 +84,7 @@ class Limits:
     max_daily_loss_usd: Decimal
     max_leverage: int
     max_slippage_bps: int
+    max_drawdown_pct: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +99,48 @@ class OrderIntent:
     tif: str = "Gtc"
     reduce_only: bool = False
     leverage: int | None = None
+    tp_price: Decimal | None = None  # attached take-profit (entry orders)
+    sl_price: Decimal | None = None  # attached stop-loss (entry orders)
+
+    @property
+    def closes_only(self) -> bool:
+        """Reduce-only or a trigger (always reduce-only): it cannot add risk."""
+        return self.reduce_only or self.order_type in ("tp", "sl")
+
+
+@dataclass(frozen=True, slots=True)
+class LiveOrder:
+    """A user's order that may still fill (pending, submitted, resting, partially filled, unknown)."""
+
+    symbol: str
+    is_buy: bool
+    remaining: Decimal  # coin
+    price: Decimal | None
+
+
+def live_sizes(live: Sequence[LiveOrder], symbol: str) -> tuple[Decimal, Decimal]:
+    """(buys, sells) still to fill on `symbol`."""
+    buys = sum((o.remaining for o in live if o.symbol == symbol and o.is_buy), ZERO)
+    sells = sum((o.remaining for o in live if o.symbol == symbol and not o.is_buy), ZERO)
+    return buys, sells
+
+
+def live_exposure_usd(
+    *, positions: Mapping[str, tuple[Decimal, Decimal]], live: Sequence[LiveOrder], exclude: str
+) -> Decimal:
+    """Worst-case notional the live orders of OTHER symbols add to their positions if they all fill.
+
+    `positions`: symbol → (signed size, |notional| at mark). Priced at the mark when there is a position, else at
+    the highest live order price of that symbol."""
+    extra = ZERO
+    for symbol in {o.symbol for o in live} - {exclude}:
+        size, value = positions.get(symbol, (ZERO, ZERO))
+        prices = [o.price for o in live if o.symbol == symbol and o.price is not None]
+        px = value / abs(size) if size else (max(prices) if prices else ZERO)
+        buys, sells = live_sizes(live, symbol)
+        worst = max(abs(size + buys), abs(size - sells))
+        extra += max(ZERO, worst - abs(size)) * px
+    return extra
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +173,10 @@ class RiskContext:
     daily_pnl_usd: Decimal = ZERO  # realized today, net of fees (negative = loss)
     open_breakers: tuple[str, ...] = ()
     book_max_age_ms: int = FRESHNESS_MS["book"]
+    live_buy_size: Decimal = ZERO  # coin still to fill on live non-reduce-only buys, this symbol
+    live_sell_size: Decimal = ZERO  # the same for sells
+    live_exposure_usd: Decimal = ZERO  # worst-case notional live orders add in OTHER symbols
+    drawdown_pct: Decimal | None = None  # (peak equity - equity) / peak, in percent
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,8 +232,9 @@ class _Reject(Exception):
         self.detail = detail
 
 
-def _gates(ctx: RiskContext) -> None:
-    if ctx.kill_switch_engaged:
+def _gates(ctx: RiskContext, intent: OrderIntent) -> None:
+    # The kill switch and breakers block what adds risk; a reduce-only close or a protective trigger passes.
+    if ctx.kill_switch_engaged and not intent.closes_only:
         raise _Reject(KILL_SWITCH)
     if not ctx.server_trading_enabled:
         raise _Reject(TRADING_DISABLED)
@@ -185,7 +244,7 @@ def _gates(ctx: RiskContext) -> None:
         raise _Reject(NOT_AUTHENTICATED)
     if not ctx.execution_agent_ready:
         raise _Reject(AGENT_NOT_READY)
-    if ctx.open_breakers:
+    if ctx.open_breakers and not intent.closes_only:
         raise _Reject(CIRCUIT_BREAKER, ", ".join(ctx.open_breakers))
 
 
@@ -222,6 +281,8 @@ def _price(intent: OrderIntent, spec: AssetSpec, book: Book, mid: Decimal, limit
     if intent.order_type in ("tp", "sl"):
         if intent.trigger_price is None or not is_valid_price(px=intent.trigger_price, spec=spec):
             raise _Reject(INVALID_PRICE, "trigger price")
+        # A trigger closes a position: a sell closes a long, a buy closes a short.
+        _tpsl_side(kind=intent.order_type, px=intent.trigger_price, ref=mid, long=not intent.is_buy)
         if intent.price is not None:
             if not is_valid_price(px=intent.price, spec=spec):
                 raise _Reject(INVALID_PRICE)
@@ -246,25 +307,67 @@ def _slippage(intent: OrderIntent, price: Decimal, mid: Decimal, limits: Limits)
         raise _Reject(SLIPPAGE, f"{(away * BPS).quantize(Decimal(1))} bps > {limits.max_slippage_bps} bps")
 
 
+def _tpsl_side(*, kind: str, px: Decimal, ref: Decimal, long: bool) -> None:
+    """A take-profit is beyond the price in the position's favour, a stop-loss against it: anything else would
+    trigger at once (or never make sense). `ref` is the entry price (attached) or mid (existing position)."""
+    if px <= 0:
+        raise _Reject(INVALID_TPSL, f"{kind} price must be positive")
+    favourable = px > ref if long else px < ref
+    if kind == "tp" and not favourable:
+        side = "above" if long else "below"
+        raise _Reject(INVALID_TPSL, f"take-profit {to_wire(px)} must be {side} {to_wire(ref)} for a {_dir(long)}")
+    if kind == "sl" and (favourable or px == ref):
+        side = "below" if long else "above"
+        raise _Reject(INVALID_TPSL, f"stop-loss {to_wire(px)} must be {side} {to_wire(ref)} for a {_dir(long)}")
+
+
+def _dir(long: bool) -> str:
+    return "long" if long else "short"
+
+
+def _attached(intent: OrderIntent, spec: AssetSpec, entry: Decimal) -> None:
+    for kind, px in (("tp", intent.tp_price), ("sl", intent.sl_price)):
+        if px is None:
+            continue
+        if not is_valid_price(px=px, spec=spec):
+            raise _Reject(INVALID_PRICE, f"{kind} price; nearest valid {to_wire(round_price(px=px, spec=spec))}")
+        _tpsl_side(kind=kind, px=px, ref=entry, long=intent.is_buy)
+
+
+def worst_case(*, position: Decimal, live_buys: Decimal, live_sells: Decimal) -> tuple[Decimal, Decimal]:
+    """(most long, most short) the position can become if every live order fills."""
+    return position + live_buys, position - live_sells
+
+
 def _exposure(intent: OrderIntent, ctx: RiskContext, size: Decimal, mid: Decimal) -> Decimal:
-    signed = size if intent.is_buy else -size
-    new_pos = ctx.position_size + signed
-    reduces = abs(new_pos) < abs(ctx.position_size) and (new_pos == 0 or (new_pos > 0) == (ctx.position_size > 0))
+    p = ctx.position_size
     if intent.reduce_only:
-        if ctx.position_size == 0 or (ctx.position_size > 0) == intent.is_buy:
+        if p == 0 or (p > 0) == intent.is_buy:
             raise _Reject(REDUCE_ONLY_NO_POSITION)
-        return abs(new_pos) * mid
-    if reduces:
-        return abs(new_pos) * mid
+        return abs(p) * mid
+    long_now, short_now = worst_case(position=p, live_buys=ctx.live_buy_size, live_sells=ctx.live_sell_size)
+    before = long_now if intent.is_buy else short_now  # the worst case on this order's side
+    after = before + size if intent.is_buy else before - size
+    if abs(after) <= abs(before) and (after == 0 or (after > 0) == (before > 0)):
+        return abs(after) * mid  # moves towards flat even if every live order fills: cannot add risk
     limits = ctx.limits
     if ctx.daily_pnl_usd <= -limits.max_daily_loss_usd:
         raise _Reject(MAX_DAILY_LOSS, f"today {to_wire(ctx.daily_pnl_usd)} USD")
-    pos_usd = abs(new_pos) * mid
+    dd, max_dd = ctx.drawdown_pct, limits.max_drawdown_pct
+    if dd is not None and max_dd is not None and dd >= max_dd:
+        raise _Reject(MAX_DRAWDOWN, f"{to_wire(dd.quantize(Decimal('0.01')))} % >= {to_wire(max_dd)} %")
+    pos_usd = abs(after) * mid
     if pos_usd > limits.max_position_usd:
-        raise _Reject(MAX_POSITION, f"{to_wire(pos_usd.quantize(Decimal(1)))} > {to_wire(limits.max_position_usd)} USD")
-    added = (abs(new_pos) - abs(ctx.position_size)) * mid
-    if ctx.total_exposure_usd + added > limits.max_total_exposure_usd:
-        raise _Reject(MAX_EXPOSURE, f"limit {to_wire(limits.max_total_exposure_usd)} USD")
+        raise _Reject(
+            MAX_POSITION,
+            f"{to_wire(pos_usd.quantize(Decimal(1)))} > {to_wire(limits.max_position_usd)} USD with every live order",
+        )
+    # This symbol's worst-case notional before and after; the other symbols' positions and live orders as given.
+    sym_before = max(abs(long_now), abs(short_now)) * mid
+    sym_after = max(abs(after), abs(short_now if intent.is_buy else long_now)) * mid
+    others = ctx.total_exposure_usd - abs(p) * mid + ctx.live_exposure_usd
+    if sym_after > sym_before and others + sym_after > limits.max_total_exposure_usd:
+        raise _Reject(MAX_EXPOSURE, f"limit {to_wire(limits.max_total_exposure_usd)} USD with every live order")
     return pos_usd
 
 
@@ -280,13 +383,14 @@ def evaluate(intent: OrderIntent, ctx: RiskContext) -> Verdict:
     """Every pre-trade check in order; the first failure is the verdict's reason."""
     passed: list[str] = []
     try:
-        _gates(ctx)
+        _gates(ctx, intent)
         passed.append("gates")
         spec, book, mid = _market(ctx)
         passed.append("market_data")
         price = _price(intent, spec, book, mid, ctx.limits)
         ref_px = price if intent.order_type == "limit" else mid
         size = _size(intent, spec, ref_px)
+        _attached(intent, spec, ref_px)
         passed.append("tick_lot")
         notional = size * (price if intent.order_type == "limit" else mid)
         if notional < MIN_NOTIONAL_USD and not intent.reduce_only and intent.order_type in ("limit", "market"):

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
+from django.utils import timezone
 
 from accounts.models import User
-from execution.models import OPEN_STATES, CircuitBreaker, Fill, Order, PositionSnapshot
+from execution import pnl
+from execution.models import OPEN_STATES, Fill, Order, PositionSnapshot
 from execution.services.controls import controls_get, limits_row_for
+
+ZERO = Decimal(0)
 
 
 def order_list(*, user: User, open_only: bool = False, limit: int = 100) -> QuerySet[Order]:
@@ -22,24 +28,42 @@ def fill_list(*, user: User, limit: int = 100) -> QuerySet[Fill]:
     return Fill.objects.filter(user=user).order_by("-time", "-id")[:limit]
 
 
+def daily_pnl(*, user: User) -> Decimal:
+    """Today's (UTC) realised PnL net of every fee paid today."""
+    start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    agg = Fill.objects.filter(user=user, time__gte=start).aggregate(p=Sum("closed_pnl"), f=Sum("fee"))
+    return (agg["p"] or ZERO) - (agg["f"] or ZERO)
+
+
+def closing_trades(*, user: User, limit: int = 200) -> list[tuple[datetime, Decimal]]:
+    """The user's recent closing trades, oldest first: (time, net PnL) — one closing order is one trade."""
+    rows = list(
+        Fill.objects.filter(user=user)
+        .order_by("-time", "-id")
+        .values_list("venue_oid", "tid", "time", "closed_pnl", "fee", "direction")[:limit]
+    )
+    closing = [
+        pnl.ClosingFill(
+            order_key=str(oid if oid is not None else f"t{tid}"),
+            time_ms=int(t.timestamp() * 1000),
+            net_pnl=closed - fee,
+        )
+        for oid, tid, t, closed, fee, direction in reversed(rows)
+        if pnl.is_closing(closed_pnl=closed, direction=direction)
+    ]
+    return [(datetime.fromtimestamp(ms / 1000, tz=UTC), net) for ms, net in pnl.trades_from_fills(closing)]
+
+
 def position_list(*, user: User) -> QuerySet[PositionSnapshot]:
     return PositionSnapshot.objects.filter(user=user).order_by("symbol")
 
 
 def controls_state(*, user: User | None) -> dict[str, Any]:
     """Kill switch, switches and the breakers that apply to `user` (global + own), for the banner."""
+    from execution.services.breakers import breaker_rows  # services import these selectors
+
     c = controls_get()
-    breakers = CircuitBreaker.objects.filter(tripped=True)
-    rows = [
-        {
-            "kind": b.kind,
-            "scope": "global" if b.user_id is None else "user",
-            "reason": b.reason,
-            "tripped_at_ms": int(b.tripped_at.timestamp() * 1000) if b.tripped_at else None,
-        }
-        for b in breakers
-        if b.user_id is None or (user is not None and b.user_id == user.pk) or (user is not None and user.is_staff)
-    ]
+    rows = breaker_rows(user=user, staff=user is not None and user.is_staff)
     out: dict[str, Any] = {
         "server_trading_enabled": c.server_trading_enabled,
         "admin_only": c.admin_only,
@@ -62,6 +86,8 @@ def controls_state(*, user: User | None) -> dict[str, Any]:
             "max_leverage": lim.max_leverage,
             "max_slippage_bps": lim.max_slippage_bps,
             "stop_loss_pct": str(lim.stop_loss_pct),
+            "max_drawdown_pct": str(lim.max_drawdown_pct),
+            "consecutive_losses": lim.consecutive_losses,
         }
         out["permissions"] = {
             "engage_kill_switch": user.role in ("admin", "operator"),

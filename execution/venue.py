@@ -1,48 +1,42 @@
-"""Venue I/O for the relay: cached meta, /info reads under the MASTER address, SDK signing and a hard timeout.
+"""Venue I/O for the execution app, over the one venue client (hypersentry.venue_client: shared IP budget, backoff
+after 429s, hard timeouts): cached meta, /info reads under the MASTER address, signing and signed actions.
 
-* `meta` / `spotMeta` are fetched once per EXECUTION_META_CACHE_SEC (shared cache + process memo) and passed to
-  `Exchange(...)` so constructing a client per order does not burn the REST budget.
-* Every venue call runs in a worker thread with a hard timeout: a call that does not answer in time raises
-  `VenueTimeout` (the caller decides what an unknown outcome means; an order creation is never re-sent).
+* `meta` / `spotMeta` are fetched once per EXECUTION_META_CACHE_SEC (shared cache + process memo).
 * Reads are always for the user's master address (`user.address`), never the agent's.
+* Signed actions are posted as the SDK would (`{action, nonce, signature, vaultAddress, expiresAfter}`); the
+  signature comes from the SDK's `sign_l1_action` with nonces strictly increasing per signer across processes.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-import requests
 from django.conf import settings
 from django.core.cache import cache
 
 from execution.rounding import AssetSpec
+from hypersentry import venue_client as vc
+from hypersentry.venue_client import VenueError, VenueTimeout
 
-logger = logging.getLogger(__name__)
+__all__ = [
+    "VenueError",
+    "VenueTimeout",
+    "asset_spec",
+    "base_url",
+    "clear_meta_cache",
+    "info",
+    "next_nonce",
+    "post_signed",
+    "sign_action",
+    "venue_meta",
+]
 
-T = TypeVar("T")
-_pool = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="venue")
 _memo: dict[str, tuple[float, Any]] = {}
 _memo_lock = threading.Lock()
-_session = threading.local()
-
-
-class VenueError(Exception):
-    """The venue answered with an error we can classify."""
-
-    def __init__(self, message: str, *, status: int | None = None, kind: str = "error") -> None:
-        super().__init__(message)
-        self.status = status
-        self.kind = kind  # rate_limited | client | server | error
-
-
-class VenueTimeout(Exception):
-    """No answer in time (or the connection broke after sending): the outcome is unknown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,40 +49,9 @@ def base_url() -> str:
     return str(settings.HYPERSENTRY_VENUE_URL)
 
 
-def call_with_timeout(fn: Callable[[], T], *, timeout: float | None = None) -> T:
-    """Run `fn` in a worker thread; VenueTimeout when it does not finish in time (the thread is abandoned)."""
-    limit = settings.EXECUTION_VENUE_TIMEOUT_SEC if timeout is None else timeout
-    future = _pool.submit(fn)
-    try:
-        return future.result(timeout=limit)
-    except concurrent.futures.TimeoutError as exc:
-        raise VenueTimeout(f"no venue answer within {limit:.1f}s") from exc
-
-
-def _http() -> requests.Session:
-    s = getattr(_session, "s", None)
-    if s is None:
-        s = requests.Session()
-        _session.s = s
-    return s
-
-
-def info(body: dict[str, Any], *, timeout: float | None = None) -> Any:
-    """POST /info (blocking, with the relay's timeout); VenueError on 4xx/5xx, VenueTimeout on no answer."""
-    limit = settings.EXECUTION_VENUE_TIMEOUT_SEC if timeout is None else timeout
-    try:
-        resp = _http().post(f"{base_url()}/info", json=body, timeout=limit)
-    except requests.Timeout as exc:
-        raise VenueTimeout(str(exc)) from exc
-    except requests.RequestException as exc:
-        raise VenueError(f"venue unreachable: {exc}", kind="server") from exc
-    if resp.status_code == 429:
-        raise VenueError("venue rate limit (429)", status=429, kind="rate_limited")
-    if resp.status_code >= 500:
-        raise VenueError(f"venue HTTP {resp.status_code}", status=resp.status_code, kind="server")
-    if resp.status_code >= 400:
-        raise VenueError(f"venue HTTP {resp.status_code}: {resp.text[:200]}", status=resp.status_code, kind="client")
-    return resp.json()
+def info(body: dict[str, Any], *, priority: str = vc.ACCOUNT, timeout: float | None = None) -> Any:
+    """POST /info through the shared budget; VenueError (4xx/5xx/429, or not sent: budget/backoff), VenueTimeout."""
+    return vc.get_client(base_url()).info(body, priority=priority, timeout=timeout)
 
 
 def _cached(name: str, loader: Callable[[], Any]) -> Any:
@@ -109,8 +72,8 @@ def _cached(name: str, loader: Callable[[], Any]) -> Any:
 
 
 def venue_meta() -> VenueMeta:
-    meta = _cached("meta", lambda: info({"type": "meta", "dex": ""}))
-    spot = _cached("spotMeta", lambda: info({"type": "spotMeta"}))
+    meta = _cached("meta", lambda: info({"type": "meta", "dex": ""}, priority=vc.ORDER))
+    spot = _cached("spotMeta", lambda: info({"type": "spotMeta"}, priority=vc.ORDER))
     return VenueMeta(meta=meta, spot_meta=spot)
 
 
@@ -120,7 +83,7 @@ def clear_meta_cache() -> None:
 
 
 def asset_spec(symbol: str) -> AssetSpec | None:
-    """Perp asset spec by name (asset id = index in meta.universe); None if the venue does not list it."""
+    """Perp asset spec by its exact venue name (asset id = index in meta.universe); None if not listed."""
     try:
         meta = venue_meta().meta
     except (VenueError, VenueTimeout):
@@ -137,51 +100,32 @@ def asset_spec(symbol: str) -> AssetSpec | None:
     return None
 
 
-def exchange_for(*, wallet: Any, account_address: str) -> Any:
-    """An SDK Exchange signing with the agent `wallet` for the master `account_address`, on cached meta."""
-    from hyperliquid.exchange import Exchange
+def is_mainnet() -> bool:
+    from hyperliquid.utils.constants import MAINNET_API_URL
 
-    vm = venue_meta()
-    return Exchange(
-        wallet,
-        base_url(),
-        meta=vm.meta,  # type: ignore[arg-type]
-        spot_meta=vm.spot_meta,  # type: ignore[arg-type]
-        account_address=account_address,
-        timeout=settings.EXECUTION_VENUE_TIMEOUT_SEC + 1,
-    )
+    return base_url().rstrip("/") == MAINNET_API_URL
 
 
-def classify_sdk_error(exc: BaseException) -> VenueError | VenueTimeout:
-    """Map SDK / requests exceptions to ours. Timeouts, broken connections after sending and 5xx are unknown
-    outcomes (VenueTimeout); 429 and other 4xx mean the venue did not take the action."""
-    from hyperliquid.utils.error import ClientError, ServerError
+def sign_action(wallet: Any, action: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Sign an L1 action with the agent `wallet` (SDK `sign_l1_action`) under a fresh per-signer nonce."""
+    from hyperliquid.utils.signing import sign_l1_action
 
-    if isinstance(exc, ClientError):
-        status = int(getattr(exc, "status_code", 400) or 400)
-        kind = "rate_limited" if status == 429 else "client"
-        return VenueError(f"venue HTTP {status}: {getattr(exc, 'error_message', '')}", status=status, kind=kind)
-    if isinstance(exc, ServerError):
-        return VenueTimeout(f"venue HTTP {getattr(exc, 'status_code', 500)} (outcome unknown)")
-    if isinstance(exc, requests.Timeout | requests.ConnectionError):
-        return VenueTimeout(f"{type(exc).__name__}: {exc}")
-    return VenueError(f"{type(exc).__name__}: {exc}", kind="error")
+    nonce = next_nonce(wallet.address)
+    sig = sign_l1_action(wallet, action, None, nonce, None, is_mainnet())
+    return sig, nonce
 
 
 def post_signed(
-    exchange: Any, action: dict[str, Any], signature: dict[str, Any], nonce: int, *, timeout: float | None = None
+    action: dict[str, Any],
+    signature: dict[str, Any],
+    nonce: int,
+    *,
+    priority: str = vc.ORDER,
+    timeout: float | None = None,
 ) -> Any:
-    """Post an already-signed action through the SDK client with the hard timeout."""
-
-    def _go() -> Any:
-        return exchange._post_action(action, signature, nonce)
-
-    try:
-        return call_with_timeout(_go, timeout=timeout)
-    except VenueTimeout:
-        raise
-    except Exception as exc:
-        raise classify_sdk_error(exc) from exc
+    """Post an already-signed action (the agent signs for its master: no vaultAddress)."""
+    payload = {"action": action, "nonce": nonce, "signature": signature, "vaultAddress": None, "expiresAfter": None}
+    return vc.get_client(base_url()).exchange(payload, priority=priority, timeout=timeout)
 
 
 def next_nonce(agent_address: str) -> int:

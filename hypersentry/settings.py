@@ -290,6 +290,16 @@ AGGREGATOR_BOOK_DEPTH_BPS = env.number("AGGREGATOR_BOOK_DEPTH_BPS", 10.0, min_va
 # Ingest runs in the one-process topology unless disabled (e.g. the gateway of a split topology).
 AGGREGATOR_EMBEDDED = env.flag("AGGREGATOR_EMBEDDED", True)
 
+# --- venue client (every /info and /exchange call of every process) ---------------------------------------------
+# The venue allows 1200 REST weight per minute per IP, shared by everything this deployment does. We budget this
+# much of it (10 s windows in the shared cache: Redis in split topologies), with a share per priority so reads and
+# background work can never starve orders; cancels are counted but never refused.
+VENUE_WEIGHT_PER_MIN = env.integer("VENUE_WEIGHT_PER_MIN", 1000, min_value=60, max_value=1200)
+# Account reads (positions, account, open orders, order status) one user may cause per minute.
+VENUE_USER_WEIGHT_PER_MIN = env.integer("VENUE_USER_WEIGHT_PER_MIN", 120, min_value=4, max_value=1200)
+# After a venue 429 nothing but cancels is sent for 0.5 s, doubling per further 429 up to this.
+VENUE_BACKOFF_MAX_SEC = env.number("VENUE_BACKOFF_MAX_SEC", 4.0, min_value=0.5, max_value=60.0)
+
 # --- execution ---------------------------------------------------------------------------------------------
 # Hard timeout on one venue call made by the relay (a timeout after sending leaves the order `unknown`).
 EXECUTION_VENUE_TIMEOUT_SEC = env.number("EXECUTION_VENUE_TIMEOUT_SEC", 10.0, min_value=0.2, max_value=120.0)
@@ -309,6 +319,15 @@ BREAKER_ERROR_WINDOW_SEC = env.integer("BREAKER_ERROR_WINDOW_SEC", 300, min_valu
 BREAKER_ERROR_MIN_SAMPLES = env.integer("BREAKER_ERROR_MIN_SAMPLES", 10, min_value=1, max_value=100000)
 BREAKER_RATE_LIMIT_COUNT = env.integer("BREAKER_RATE_LIMIT_COUNT", 3, min_value=1, max_value=100000)
 BREAKER_STALE_DATA_SEC = env.number("BREAKER_STALE_DATA_SEC", 30.0, min_value=1.0, max_value=3600.0)
+# Cooldowns: a tripped breaker half-opens on its own after this (orders pass again; the next outcome closes it or
+# trips it again). daily_loss half-opens at the next 00:00 UTC. An admin can reset any breaker earlier, with a reason.
+BREAKER_ERROR_COOLDOWN_SEC = env.number("BREAKER_ERROR_COOLDOWN_SEC", 60.0, min_value=1.0, max_value=86400.0)
+BREAKER_RATE_BUDGET_COOLDOWN_SEC = env.number("BREAKER_RATE_BUDGET_COOLDOWN_SEC", 3.0, min_value=0.5, max_value=3600.0)
+BREAKER_STALE_DATA_COOLDOWN_SEC = env.number("BREAKER_STALE_DATA_COOLDOWN_SEC", 10.0, min_value=1.0, max_value=3600.0)
+BREAKER_LOSS_COOLDOWN_SEC = env.number("BREAKER_LOSS_COOLDOWN_SEC", 3600.0, min_value=1.0, max_value=7 * 86400.0)
+BREAKER_DRAWDOWN_COOLDOWN_SEC = env.number(
+    "BREAKER_DRAWDOWN_COOLDOWN_SEC", 86400.0, min_value=1.0, max_value=30 * 86400.0
+)
 # Venue dead-man switch while the kill switch is engaged: scheduleCancel re-armed this far ahead.
 KILLSWITCH_DEADMAN_SEC = env.integer("KILLSWITCH_DEADMAN_SEC", 60, min_value=5, max_value=3600)
 # User-feed worker: venue WS user subscriptions for at most this many users per IP (venue cap 10).
@@ -318,6 +337,8 @@ EXECUTION_EMBEDDED = env.flag("EXECUTION_EMBEDDED", True)
 # Per-user limits on new trading requests (replays of a stored Idempotency-Key answer are not counted).
 EXECUTION_ORDERS_PER_MIN = env.integer("EXECUTION_ORDERS_PER_MIN", 60, min_value=1, max_value=100000)
 EXECUTION_CANCELS_PER_MIN = env.integer("EXECUTION_CANCELS_PER_MIN", 300, min_value=1, max_value=100000)
+# Per-user limit on account reads (GET /trading/positions, /account, /orders, /fills); answered 429 beyond it.
+EXECUTION_READS_PER_MIN = env.integer("EXECUTION_READS_PER_MIN", 120, min_value=1, max_value=100000)
 
 # --- alpha -------------------------------------------------------------------------------------------------
 # Gate thresholds and engine parameters live in the database (admin: Alpha settings); these size the worker.

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
-import requests
 from django.conf import settings
 from django.core.cache import cache
 
+from hypersentry import venue_client as vc
 from hypersentry.errors import UpstreamUnavailable
 from hypersentry.metrics import Counter
 
@@ -112,7 +112,6 @@ class Upstream:
 
     def __init__(self, base_url: str | None = None) -> None:
         self.base_url = (base_url or settings.HYPERSENTRY_VENUE_URL).rstrip("/")
-        self._local = threading.local()
         self._flights: dict[str, _Flight] = {}
         self._flights_lock = threading.Lock()
         self._throttle = _Throttle()
@@ -215,46 +214,29 @@ class Upstream:
                 self._flights.pop(key, None)
             flight.done.set()
 
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-        return session
-
     def _fetch(self, body: dict[str, Any], endpoint_class: str) -> Any:
+        """One request through the venue client: the IP budget every process shares (market data may use its
+        share of it), the backoff after a venue 429, a hard timeout."""
         try:
-            response = self._session().post(
-                self.base_url + "/info",
-                data=orjson.dumps(body),
-                timeout=HTTP_TIMEOUT,
-                headers={"Content-Type": "application/json"},
-            )
-        except requests.RequestException as exc:
+            data = vc.get_client(self.base_url).info(body, priority=vc.MARKET, timeout=HTTP_TIMEOUT[1])
+        except vc.VenueError as exc:
+            if exc.rate_limited:
+                UPSTREAM_REQUESTS.labels(endpoint_class, "429" if exc.kind == "rate_limited" else exc.kind).inc()
+                if exc.kind == "rate_limited":
+                    UPSTREAM_429.labels(endpoint_class).inc()
+                    self._enter_cooldown(endpoint_class)
+                raise UpstreamError(str(exc), rate_limited=True) from None
             UPSTREAM_REQUESTS.labels(endpoint_class, "error").inc()
             self._throttle.warn(
                 f"error:{endpoint_class}", "venue REST failed", endpoint_class=endpoint_class, error=str(exc)
             )
             raise UpstreamError(str(exc)) from None
-        if response.status_code == 429:
-            UPSTREAM_REQUESTS.labels(endpoint_class, "429").inc()
-            UPSTREAM_429.labels(endpoint_class).inc()
-            self._enter_cooldown(endpoint_class)
-            raise UpstreamError("429 from venue", rate_limited=True)
-        if response.status_code != 200:
+        except vc.VenueTimeout as exc:
             UPSTREAM_REQUESTS.labels(endpoint_class, "error").inc()
             self._throttle.warn(
-                f"status:{endpoint_class}",
-                "venue REST error status",
-                endpoint_class=endpoint_class,
-                status=response.status_code,
-                body=response.text[:200],
+                f"error:{endpoint_class}", "venue REST timed out", endpoint_class=endpoint_class, error=str(exc)
             )
-            raise UpstreamError(f"HTTP {response.status_code}")
-        try:
-            data = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            UPSTREAM_REQUESTS.labels(endpoint_class, "error").inc()
-            raise UpstreamError("venue answered with invalid JSON") from None
+            raise UpstreamError(str(exc)) from None
         UPSTREAM_REQUESTS.labels(endpoint_class, "ok").inc()
         cache.delete(f"upstream:cooldown_level:{endpoint_class}")
         return data

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import requests
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -26,6 +25,7 @@ from eth_utils import to_hex
 from accounts.crypto import associated_data, keyring, open_sealed, seal
 from accounts.metrics import AGENT_EVENTS
 from accounts.models import AgentStatus, AgentWallet, User
+from hypersentry import venue_client as vc
 from hypersentry.errors import ApplicationError, UpstreamUnavailable
 
 logger = logging.getLogger(__name__)
@@ -165,15 +165,24 @@ def _recover_signer(action: dict[str, Any], sig: dict[str, Any], is_mainnet: boo
 
 
 def _post_exchange(payload: dict[str, Any]) -> Any:
-    url = f"{settings.HYPERSENTRY_VENUE_URL}/exchange"
+    """approveAgent through the one venue client (shared IP budget, backoff after 429s)."""
     try:
-        response = requests.post(url, json=payload, timeout=settings.AGENT_VENUE_TIMEOUT_SEC)
-    except requests.RequestException as exc:
+        return vc.get_client().exchange(payload, priority=vc.ORDER, timeout=settings.AGENT_VENUE_TIMEOUT_SEC)
+    except vc.VenueTimeout as exc:
+        raise UpstreamUnavailable(
+            "the venue did not answer the approval; check your agent status before approving again",
+            code="venue_unreachable",
+        ) from exc
+    except vc.VenueError as exc:
+        if exc.rate_limited:
+            raise UpstreamUnavailable(
+                "the venue is rate limiting this deployment; try again shortly",
+                code="venue_rate_limited",
+                extra={"retry_after_s": round(max(1.0, exc.retry_after), 1)},
+            ) from exc
+        if exc.kind == "client":
+            return {"status": "err", "response": str(exc)}
         raise UpstreamUnavailable("the venue could not be reached", code="venue_unreachable") from exc
-    try:
-        return response.json()
-    except ValueError:
-        return {"status": "err", "response": f"HTTP {response.status_code}: {response.text[:200]}"}
 
 
 def agent_approve(*, user: User, signature: str) -> AgentWallet:

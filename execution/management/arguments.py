@@ -25,4 +25,4 @@ def user_by_address(address: str) -> User:
 def symbol_arg(value: str) -> str:
     if not _SYMBOL.match(value):
         raise CommandError(f"--symbol {value!r}: expected 1-20 letters or digits, e.g. BTC")
-    return value.upper()
+    return value  # matched against the venue's names case-insensitively (kPEPE)

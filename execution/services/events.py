@@ -15,13 +15,13 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         return format(value.normalize(), "f") if value == value else str(value)
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value
@@ -31,7 +31,7 @@ def _publish_now(*, user_id: int, event_type: str, data: dict[str, Any], symbol:
     from markets.realtime import get_broadcaster
 
     broadcaster = get_broadcaster()
-    kwargs: dict[str, Any] = {"user_id": user_id, "event_type": event_type, "data": _jsonable(data)}
+    kwargs: dict[str, Any] = {"user_id": user_id, "event_type": event_type, "data": jsonable(data)}
     if symbol:
         kwargs["symbol"] = symbol
     loop = getattr(broadcaster, "_loop", None)

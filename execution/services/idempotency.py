@@ -4,6 +4,9 @@
   same key + different payload → 422; same key while the first is in flight → 409.
 * The claim is a unique (user, key) row inserted before any venue call. Keys are kept at least 24 h
   (EXECUTION_IDEMPOTENCY_TTL_HOURS, default 48) and purged by a periodic job after that.
+* A 5xx is NEVER stored. If an order of the key reached the venue, the stored answer is 202 with the order as it
+  stands (reconciliation resolves it; a client retrying with a NEW key would double the position). If nothing was
+  sent, the key is released and the 5xx goes back unstored: the client may retry with the same key.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
@@ -46,6 +49,15 @@ def request_hash(*, endpoint: str, payload: Any) -> str:
     return hashlib.sha256(f"{endpoint}|{canonical(payload)}".encode()).hexdigest()
 
 
+def request_hash_safe(*, endpoint: str, payload: Any) -> str:
+    try:
+        return request_hash(endpoint=endpoint, payload=payload)
+    except (UnicodeError, ValueError, TypeError, RecursionError) as exc:
+        raise ApplicationError(
+            "the request body cannot be encoded (invalid characters or nesting)", code="malformed_body", status=400
+        ) from exc
+
+
 def idempotent(
     *,
     user: User,
@@ -60,7 +72,7 @@ def idempotent(
     `before_claim` (e.g. a per-user rate limit) runs once the key is claimed, so only new keys count; a refusal
     there (429) releases the key instead of being stored under it, and replays / 409s cost nothing."""
     key = key_validate(key)
-    digest = request_hash(endpoint=endpoint, payload=payload)
+    digest = request_hash_safe(endpoint=endpoint, payload=payload)
     try:
         with transaction.atomic():
             record = IdempotencyRecord.objects.create(user=user, key=key, endpoint=endpoint, request_hash=digest)
@@ -78,21 +90,51 @@ def idempotent(
         status, body = run(key)
     except ApplicationError as exc:
         status, body = exc.status, exc.as_dict()
-    except Exception:
-        # The order row (if any) is reconciled by cloid; the key must not be re-usable for a second order.
-        logger.exception("order request failed", extra={"user_id": user.pk, "endpoint": endpoint})
-        status, body = (
-            500,
-            {
-                "type": "error",
-                "code": "internal_error",
-                "message": "the request failed; check the order list before retrying with a NEW key",
-            },
-        )
+    except Exception:  # the request boundary: logged, then answered from what reached the venue
+        logger.exception("trading request failed", extra={"user_id": user.pk, "endpoint": endpoint})
+        status, body = 500, {"type": "error", "code": "internal_error", "message": "the request failed"}
+    if status >= 500:
+        return _server_error(user=user, key=key, record_id=record.pk, status=status, body=body)
     IdempotencyRecord.objects.filter(pk=record.pk).update(
         status=IdempotencyStatus.DONE, response_status=status, response_body=body, completed_at=timezone.now()
     )
     return status, body
+
+
+def _server_error(
+    *, user: User, key: str, record_id: int, status: int, body: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
+    """Never store a 5xx: an order that reached the venue is answered (and stored) as 202 with its state; otherwise
+    the key is released and the error goes back unstored, for a retry with the same key."""
+    from execution.services.orders import order_dict, orders_abandon_unsent, orders_reached_venue
+
+    try:
+        sent = orders_reached_venue(user=user, key=key)
+    except DatabaseError:
+        # Nothing can be looked up or stored: the record stays in flight and is finalised from the order's state
+        # by reconciliation (execution.services.sync.idempotency_finalize_stale).
+        logger.warning("idempotency outcome not stored: database unavailable", extra={"user_id": user.pk})
+        return 503, {
+            "type": "error",
+            "code": "temporarily_unavailable",
+            "message": "the outcome could not be recorded; check your orders before retrying",
+        }
+    if sent:
+        answer = {
+            "order": order_dict(sent[0]),
+            "children": [order_dict(o) for o in sent[1:]],
+            "note": "the order reached the venue; its outcome is being confirmed (reconciliation). Do not resend.",
+            "warning": body.get("code"),
+        }
+        IdempotencyRecord.objects.filter(pk=record_id).update(
+            status=IdempotencyStatus.DONE, response_status=202, response_body=answer, completed_at=timezone.now()
+        )
+        metrics.IDEMPOTENCY.labels(outcome="sent_then_failed").inc()
+        return 202, answer
+    orders_abandon_unsent(user=user, key=key, reason=f"request failed before sending: {body.get('code')}")
+    IdempotencyRecord.objects.filter(pk=record_id).delete()
+    metrics.IDEMPOTENCY.labels(outcome="released").inc()
+    return status, {**body, "retryable": True, "message": f"{body.get('message', 'failed')}; nothing was sent"}
 
 
 def _existing(*, user: User, key: str, digest: str) -> tuple[int, dict[str, Any]]:

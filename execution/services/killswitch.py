@@ -1,6 +1,12 @@
-"""Kill switch (operations guide Part 8): block new orders everywhere, cancel all open orders, optionally close all
-positions with reduce-only market orders, halt autonomous trading, and keep the venue's dead-man switch
-(scheduleCancel) armed while engaged. Operators may engage it; only an admin re-enables trading.
+"""Kill switch (operations guide Part 8): block everything that adds risk everywhere, cancel every open order that
+could add risk, optionally close all positions with reduce-only market orders, halt autonomous trading, and keep
+the venue's dead-man switch (scheduleCancel) armed while engaged. Operators may engage it; only an admin
+re-enables trading.
+
+What it lets through: risk going DOWN. Cancels, reduce-only closes (a trader closing a position from its row) and
+protective triggers (stops, take-profits) pass the kill switch, and the sweep leaves reduce-only orders and
+triggers resting, so open positions keep their protection. If HyperSentry itself dies while engaged, the venue's
+dead-man switch cancels everything at the venue.
 """
 
 from __future__ import annotations
@@ -19,14 +25,19 @@ from execution import metrics, venue
 from execution.audit import audit_append
 from execution.models import TradingControls
 from execution.services import controls as ctl
-from execution.services.relay import _sign, new_correlation_id, orders_cancel_all, position_close
+from execution.services.account import account_read
+from execution.services.breakers import breaker_gauges_refresh
+from execution.services.cancels import orders_cancel_all
+from execution.services.modify import position_close
+from execution.services.orders import new_correlation_id
+from hypersentry import venue_client as vc
 from hypersentry.errors import ApplicationError, PermissionDenied, ValidationFailed
 
 logger = logging.getLogger(__name__)
 CACHE_KEY = "exec:killswitch"
 
 
-def _trading_users() -> list[User]:
+def trading_users() -> list[User]:
     ids = AgentWallet.objects.filter(status=AgentStatus.APPROVED, valid_until__gt=timezone.now()).values_list(
         "user_id", flat=True
     )
@@ -42,12 +53,11 @@ def _schedule_cancel(*, user: User, at_ms: int | None, cid: str) -> Any:
     from accounts.services import agent_signing_wallet
 
     wallet = agent_signing_wallet(user=user)
-    ex = venue.exchange_for(wallet=wallet, account_address=user.address)
     action: dict[str, Any] = {"type": "scheduleCancel"}
     if at_ms is not None:
         action["time"] = at_ms
-    sig, nonce = _sign(wallet, action)
-    reply = venue.post_signed(ex, action, sig, nonce)
+    sig, nonce = venue.sign_action(wallet, action)
+    reply = venue.post_signed(action, sig, nonce, priority=vc.CANCEL)
     audit_append(
         event="killswitch.deadman",
         correlation_id=cid,
@@ -95,24 +105,28 @@ def killswitch_engage(
 
 
 def killswitch_sweep(*, cid: str, flatten: bool) -> dict[str, Any]:
-    """For every trading user: dead-man armed, open orders cancelled, positions closed if asked."""
+    """For every trading user: dead-man armed, orders that could add risk cancelled, positions closed if asked."""
     cancelled = closed = failures = 0
     deadman_ms = int(time.time() * 1000) + settings.KILLSWITCH_DEADMAN_SEC * 1000
-    for user in _trading_users():
+    for user in trading_users():
         try:
             _schedule_cancel(user=user, at_ms=deadman_ms, cid=cid)
         except (venue.VenueError, venue.VenueTimeout, ApplicationError):
             failures += 1
             logger.warning("dead-man switch not armed", extra={"user_id": user.pk}, exc_info=True)
         try:
-            cancelled += orders_cancel_all(user=user, correlation_id=cid, actor="killswitch")
+            cancelled += orders_cancel_all(user=user, correlation_id=cid, actor="killswitch", risk_adding_only=True)
         except (venue.VenueError, venue.VenueTimeout, ApplicationError):
             failures += 1
             logger.exception("kill switch cancel failed", extra={"user_id": user.pk})
         if flatten:
-            closed += _flatten(user=user, cid=cid)
+            try:
+                closed += _flatten(user=user, cid=cid)
+            except (venue.VenueError, venue.VenueTimeout, ApplicationError):
+                failures += 1
+                logger.exception("kill switch could not flatten", extra={"user_id": user.pk})
     return {
-        "users": len(_trading_users()),
+        "users": len(trading_users()),
         "orders_cancelled": cancelled,
         "positions_closed": closed,
         "failures": failures,
@@ -120,14 +134,10 @@ def killswitch_sweep(*, cid: str, flatten: bool) -> dict[str, Any]:
 
 
 def _flatten(*, user: User, cid: str) -> int:
-    from execution.services.relay import _positions_from_state, account_invalidate, account_state
-
-    account_invalidate(user=user)
-    try:
-        positions = _positions_from_state(account_state(user=user, max_age=0))
-    except (venue.VenueError, venue.VenueTimeout):
-        logger.exception("kill switch could not read positions", extra={"user_id": user.pk})
-        return 0
+    acct = account_read(user=user, fresh=True, priority=vc.CANCEL, quota=False)
+    if acct.stale:
+        logger.warning("kill switch flattens from the last known positions", extra={"user_id": user.pk})
+    positions = acct.positions
     closed = 0
     for symbol in positions:
         key = f"flatten-{cid}-{symbol}"
@@ -171,7 +181,7 @@ def killswitch_disengage(*, actor: User | None, actor_label: str = "", reason: s
         data={"reason": reason, "was_engaged": was},
     )
     _notify(engaged=False, reason=reason, who=who)
-    for user in _trading_users():
+    for user in trading_users():
         try:
             _schedule_cancel(user=user, at_ms=None, cid=cid)
         except (venue.VenueError, venue.VenueTimeout, ApplicationError):
@@ -183,7 +193,7 @@ def _notify(*, engaged: bool, reason: str, who: str) -> None:
     """risk_update to every trading user so open terminals show (or clear) the banner at once."""
     from execution.services.events import publish_private
 
-    for user in _trading_users():
+    for user in trading_users():
         publish_private(
             user_id=user.pk,
             event_type="risk_update",
@@ -195,7 +205,7 @@ def killswitch_maintain() -> dict[str, Any]:
     """Periodic while engaged: re-arm the dead-man switch and cancel anything that appeared on the venue."""
     row = ctl.controls_get()
     metrics.KILL_SWITCH.set(1 if row.kill_switch_engaged else 0)
-    ctl.breaker_gauges_refresh()
+    breaker_gauges_refresh()
     if not row.kill_switch_engaged:
         return {"engaged": False}
     return {"engaged": True, **killswitch_sweep(cid=new_correlation_id(), flatten=False)}

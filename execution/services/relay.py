@@ -1,50 +1,60 @@
-"""The execution relay: pre-trade checks, persistence before sending, signing with the user's agent through the
-SDK, a hard timeout, venue answers applied, every step audited with the correlation id.
+"""The execution relay: pre-trade checks under the user's lock, persistence before sending, signing with the user's
+agent, a hard timeout, venue answers applied, every step audited with the correlation id.
 
 Invariants:
+* Checks and the order row are serialised per user (execution.services.locks): the checks see every live order of
+  the user — in any process — and the worst case of all of them filling is what the limits bound.
 * The Order row (with its cloid, derived from (user, idempotency key)) is stored before anything is sent.
 * A timeout, broken connection or 5xx after sending leaves the order `unknown`; it is never re-sent — the
-  reconciliation resolves it by cloid under the master address.
-* Cancels are never blocked by the kill switch or breakers, and retry through 429 storms (cancelling twice is
-  harmless; creating twice is not).
+  reconciliation resolves it by cloid under the master address. A late answer never overwrites a newer state.
+* Once the venue accepted an order, what follows (fills, positions, breakers, audit) is best effort: logged and
+  reconciled later, never turned into an error for the accepted order.
 * Audit rows are written in their own transaction (execution.audit), so rejected attempts stay recorded.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
-import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Sum
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
 from accounts.selectors import agent_current
 from accounts.services import agent_signing_wallet
-from execution import metrics, risk, venue
+from execution import metrics, risk, selectors, venue
 from execution.audit import audit_append
-from execution.models import (
-    FINAL_STATES,
-    OPEN_STATES,
-    Fill,
-    Order,
-    OrderState,
-    PositionSnapshot,
-)
+from execution.models import UNSETTLED_STATES, Order, OrderState, PositionSnapshot
 from execution.rounding import AssetSpec, round_price, to_wire
+from execution.services import breakers
 from execution.services import controls as ctl
+from execution.services.account import AccountState, AccountUnavailable, account_read
+from execution.services.drawdown import drawdown_pct, peak_get
 from execution.services.events import publish_private
-from hypersentry.errors import ApplicationError, NotFound
+from execution.services.locks import user_serialized
+from execution.services.orders import (
+    cloid_for,
+    cloid_reusable,
+    new_correlation_id,
+    order_dict,
+    order_transition,
+)
+from hypersentry import venue_client as vc
+from hypersentry.errors import ApplicationError, Conflict
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
+# reject_reason of an order the venue refused for rate (429), or that was not sent during the backoff after one.
+VENUE_RATE_LIMITED = "venue_rate_limited"
+# Risk checks use an account state at most this old (and always of the current epoch: no fill since).
+RISK_ACCOUNT_MAX_AGE_SEC = 2.0
 
 
 class RiskRejected(ApplicationError):
@@ -52,99 +62,127 @@ class RiskRejected(ApplicationError):
     status = 422
 
 
-def cloid_for(*, user_id: int, key: str) -> str:
-    """16 bytes of sha256(user_id|key) as the venue client order id: the same key always maps to the same cloid."""
-    return "0x" + hashlib.sha256(f"{user_id}|{key}".encode()).hexdigest()[:32]
-
-
-def new_correlation_id() -> str:
-    return uuid.uuid4().hex
+def best_effort(what: str, fn: Callable[[], Any], **ids: Any) -> Any:
+    """Bookkeeping after the venue accepted an order: a failure is logged (reconciliation repairs it) and never
+    turns the accepted order into an error."""
+    try:
+        return fn()
+    except Exception:  # the boundary of best-effort bookkeeping; logged with ids
+        logger.warning(f"{what} failed; reconciliation will repair it", extra=ids, exc_info=True)
+        return None
 
 
 # --- context ----------------------------------------------------------------------------------------------
-def _book(symbol: str) -> risk.Book | None:
-    try:
-        from markets.hotstate import get_hot_state
+def hot_book(symbol: str) -> risk.Book | None:
+    from markets.hotstate import get_hot_state  # markets is optional at import time of execution (app order)
 
+    try:
         snap = get_hot_state().get_sync(symbol)
-    except Exception:
-        logger.exception("hot state read failed", extra={"symbol": symbol})
+    except Exception:  # a broken hot state means "no book": the check refuses, never crashes
+        logger.warning("hot state read failed", extra={"symbol": symbol}, exc_info=True)
         return None
     if snap is None:
         return None
     bids, asks = snap.book.get("bids") or [], snap.book.get("asks") or []
-    bid = Decimal(str(bids[0][0])) if bids else None
-    ask = Decimal(str(asks[0][0])) if asks else None
+    try:
+        bid = Decimal(str(bids[0][0])) if bids else None
+        ask = Decimal(str(asks[0][0])) if asks else None
+    except (ArithmeticError, IndexError, TypeError):
+        return None
     return risk.Book(best_bid=bid, best_ask=ask, ts_ms=snap.book_ts)
 
 
-def account_state(*, user: User, max_age: float = 2.0) -> dict[str, Any]:
-    """clearinghouseState for the MASTER address (weight 2), cached briefly per user."""
-    from django.core.cache import cache
+def market_feed_down() -> bool:
+    """The market feed as a whole (ingest status) is down or silent for BREAKER_STALE_DATA_SEC."""
+    from markets.hotstate import get_hot_state
 
-    key = f"exec:acct:{user.pk}"
-    hit = cache.get(key)
-    if hit is not None and time.time() - hit["at"] < max_age:
-        return dict(hit["state"])
-    state = venue.info({"type": "clearinghouseState", "user": user.address, "dex": ""})
-    cache.set(key, {"at": time.time(), "state": state}, 60)
-    return dict(state)
-
-
-def account_invalidate(*, user: User) -> None:
-    from django.core.cache import cache
-
-    cache.delete(f"exec:acct:{user.pk}")
-
-
-def _positions_from_state(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    out = {}
-    for ap in state.get("assetPositions", []) or []:
-        pos = ap.get("position", {})
-        if Decimal(str(pos.get("szi", "0"))) != 0:
-            out[str(pos.get("coin"))] = pos
-    return out
-
-
-def daily_pnl(*, user: User) -> Decimal:
-    start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    agg = Fill.objects.filter(user=user, time__gte=start).aggregate(p=Sum("closed_pnl"), f=Sum("fee"))
-    return (agg["p"] or ZERO) - (agg["f"] or ZERO)
+    try:
+        status = get_hot_state().get_status_sync()
+    except Exception:  # noqa: BLE001 - an unreadable status counts as down
+        return True
+    if not status or not status.get("running"):
+        return True
+    age_ms = int(time.time() * 1000) - int(status.get("updated_at_ms") or 0)
+    return age_ms > settings.BREAKER_STALE_DATA_SEC * 1000
 
 
 def _venue_book(symbol: str) -> risk.Book | None:
     """The venue's own l2Book (weight 2): for emergency closes when the hot state is stale."""
     try:
-        raw = venue.info({"type": "l2Book", "coin": symbol})
+        raw = venue.info({"type": "l2Book", "coin": symbol}, priority=vc.ORDER)
         bids, asks = raw["levels"][0], raw["levels"][1]
-    except (venue.VenueError, venue.VenueTimeout, KeyError, IndexError, TypeError):
+        return risk.Book(
+            best_bid=Decimal(str(bids[0]["px"])) if bids else None,
+            best_ask=Decimal(str(asks[0]["px"])) if asks else None,
+            ts_ms=int(time.time() * 1000),
+        )
+    except (vc.VenueError, vc.VenueTimeout, KeyError, IndexError, TypeError, ArithmeticError):
         return None
-    return risk.Book(
-        best_bid=Decimal(str(bids[0]["px"])) if bids else None,
-        best_ask=Decimal(str(asks[0]["px"])) if asks else None,
-        ts_ms=int(time.time() * 1000),
+
+
+def live_orders(*, user: User, exclude: Iterable[int] = ()) -> list[risk.LiveOrder]:
+    """Every order of the user that may still fill and add risk (reduce-only orders and triggers cannot)."""
+    rows = (
+        Order.objects.filter(user=user, state__in=UNSETTLED_STATES, reduce_only=False)
+        .exclude(order_type__in=("tp", "sl"))
+        .exclude(pk__in=list(exclude))
+        .values_list("symbol", "side", "size", "filled_size", "price")
     )
+    return [
+        risk.LiveOrder(symbol=sym, is_buy=side == "buy", remaining=max(ZERO, size - filled), price=price)
+        for sym, side, size, filled, price in rows
+    ]
+
+
+def _account_for_risk(user: User) -> tuple[dict[str, dict[str, Any]], float, bool, Decimal | None]:
+    """(positions, as-of time, stale, equity) for a risk check; falls back to the last reconciled snapshots."""
+    try:
+        acct: AccountState = account_read(user=user, max_age=RISK_ACCOUNT_MAX_AGE_SEC, priority=vc.ORDER, quota=False)
+        return acct.positions, acct.fetched_at, acct.stale, acct.equity
+    except AccountUnavailable:
+        snaps = list(PositionSnapshot.objects.filter(user=user))
+        positions = {
+            s.symbol: {"coin": s.symbol, "szi": str(s.size), "positionValue": str(abs(s.position_value))} for s in snaps
+        }
+        as_of = max((s.updated_at.timestamp() for s in snaps), default=0.0)
+        return positions, as_of, True, None
+
+
+def _unseen_fills(*, user: User, since: float) -> dict[str, Decimal]:
+    """Signed sizes filled on orders updated after a stale account state was taken (it cannot include them)."""
+    out: dict[str, Decimal] = {}
+    cutoff = datetime.fromtimestamp(since, tz=UTC)
+    for sym, side, filled in Order.objects.filter(user=user, updated_at__gte=cutoff, filled_size__gt=0).values_list(
+        "symbol", "side", "filled_size"
+    ):
+        out[sym] = out.get(sym, ZERO) + (filled if side == "buy" else -filled)
+    return out
 
 
 def risk_context(
-    *, user: User, symbol: str, session_authenticated: bool, emergency: bool = False
+    *,
+    user: User,
+    symbol: str,
+    session_authenticated: bool,
+    emergency: bool = False,
+    exclude_orders: Iterable[int] = (),
 ) -> tuple[risk.RiskContext, AssetSpec | None]:
+    """Everything `risk.evaluate` needs. Live orders are read BEFORE the account: an order that filled in between
+    is then in the account state (whose epoch moved) or still counted as live — never in neither."""
     controls = ctl.controls_get()
     spec = venue.asset_spec(symbol)
-    book = _book(symbol)
+    book = hot_book(symbol)
     if emergency and (book is None or book.ts_ms is None or time.time() * 1000 - book.ts_ms > 4000):
         book = _venue_book(symbol) or book
-    position = ZERO
-    exposure = ZERO
-    try:
-        positions = _positions_from_state(account_state(user=user))
-        position = Decimal(str(positions.get(symbol, {}).get("szi", "0")))
-        exposure = sum((abs(Decimal(str(p.get("positionValue", "0")))) for p in positions.values()), ZERO)
-    except (venue.VenueError, venue.VenueTimeout):
-        # Fall back to the last reconciled snapshot rather than failing open on exposure.
-        snaps = list(PositionSnapshot.objects.filter(user=user))
-        position = next((s.size for s in snaps if s.symbol == symbol), ZERO)
-        exposure = sum((abs(s.position_value) for s in snaps), ZERO)
+    live = live_orders(user=user, exclude=exclude_orders)
+    positions, as_of, stale, equity = _account_for_risk(user)
+    sizes = {s: Decimal(str(p.get("szi", "0"))) for s, p in positions.items()}
+    values = {s: abs(Decimal(str(p.get("positionValue", "0")))) for s, p in positions.items()}
+    if stale:  # conservative: fills the stale state may not include count on top
+        for s, delta in _unseen_fills(user=user, since=as_of).items():
+            sizes[s] = sizes.get(s, ZERO) + delta
+    buys, sells = risk.live_sizes(live, symbol)
+    limits = ctl.limits_for(user=user)
     ctx = risk.RiskContext(
         now_ms=int(time.time() * 1000),
         kill_switch_engaged=controls.kill_switch_engaged,
@@ -155,79 +193,66 @@ def risk_context(
         execution_agent_ready=agent_current(user=user) is not None,
         spec=spec,
         book=book,
-        limits=ctl.limits_for(user=user),
-        position_size=position,
-        total_exposure_usd=exposure,
-        daily_pnl_usd=daily_pnl(user=user),
-        open_breakers=ctl.breakers_open(user=user),
+        limits=limits,
+        position_size=sizes.get(symbol, ZERO),
+        total_exposure_usd=sum(values.values(), ZERO),
+        daily_pnl_usd=selectors.daily_pnl(user=user),
+        open_breakers=breakers.breakers_open(user=user),
+        live_buy_size=buys,
+        live_sell_size=sells,
+        live_exposure_usd=risk.live_exposure_usd(
+            positions={s: (sizes.get(s, ZERO), values.get(s, ZERO)) for s in set(sizes) | set(values)},
+            live=live,
+            exclude=symbol,
+        ),
+        drawdown_pct=drawdown_pct(peak=peak_get(user=user), equity=equity),
     )
     return ctx, spec
 
 
-def order_preview(*, user: User, intent: risk.OrderIntent, session_authenticated: bool = True) -> risk.Verdict:
-    ctx, _ = risk_context(user=user, symbol=intent.symbol, session_authenticated=session_authenticated)
+def order_preview(
+    *, user: User, intent: risk.OrderIntent, session_authenticated: bool = True, exclude_orders: Iterable[int] = ()
+) -> risk.Verdict:
+    ctx, _ = risk_context(
+        user=user, symbol=intent.symbol, session_authenticated=session_authenticated, exclude_orders=exclude_orders
+    )
     return risk.evaluate(intent, ctx)
 
 
-# --- presentation -----------------------------------------------------------------------------------------
-def order_dict(order: Order) -> dict[str, Any]:
-    def d(v: Decimal | None) -> str | None:
-        return None if v is None else to_wire(v)
-
-    return {
-        "id": order.pk,
-        "cloid": order.cloid,
-        "correlation_id": order.correlation_id,
-        "symbol": order.symbol,
-        "side": order.side,
-        "type": order.order_type,
-        "size": d(order.size),
-        "price": d(order.price),
-        "trigger_price": d(order.trigger_price),
-        "tif": order.tif,
-        "reduce_only": order.reduce_only,
-        "leverage": order.leverage,
-        "state": order.state,
-        "venue_oid": order.venue_oid,
-        "venue_status": order.venue_status,
-        "reject_reason": order.reject_reason,
-        "filled_size": d(order.filled_size),
-        "avg_fill_price": d(order.avg_fill_price),
-        "source": order.source,
-        "parent_id": order.parent_id,
-        "replaces_id": order.replaces_id,
-        "created_at_ms": int(order.created_at.timestamp() * 1000),
-        "updated_at_ms": int((order.updated_at or order.created_at).timestamp() * 1000),
-    }
+def _without_gates(ctx: risk.RiskContext) -> risk.RiskContext:
+    return replace(ctx, kill_switch_engaged=False, server_trading_enabled=True, admin_only=False, open_breakers=())
 
 
-def _set_state(order: Order, state: str, **fields: Any) -> None:
-    order.state = state
-    for k, v in fields.items():
-        setattr(order, k, v)
-    order.save()
-    metrics.ORDERS.labels(state=state).inc()
-    publish_private(user_id=order.user_id, event_type="order_update", data=order_dict(order), symbol=order.symbol)
+def _intent_dict(intent: risk.OrderIntent) -> dict[str, Any]:
+    return {k: (to_wire(v) if isinstance(v, Decimal) else v) for k, v in asdict(intent).items()}
 
 
-# --- submit -----------------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Attached:
-    """TP/SL children sent with an entry order (grouping normalTpsl)."""
+# --- rows -------------------------------------------------------------------------------------------------------
+def _order_row(*, user: User, key: str, **fields: Any) -> Order:
+    """Insert the order row for (user, key); a retry of a key whose first attempt never sent anything takes over
+    that row (same cloid)."""
+    cloid = cloid_for(user_id=user.pk, key=key)
+    try:
+        with transaction.atomic():
+            return Order.objects.create(user=user, idempotency_key=key, cloid=cloid, **fields)
+    except IntegrityError:
+        existing = Order.objects.filter(cloid=cloid).first()
+        if existing is None or existing.user_id != user.pk or not cloid_reusable(existing):
+            raise Conflict("this Idempotency-Key already produced an order", code="order_exists") from None
+        for name, value in {"venue_status": "", "reject_reason": "", "created_at": timezone.now(), **fields}.items():
+            setattr(existing, name, value)
+        existing.save()
+        return existing
 
-    tp_price: Decimal | None = None
-    sl_price: Decimal | None = None
 
-
-def _reject(
-    *, user: User, key: str, intent: risk.OrderIntent, verdict: risk.Verdict, correlation_id: str, source: str
+def _reject_row(
+    *, user: User, key: str, intent: risk.OrderIntent, verdict: risk.Verdict, cid: str, source: str
 ) -> Order:
     metrics.REJECTIONS.labels(reason=verdict.reason).inc()
-    order = Order.objects.create(
+    order = _order_row(
         user=user,
-        idempotency_key=key,
-        cloid=cloid_for(user_id=user.pk, key=key or correlation_id),
-        correlation_id=correlation_id,
+        key=key or cid,
+        correlation_id=cid,
         symbol=intent.symbol,
         side="buy" if intent.is_buy else "sell",
         order_type=intent.order_type,
@@ -246,24 +271,41 @@ def _reject(
     return order
 
 
-def _child_orders(*, parent: Order, attached: Attached, spec: AssetSpec, key: str) -> list[Order]:
+def _entry_rows(
+    *, user: User, key: str, n: risk.NormalizedOrder, intent: risk.OrderIntent, spec: AssetSpec, cid: str, **extra: Any
+) -> list[Order]:
+    attached = intent.tp_price is not None or intent.sl_price is not None
+    parent = _order_row(
+        user=user,
+        key=key,
+        correlation_id=cid,
+        symbol=n.symbol,
+        side="buy" if n.is_buy else "sell",
+        order_type=n.order_type,
+        size=n.size,
+        price=n.price,
+        trigger_price=n.trigger_price,
+        tif=n.tif,
+        reduce_only=n.reduce_only,
+        leverage=n.leverage,
+        state=OrderState.PENDING,
+        **{**extra, "grouping": "normalTpsl" if attached else extra.get("grouping", "na")},
+    )
     children = []
-    for tpsl, px in (("tp", attached.tp_price), ("sl", attached.sl_price)):
+    for tpsl, px in (("tp", intent.tp_price), ("sl", intent.sl_price)):
         if px is None:
             continue
+        long = parent.side == "buy"
         limit = round_price(
-            px=px * (Decimal("0.9") if parent.side == "buy" else Decimal("1.1")),
-            spec=spec,
-            mode="up" if parent.side == "buy" else "down",
+            px=px * (Decimal("0.9") if long else Decimal("1.1")), spec=spec, mode="up" if long else "down"
         )
         children.append(
-            Order(
-                user=parent.user,
-                idempotency_key=f"{key}:{tpsl}",
-                cloid=cloid_for(user_id=parent.user_id, key=f"{key}:{tpsl}"),
-                correlation_id=parent.correlation_id,
+            _order_row(
+                user=user,
+                key=f"{key}:{tpsl}",
+                correlation_id=cid,
                 symbol=parent.symbol,
-                side="sell" if parent.side == "buy" else "buy",
+                side="sell" if long else "buy",
                 order_type=tpsl,
                 size=parent.size,
                 price=limit,
@@ -273,11 +315,13 @@ def _child_orders(*, parent: Order, attached: Attached, spec: AssetSpec, key: st
                 grouping="normalTpsl",
                 parent=parent,
                 source=parent.source,
+                state=OrderState.PENDING,
             )
         )
-    return children
+    return [parent, *children]
 
 
+# --- submit -----------------------------------------------------------------------------------------------------
 def order_submit(
     *,
     user: User,
@@ -286,12 +330,14 @@ def order_submit(
     session_authenticated: bool = True,
     correlation_id: str | None = None,
     source: str = "manual",
-    attached: Attached | None = None,
     bypass_gates: bool = False,
     replaces: Order | None = None,
+    exclude_orders: Iterable[int] = (),
+    grouping: str = "na",
 ) -> tuple[int, dict[str, Any]]:
-    """Check, persist, sign, send. Returns (HTTP status, body). `bypass_gates` is for the kill switch's own
-    reduce-only flatten orders only."""
+    """Check (under the user's lock), persist, sign, send. Returns (HTTP status, body). `bypass_gates` is for the
+    kill switch's own reduce-only flatten orders only; `exclude_orders` are live orders a modify replaces;
+    `grouping` positionTpsl for a trigger that follows the position's size."""
     started = time.perf_counter()
     cid = correlation_id or new_correlation_id()
     audit_append(
@@ -299,69 +345,57 @@ def order_submit(
         correlation_id=cid,
         user_id=user.pk,
         actor=ctl.actor_name(user),
-        data={
-            "key": key,
-            "source": source,
-            "intent": _intent_dict(intent),
-            "attached": None if attached is None else {"tp": attached.tp_price, "sl": attached.sl_price},
-        },
+        data={"key": key, "source": source, "intent": _intent_dict(intent)},
     )
-    ctx, spec = risk_context(
-        user=user, symbol=intent.symbol, session_authenticated=session_authenticated, emergency=bypass_gates
-    )
-    if bypass_gates:
-        ctx = _without_gates(ctx)
-    verdict = risk.evaluate(intent, ctx)
+    with user_serialized(user.pk):
+        ctx, spec = risk_context(
+            user=user,
+            symbol=intent.symbol,
+            session_authenticated=session_authenticated,
+            emergency=bypass_gates,
+            exclude_orders=exclude_orders,
+        )
+        if bypass_gates:
+            ctx = _without_gates(ctx)
+        verdict = risk.evaluate(intent, ctx)
+        if verdict.ok:
+            assert verdict.order is not None and spec is not None
+            extra = {"source": source, "replaces": replaces, "grouping": grouping}
+            orders = _entry_rows(user=user, key=key, n=verdict.order, intent=intent, spec=spec, cid=cid, **extra)
+        else:
+            rejected = _reject_row(user=user, key=key, intent=intent, verdict=verdict, cid=cid, source=source)
     audit_append(event="risk.decision", correlation_id=cid, user_id=user.pk, actor="risk", data=verdict.as_dict())
     if not verdict.ok:
-        if verdict.reason == risk.STALE_MARKET_DATA and ctx.book is not None and ctx.book.ts_ms is not None:
-            ctl.stale_data_record(symbol=intent.symbol, age_ms=ctx.now_ms - ctx.book.ts_ms)
-        order = _reject(user=user, key=key, intent=intent, verdict=verdict, correlation_id=cid, source=source)
-        refusal: dict[str, Any] = {
+        _stale_data_evidence(verdict=verdict, ctx=ctx, symbol=intent.symbol)
+        return 422, {
             "type": "error",
             "code": verdict.reason,
             "message": verdict.message,
             "verdict": verdict.as_dict(),
-            "order": order_dict(order),
+            "order": order_dict(rejected),
             "correlation_id": cid,
         }
-        return 422, refusal
-    assert verdict.order is not None and spec is not None
-    n = verdict.order
-    with transaction.atomic():
-        parent = Order.objects.create(
-            user=user,
-            idempotency_key=key,
-            cloid=cloid_for(user_id=user.pk, key=key),
-            correlation_id=cid,
-            symbol=n.symbol,
-            side="buy" if n.is_buy else "sell",
-            order_type=n.order_type,
-            size=n.size,
-            price=n.price,
-            trigger_price=n.trigger_price,
-            tif=n.tif,
-            reduce_only=n.reduce_only,
-            leverage=n.leverage,
-            grouping="normalTpsl" if attached else "na",
-            source=source,
-            replaces=replaces,
-        )
-        children = _child_orders(parent=parent, attached=attached, spec=spec, key=key) if attached else []
-        for child in children:
-            child.save()
+    if ctx.book is not None:
+        best_effort("stale-data breaker close", breakers.fresh_data_record)
     metrics.ORDERS.labels(state=OrderState.PENDING).inc()
-    orders = [parent, *children]
-    _send(
-        user=user,
-        orders=orders,
-        spec=spec,
-        grouping="normalTpsl" if children else "na",
-        correlation_id=cid,
-        started=started,
+    _send(user=user, orders=orders, spec=spec, grouping=orders[0].grouping, correlation_id=cid, started=started)
+    return submit_outcome(orders=orders, verdict=verdict, cid=cid)
+
+
+def _stale_data_evidence(*, verdict: risk.Verdict, ctx: risk.RiskContext, symbol: str) -> None:
+    if verdict.reason != risk.STALE_MARKET_DATA or ctx.book is None or ctx.book.ts_ms is None:
+        return
+    age = ctx.now_ms - ctx.book.ts_ms
+    best_effort(
+        "stale-data breaker",
+        lambda: breakers.stale_data_record(symbol=symbol, age_ms=age, feed_down=market_feed_down()),
     )
+
+
+def submit_outcome(*, orders: list[Order], verdict: risk.Verdict, cid: str) -> tuple[int, dict[str, Any]]:
+    """The answer for a sent entry order, from what the rows say now."""
+    parent = orders[0]
     parent.refresh_from_db()
-    status = 202 if parent.state == OrderState.UNKNOWN else (422 if parent.state == OrderState.REJECTED else 201)
     body: dict[str, Any] = {
         "order": order_dict(parent),
         "children": [order_dict(c) for c in Order.objects.filter(parent=parent)],
@@ -369,22 +403,25 @@ def order_submit(
         "correlation_id": cid,
     }
     if parent.state == OrderState.REJECTED:
+        if parent.reject_reason == VENUE_RATE_LIMITED:
+            retry = max(1.0, vc.backoff_remaining())
+            body.update(
+                {
+                    "type": "error",
+                    "code": "venue_rate_limited",
+                    "message": "The venue is rate limiting this deployment: nothing was executed. Retry shortly.",
+                    "retry_after_s": round(retry, 1),
+                }
+            )
+            return 429, body
         body.update({"type": "error", "code": "venue_rejected", "message": parent.reject_reason})
-    return status, body
+        return 422, body
+    if parent.state in (OrderState.UNKNOWN, OrderState.SUBMITTED, OrderState.PENDING):
+        return 202, body
+    return 201, body
 
 
-def _without_gates(ctx: risk.RiskContext) -> risk.RiskContext:
-    from dataclasses import replace
-
-    return replace(ctx, kill_switch_engaged=False, server_trading_enabled=True, admin_only=False, open_breakers=())
-
-
-def _intent_dict(intent: risk.OrderIntent) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return {k: (to_wire(v) if isinstance(v, Decimal) else v) for k, v in asdict(intent).items()}
-
-
+# --- send -------------------------------------------------------------------------------------------------------
 def _order_request(order: Order) -> dict[str, Any]:
     from hyperliquid.utils.types import Cloid
 
@@ -406,19 +443,10 @@ def _order_request(order: Order) -> dict[str, Any]:
     }
 
 
-def _sign(wallet: Any, action: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    from hyperliquid.utils.constants import MAINNET_API_URL
-    from hyperliquid.utils.signing import sign_l1_action
-
-    nonce = venue.next_nonce(wallet.address)
-    sig = sign_l1_action(wallet, action, None, nonce, None, venue.base_url() == MAINNET_API_URL)
-    return sig, nonce
-
-
-def _leverage(*, user: User, wallet: Any, ex: Any, order: Order, spec: AssetSpec, cid: str) -> None:
+def _leverage(*, user: User, wallet: Any, order: Order, spec: AssetSpec, cid: str) -> None:
     action = {"type": "updateLeverage", "asset": spec.asset_id, "isCross": True, "leverage": int(order.leverage or 1)}
-    sig, nonce = _sign(wallet, action)
-    reply = venue.post_signed(ex, action, sig, nonce)
+    sig, nonce = venue.sign_action(wallet, action)
+    reply = venue.post_signed(action, sig, nonce)
     audit_append(
         event="venue.leverage",
         correlation_id=cid,
@@ -426,6 +454,12 @@ def _leverage(*, user: User, wallet: Any, ex: Any, order: Order, spec: AssetSpec
         actor="relay",
         data={"action": action, "reply": reply},
     )
+
+
+def _reject_all(orders: list[Order], reason: str) -> None:
+    for o in orders:
+        metrics.REJECTIONS.labels(reason=reason.split(":")[0][:40]).inc()
+        order_transition(o, OrderState.REJECTED, reject_reason=reason[:300])
 
 
 def _send(
@@ -437,24 +471,22 @@ def _send(
     try:
         wallet = agent_signing_wallet(user=user)
     except ApplicationError as exc:
-        for o in orders:
-            _set_state(o, OrderState.REJECTED, reject_reason=exc.code)
+        _reject_all(orders, exc.code)
         audit_append(
             event="order.rejected", correlation_id=cid, user_id=user.pk, actor="relay", data={"code": exc.code}
         )
         return
-    ex = venue.exchange_for(wallet=wallet, account_address=user.address)
     if orders[0].leverage:
         try:
-            _leverage(user=user, wallet=wallet, ex=ex, order=orders[0], spec=spec, cid=cid)
+            _leverage(user=user, wallet=wallet, order=orders[0], spec=spec, cid=cid)
         except (venue.VenueError, venue.VenueTimeout) as exc:
             # Nothing was ordered yet: the order is rejected, not unknown.
-            for o in orders:
-                _set_state(o, OrderState.REJECTED, reject_reason=f"leverage update failed: {exc}"[:300])
+            limited = isinstance(exc, venue.VenueError) and exc.rate_limited
+            _reject_all(orders, VENUE_RATE_LIMITED if limited else f"leverage update failed: {exc}")
             return
     wires = [order_request_to_order_wire(_order_request(o), spec.asset_id) for o in orders]  # type: ignore[arg-type]
     action = order_wires_to_order_action(wires, None, grouping)  # type: ignore[arg-type]
-    sig, nonce = _sign(wallet, action)
+    sig, nonce = venue.sign_action(wallet, action)
     audit_append(
         event="order.signed",
         correlation_id=cid,
@@ -463,59 +495,74 @@ def _send(
         data={"action": action, "nonce": nonce, "signer": wallet.address, "account": user.address},
     )
     now = timezone.now()
-    Order.objects.filter(pk__in=[o.pk for o in orders]).update(state=OrderState.SUBMITTED, submitted_at=now)
     for o in orders:
-        o.state, o.submitted_at = OrderState.SUBMITTED, now
+        order_transition(o, OrderState.SUBMITTED, submitted_at=now)
     metrics.RELAY_OVERHEAD.observe(time.perf_counter() - started)
     t0 = time.perf_counter()
     try:
-        reply = venue.post_signed(ex, action, sig, nonce)
+        reply = venue.post_signed(action, sig, nonce)
     except venue.VenueTimeout as exc:
-        ctl.venue_outcome_record(ok=False)
-        audit_append(
-            event="venue.unknown", correlation_id=cid, user_id=user.pk, actor="relay", data={"error": str(exc)}
-        )
-        for o in orders:
-            _set_state(o, OrderState.UNKNOWN, venue_status="timeout")
-        publish_private(
-            user_id=user.pk,
-            event_type="execution_event",
-            data={
-                "event": "venue.unknown",
-                "correlation_id": cid,
-                "error": str(exc),
-                "order_ids": [o.pk for o in orders],
-            },
-        )
-        logger.warning("order outcome unknown", extra={"correlation_id": cid, "user_id": user.pk})
+        _outcome_unknown(user=user, orders=orders, cid=cid, error=exc)
         return
     except venue.VenueError as exc:
-        ctl.venue_outcome_record(ok=False)
-        if exc.kind == "rate_limited":
-            ctl.rate_limited_record()
-        reason = "venue_rate_limited" if exc.kind == "rate_limited" else f"venue_error: {exc}"[:300]
-        audit_append(
-            event="venue.error",
-            correlation_id=cid,
-            user_id=user.pk,
-            actor="relay",
-            data={"error": str(exc), "status": exc.status},
-        )
-        for o in orders:
-            metrics.REJECTIONS.labels(
-                reason="venue_rate_limited" if exc.kind == "rate_limited" else "venue_error"
-            ).inc()
-            _set_state(o, OrderState.REJECTED, reject_reason=reason)
+        _venue_refused(user=user, orders=orders, cid=cid, error=exc)
         return
     metrics.SUBMIT_TO_ACK.observe(time.perf_counter() - t0)
-    ok = isinstance(reply, dict) and reply.get("status") == "ok"
-    ctl.venue_outcome_record(ok=ok)
-    audit_append(event="venue.response", correlation_id=cid, user_id=user.pk, actor="venue", data={"reply": reply})
-    any_fill = apply_order_reply(orders=orders, reply=reply)
-    if any_fill:
-        from execution.services.sync import account_sync
+    _accepted(user=user, orders=orders, cid=cid, reply=reply)
 
-        account_sync(user=user, correlation_id=cid)
+
+def _outcome_unknown(*, user: User, orders: list[Order], cid: str, error: BaseException) -> None:
+    best_effort("error-rate breaker", lambda: breakers.venue_outcome_record(ok=False))
+    audit_append(event="venue.unknown", correlation_id=cid, user_id=user.pk, actor="relay", data={"error": str(error)})
+    for o in orders:
+        # Never over a state the feed or reconciliation already set (the answer may have arrived another way).
+        order_transition(o, OrderState.UNKNOWN, venue_status="timeout")
+    publish_private(
+        user_id=user.pk,
+        event_type="execution_event",
+        data={
+            "event": "venue.unknown",
+            "correlation_id": cid,
+            "error": str(error),
+            "order_ids": [o.pk for o in orders],
+        },
+    )
+    logger.warning("order outcome unknown", extra={"correlation_id": cid, "user_id": user.pk})
+
+
+def _venue_refused(*, user: User, orders: list[Order], cid: str, error: venue.VenueError) -> None:
+    """The venue did not take the action (429, 4xx), or we did not send it (budget, backoff after a 429)."""
+    if error.kind == "rate_limited":
+        best_effort("rate-budget breaker", breakers.rate_limited_record)
+    elif not error.not_sent and error.kind in ("server", "error"):
+        best_effort("error-rate breaker", lambda: breakers.venue_outcome_record(ok=False))
+    reason = VENUE_RATE_LIMITED if error.rate_limited else f"venue_error: {error}"
+    audit_append(
+        event="venue.error",
+        correlation_id=cid,
+        user_id=user.pk,
+        actor="relay",
+        data={"error": str(error), "status": error.status, "kind": error.kind, "sent": not error.not_sent},
+    )
+    _reject_all(orders, reason)
+
+
+def _accepted(*, user: User, orders: list[Order], cid: str, reply: Any) -> None:
+    """The venue answered: apply it; everything after is best effort."""
+    from execution.services.sync import account_sync
+
+    ids = {"correlation_id": cid, "user_id": user.pk}
+    best_effort("error-rate breaker", lambda: breakers.venue_outcome_record(ok=True), **ids)
+    best_effort(
+        "venue.response audit",
+        lambda: audit_append(
+            event="venue.response", correlation_id=cid, user_id=user.pk, actor="venue", data={"reply": reply}
+        ),
+        **ids,
+    )
+    any_fill = best_effort("order reply", lambda: apply_order_reply(orders=orders, reply=reply), **ids)
+    if any_fill:
+        best_effort("post-fill account sync", lambda: account_sync(user=user, correlation_id=cid), **ids)
 
 
 def apply_order_reply(*, orders: list[Order], reply: Any) -> bool:
@@ -525,201 +572,41 @@ def apply_order_reply(*, orders: list[Order], reply: Any) -> bool:
         text = str(reply.get("response") if isinstance(reply, dict) else reply)[:300]
         for o in orders:
             metrics.REJECTIONS.labels(reason="venue_rejected").inc()
-            _set_state(o, OrderState.REJECTED, reject_reason=text, acked_at=acked)
+            order_transition(o, OrderState.REJECTED, reject_reason=text, acked_at=acked)
         return False
     statuses = (reply.get("response") or {}).get("data", {}).get("statuses", [])
     if len(statuses) == 1 and len(orders) > 1 and isinstance(statuses[0], dict) and "error" in statuses[0]:
         statuses = statuses * len(orders)  # a pre-validation error answers once for the whole batch
     filled = False
     for o, st in zip(orders, statuses, strict=False):
-        if isinstance(st, dict) and "resting" in st:
-            _set_state(o, OrderState.RESTING, venue_oid=int(st["resting"]["oid"]), venue_status="open", acked_at=acked)
-        elif isinstance(st, dict) and "filled" in st:
-            f = st["filled"]
-            total = Decimal(str(f.get("totalSz", "0")))
-            state = OrderState.FILLED if total >= o.size else OrderState.CANCELLED
-            _set_state(
-                o,
-                state,
-                venue_oid=int(f["oid"]),
-                filled_size=total,
-                avg_fill_price=Decimal(str(f.get("avgPx", "0"))),
-                acked_at=acked,
-                venue_status="filled" if state == OrderState.FILLED else "filled (rest cancelled)",
-            )
-            filled = True
-        elif isinstance(st, dict) and "error" in st:
-            metrics.REJECTIONS.labels(reason="venue_rejected").inc()
-            _set_state(
-                o, OrderState.REJECTED, reject_reason=str(st["error"])[:300], venue_status="rejected", acked_at=acked
-            )
-        elif st in ("waitingForFill", "waitingForTrigger", "success"):
-            _set_state(o, OrderState.RESTING, venue_status=str(st), acked_at=acked)
+        filled |= _apply_status(o, st, acked)
     return filled
 
 
-# --- cancel -----------------------------------------------------------------------------------------------
-def _find_order(*, user: User, order_id: int | None, cloid: str | None) -> Order:
-    qs = Order.objects.filter(user=user)
-    order = qs.filter(pk=order_id).first() if order_id is not None else qs.filter(cloid=(cloid or "").lower()).first()
-    if order is None:
-        raise NotFound("no such order", code="order_not_found")
-    return order
-
-
-def _post_with_retry(*, ex: Any, wallet: Any, action: dict[str, Any], cid: str, user: User) -> Any:
-    """Cancels retry on 429 / 5xx / timeouts with back-off until the deadline (safe: cancelling is idempotent)."""
-    deadline = time.monotonic() + settings.EXECUTION_CANCEL_RETRY_SEC
-    delay = 0.25
-    while True:
-        sig, nonce = _sign(wallet, action)
-        try:
-            return venue.post_signed(ex, action, sig, nonce)
-        except (venue.VenueError, venue.VenueTimeout) as exc:
-            retryable = isinstance(exc, venue.VenueTimeout) or exc.kind in ("rate_limited", "server")
-            if isinstance(exc, venue.VenueError) and exc.kind == "rate_limited":
-                ctl.rate_limited_record()
-            audit_append(
-                event="cancel.retry" if retryable else "cancel.error",
-                correlation_id=cid,
-                user_id=user.pk,
-                actor="relay",
-                data={"error": str(exc)},
-            )
-            if not retryable or time.monotonic() + delay > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(2.0, delay * 2)
-
-
-def order_cancel(
-    *,
-    user: User,
-    order_id: int | None = None,
-    cloid: str | None = None,
-    correlation_id: str | None = None,
-    actor: str | None = None,
-) -> tuple[int, dict[str, Any]]:
-    """Cancel one order. Never blocked by the kill switch or breakers."""
-    cid = correlation_id or new_correlation_id()
-    order = _find_order(user=user, order_id=order_id, cloid=cloid)
-    audit_append(
-        event="cancel.request",
-        correlation_id=cid,
-        user_id=user.pk,
-        actor=actor or ctl.actor_name(user),
-        data={"order_id": order.pk, "cloid": order.cloid, "state": order.state},
-    )
-    if order.state in FINAL_STATES:
-        return 200, {"order": order_dict(order), "correlation_id": cid, "note": "already final"}
-    if order.state == OrderState.PENDING:
-        _set_state(order, OrderState.CANCELLED, venue_status="cancelled before sending")
-        return 200, {"order": order_dict(order), "correlation_id": cid}
-    spec = venue.asset_spec(order.symbol)
-    if spec is None:
-        raise ApplicationError("symbol not on the venue", code="symbol_not_tradable", status=422)
-    wallet = agent_signing_wallet(user=user)
-    ex = venue.exchange_for(wallet=wallet, account_address=user.address)
-    action = {"type": "cancelByCloid", "cancels": [{"asset": spec.asset_id, "cloid": order.cloid}]}
-    audit_append(event="cancel.signed", correlation_id=cid, user_id=user.pk, actor="relay", data={"action": action})
-    try:
-        reply = _post_with_retry(ex=ex, wallet=wallet, action=action, cid=cid, user=user)
-    except venue.VenueTimeout as exc:
-        raise ApplicationError(
-            f"the venue did not answer the cancel: {exc}", code="cancel_unknown", status=504
-        ) from exc
-    except venue.VenueError as exc:
-        raise ApplicationError(f"the venue refused the cancel: {exc}", code="cancel_failed", status=502) from exc
-    audit_append(event="venue.response", correlation_id=cid, user_id=user.pk, actor="venue", data={"reply": reply})
-    statuses = (reply.get("response") or {}).get("data", {}).get("statuses", []) if isinstance(reply, dict) else []
-    if statuses and statuses[0] == "success":
-        _set_state(order, OrderState.CANCELLED, venue_status="canceled")
-    else:
-        from execution.services.sync import order_resolve
-
-        order_resolve(order=order, correlation_id=cid)
-        order.refresh_from_db()
-    return 200, {"order": order_dict(order), "correlation_id": cid, "reply": reply}
-
-
-def orders_cancel_all(*, user: User, correlation_id: str, actor: str) -> int:
-    """Cancel every order the VENUE shows open for the user (one batch), then sync local state."""
-    wallet = agent_signing_wallet(user=user)
-    ex = venue.exchange_for(wallet=wallet, account_address=user.address)
-    open_orders = venue.info({"type": "frontendOpenOrders", "user": user.address, "dex": ""})
-    cancels = []
-    for o in open_orders or []:
-        spec = venue.asset_spec(str(o.get("coin")))
-        if spec is not None:
-            cancels.append({"a": spec.asset_id, "o": int(o["oid"])})
-    if cancels:
-        action = {"type": "cancel", "cancels": cancels}
-        reply = _post_with_retry(ex=ex, wallet=wallet, action=action, cid=correlation_id, user=user)
-        audit_append(
-            event="cancel_all.response",
-            correlation_id=correlation_id,
-            user_id=user.pk,
-            actor=actor,
-            data={"action": action, "reply": reply},
+def _apply_status(o: Order, st: Any, acked: Any) -> bool:
+    if isinstance(st, dict) and "resting" in st:
+        order_transition(
+            o, OrderState.RESTING, venue_oid=int(st["resting"]["oid"]), venue_status="open", acked_at=acked
         )
-    for order in Order.objects.filter(user=user, state__in=OPEN_STATES):
-        if order.state == OrderState.PENDING:
-            _set_state(order, OrderState.CANCELLED, venue_status="cancelled before sending")
-    from execution.services.sync import orders_sync
-
-    orders_sync(user=user, correlation_id=correlation_id)
-    return len(cancels)
-
-
-def position_close(
-    *,
-    user: User,
-    key: str,
-    symbol: str,
-    correlation_id: str | None = None,
-    bypass_gates: bool = False,
-    source: str = "manual",
-) -> tuple[int, dict[str, Any]]:
-    """Close a position with a reduce-only market (IOC) order sized to the venue's position."""
-    account_invalidate(user=user)
-    positions = _positions_from_state(account_state(user=user, max_age=0))
-    pos = positions.get(symbol)
-    if pos is None:
-        raise ApplicationError("no open position for this symbol", code="no_position", status=422)
-    szi = Decimal(str(pos["szi"]))
-    intent = risk.OrderIntent(symbol=symbol, is_buy=szi < 0, order_type="market", size=abs(szi), reduce_only=True)
-    return order_submit(
-        user=user, key=key, intent=intent, correlation_id=correlation_id, source=source, bypass_gates=bypass_gates
-    )
-
-
-def order_modify(
-    *,
-    user: User,
-    key: str,
-    order_id: int,
-    price: Decimal | None,
-    size: Decimal | None,
-    session_authenticated: bool = True,
-) -> tuple[int, dict[str, Any]]:
-    """Modify = cancel + new (the venue gives the new order a new oid): local state follows the new order."""
-    old = _find_order(user=user, order_id=order_id, cloid=None)
-    if old.state not in (OrderState.RESTING, OrderState.PARTIALLY_FILLED):
-        raise ApplicationError("only resting orders can be modified", code="not_modifiable", status=409)
-    cid = new_correlation_id()
-    order_cancel(user=user, order_id=old.pk, correlation_id=cid)
-    old.refresh_from_db()
-    if old.state != OrderState.CANCELLED:
-        raise ApplicationError("the order could not be cancelled (filled?)", code="modify_cancel_failed", status=409)
-    intent = risk.OrderIntent(
-        symbol=old.symbol,
-        is_buy=old.side == "buy",
-        order_type=old.order_type,
-        size=size if size is not None else old.size - old.filled_size,
-        price=price if price is not None else old.price,
-        tif=old.tif,
-        reduce_only=old.reduce_only,
-    )
-    return order_submit(
-        user=user, key=key, intent=intent, session_authenticated=session_authenticated, correlation_id=cid, replaces=old
-    )
+    elif isinstance(st, dict) and "filled" in st:
+        f = st["filled"]
+        total = Decimal(str(f.get("totalSz", "0")))
+        state = OrderState.FILLED if total >= o.size else OrderState.CANCELLED
+        order_transition(
+            o,
+            state,
+            venue_oid=int(f["oid"]),
+            filled_size=total,
+            avg_fill_price=Decimal(str(f.get("avgPx", "0"))),
+            acked_at=acked,
+            venue_status="filled" if state == OrderState.FILLED else "filled (rest cancelled)",
+        )
+        return True
+    elif isinstance(st, dict) and "error" in st:
+        metrics.REJECTIONS.labels(reason="venue_rejected").inc()
+        order_transition(
+            o, OrderState.REJECTED, reject_reason=str(st["error"])[:300], venue_status="rejected", acked_at=acked
+        )
+    elif st in ("waitingForFill", "waitingForTrigger", "success"):
+        order_transition(o, OrderState.RESTING, venue_status=str(st), acked_at=acked)
+    return False

@@ -8,16 +8,18 @@ address); they are never re-sent.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import AgentStatus, AgentWallet, User
-from execution import metrics, venue
+from execution import metrics, pnl, venue
 from execution.audit import audit_append
 from execution.models import (
     UNSETTLED_STATES,
@@ -28,17 +30,13 @@ from execution.models import (
     OrderState,
     PositionSnapshot,
 )
+from execution.selectors import closing_trades, daily_pnl
+from execution.services import breakers
 from execution.services import controls as ctl
+from execution.services.account import AccountState, account_read, positions_from_state
 from execution.services.events import publish_private
-from execution.services.relay import (
-    _positions_from_state,
-    _set_state,
-    account_invalidate,
-    account_state,
-    daily_pnl,
-    new_correlation_id,
-    order_dict,
-)
+from execution.services.orders import cloid_for, new_correlation_id, order_dict, order_transition
+from hypersentry import venue_client as vc
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -88,11 +86,14 @@ def order_apply_venue(
         changes["filled_size"] = orig - sz
     if state == OrderState.FILLED and order.filled_size < order.size and "filled_size" not in changes:
         changes["filled_size"] = order.size
+    if state == OrderState.UNKNOWN:
+        return False  # a status we cannot map teaches us nothing
     if state != order.state or changes:
         before = order.state
         if state == OrderState.REJECTED and not order.reject_reason:
             changes["reject_reason"] = status
-        _set_state(order, state, venue_status=status, **changes)
+        if not order_transition(order, state, venue_correction=True, venue_status=status, **changes):
+            return False
         data = {"order_id": order.pk, "cloid": order.cloid, "from": before, "to": state, "venue_status": status}
         if discrepancy:
             _fix(user=order.user, kind=reason or "order_state", cid=cid, data=data)
@@ -104,11 +105,11 @@ def order_apply_venue(
     return False
 
 
-def order_resolve(*, order: Order, correlation_id: str | None = None) -> str:
+def order_resolve(*, order: Order, correlation_id: str | None = None, priority: str = vc.ACCOUNT) -> str:
     """Ask the venue for one order by cloid (master address) and apply it. `unknownOid` for an order we may have
     sent means the venue never took it: it becomes rejected (and is still never re-sent)."""
     cid = correlation_id or order.correlation_id
-    reply = venue.info({"type": "orderStatus", "user": order.user.address, "oid": order.cloid})
+    reply = venue.info({"type": "orderStatus", "user": order.user.address, "oid": order.cloid}, priority=priority)
     if isinstance(reply, dict) and reply.get("status") == "order":
         wrapper = reply.get("order") or {}
         order_apply_venue(
@@ -123,9 +124,10 @@ def order_resolve(*, order: Order, correlation_id: str | None = None) -> str:
             age = timezone.now() - (order.submitted_at or order.created_at)
             if age > timedelta(seconds=5):  # give an in-flight request time to land before declaring it lost
                 before = order.state
-                _set_state(
+                if not order_transition(
                     order, OrderState.REJECTED, reject_reason="never reached the venue", venue_status="unknownOid"
-                )
+                ):
+                    return order.state
                 _fix(
                     user=order.user,
                     kind="unknown_resolved",
@@ -134,17 +136,17 @@ def order_resolve(*, order: Order, correlation_id: str | None = None) -> str:
                 )
         elif order.state in (OrderState.RESTING, OrderState.PARTIALLY_FILLED):
             before = order.state
-            _set_state(order, OrderState.CANCELLED, venue_status="unknownOid")
-            _fix(user=order.user, kind="order_state", cid=cid, data={"order_id": order.pk, "from": before})
+            if order_transition(order, OrderState.CANCELLED, venue_status="unknownOid"):
+                _fix(user=order.user, kind="order_state", cid=cid, data={"order_id": order.pk, "from": before})
     order.refresh_from_db()
     return order.state
 
 
-def orders_sync(*, user: User, correlation_id: str | None = None) -> int:
+def orders_sync(*, user: User, correlation_id: str | None = None, priority: str = vc.ACCOUNT) -> int:
     """Venue open orders vs ours: adopt untracked venue orders, settle ours that the venue no longer shows."""
     cid = correlation_id or new_correlation_id()
     fixes = 0
-    venue_open = venue.info({"type": "frontendOpenOrders", "user": user.address, "dex": ""}) or []
+    venue_open = venue.info({"type": "frontendOpenOrders", "user": user.address, "dex": ""}, priority=priority) or []
     seen: set[int] = set()
     for vo in venue_open:
         oid = int(vo["oid"])
@@ -162,7 +164,7 @@ def orders_sync(*, user: User, correlation_id: str | None = None) -> int:
         if order.venue_oid is not None and order.venue_oid in seen:
             continue
         before = order.state
-        if order_resolve(order=order, correlation_id=cid) != before:
+        if order_resolve(order=order, correlation_id=cid, priority=priority) != before:
             fixes += 1
     return fixes
 
@@ -208,6 +210,8 @@ def fill_dict(fill: Fill) -> dict[str, Any]:
         "size": fill.size,
         "fee": fill.fee,
         "closed_pnl": fill.closed_pnl,
+        # What the fills table shows and the loss breakers count: closed PnL net of this fill's fee (closing only).
+        "net_pnl": fill_net_pnl(fill),
         "direction": fill.direction,
         "oid": fill.venue_oid,
         "tid": fill.tid,
@@ -215,6 +219,10 @@ def fill_dict(fill: Fill) -> dict[str, Any]:
         "time_ms": int(fill.time.timestamp() * 1000),
         "crossed": fill.crossed,
     }
+
+
+def fill_net_pnl(fill: Fill) -> Decimal | None:
+    return pnl.fill_net_pnl(closed_pnl=fill.closed_pnl, fee=fill.fee, direction=fill.direction)
 
 
 def fill_record(*, user: User, raw: dict[str, Any], cid: str, source: str) -> Fill | None:
@@ -255,11 +263,15 @@ def fill_record(*, user: User, raw: dict[str, Any], cid: str, source: str) -> Fi
     return fill
 
 
-def fills_sync(*, user: User, correlation_id: str | None = None, source: str = "reconciler") -> list[Fill]:
-    """userFills (newest 2000) under the master address; insert what we miss; evaluate the PnL breakers."""
+def fills_sync(
+    *, user: User, correlation_id: str | None = None, source: str = "reconciler", priority: str = vc.ACCOUNT
+) -> list[Fill]:
+    """The venue's fills since `fills_since_ms` (master address); insert what we miss; evaluate the PnL breakers."""
     cid = correlation_id or new_correlation_id()
-    raw = venue.info({"type": "userFills", "user": user.address}) or []
-    new = [f for f in (fill_record(user=user, raw=r, cid=cid, source=source) for r in reversed(raw)) if f]
+    body = {"type": "userFillsByTime", "user": user.address, "startTime": fills_since_ms(user=user)}
+    raw = venue.info(body, priority=priority) or []
+    raw = sorted(raw if isinstance(raw, list) else [], key=lambda r: int(r.get("time", 0)))
+    new = [f for f in (fill_record(user=user, raw=r, cid=cid, source=source) for r in raw) if f]
     if new and source == "reconciler":
         for f in new:
             _fix(user=user, kind="missing_fill", cid=cid, data={"tid": f.tid, "oid": f.venue_oid})
@@ -268,70 +280,93 @@ def fills_sync(*, user: User, correlation_id: str | None = None, source: str = "
     return new
 
 
+FILLS_OVERLAP_MS = 10 * 60 * 1000
+FILLS_FIRST_LOOKBACK_MS = 24 * 3600 * 1000
+
+
+def fills_since_ms(*, user: User) -> int:
+    """Where a fills sync starts: shortly before the newest fill we hold (late fills and clock skew), or a day
+    back for a user with none — a time-ranged read costs 20 weight instead of userFills' up to 120."""
+    newest = Fill.objects.filter(user=user).order_by("-time").values_list("time", flat=True).first()
+    now_ms = int(time.time() * 1000)
+    if newest is None:
+        return now_ms - FILLS_FIRST_LOOKBACK_MS
+    return int(newest.timestamp() * 1000) - FILLS_OVERLAP_MS
+
+
 def pnl_breakers_check(*, user: User) -> None:
-    closing = list(
-        Fill.objects.filter(user=user)
-        .exclude(closed_pnl=0)
-        .order_by("-time", "-id")
-        .values_list("closed_pnl", "fee")[:20]
+    """Consecutive losing trades and the daily loss, both net of fees — the figures the fills table shows."""
+    row = ctl.limits_row_for(user=user)
+    breakers.pnl_breakers_evaluate(
+        user=user,
+        trades=closing_trades(user=user),
+        daily_pnl=daily_pnl(user=user),
+        streak_limit=row.consecutive_losses,
+        daily_limit=row.max_daily_loss_usd,
     )
-    closing_pnls = [p - f for p, f in reversed(closing)]
-    ctl.pnl_breakers_evaluate(user=user, closing_pnls=closing_pnls, daily_pnl=daily_pnl(user=user))
 
 
 def _d(v: Any) -> Decimal | None:
     return None if v is None else Decimal(str(v))
 
 
-def positions_sync(*, user: User, correlation_id: str | None = None, quiet: bool = False) -> dict[str, Any]:
-    """clearinghouseState → PositionSnapshot rows (venue wins); publish account_update."""
+def _snapshot_fields(pos: dict[str, Any]) -> dict[str, Any]:
+    lev = pos.get("leverage") or {}
+    return {
+        "size": Decimal(str(pos["szi"])),
+        "entry_price": _d(pos.get("entryPx")),
+        "position_value": _d(pos.get("positionValue")) or ZERO,
+        "unrealized_pnl": _d(pos.get("unrealizedPnl")) or ZERO,
+        "liquidation_price": _d(pos.get("liquidationPx")),
+        "margin_used": _d(pos.get("marginUsed")) or ZERO,
+        "leverage": lev.get("value"),
+        "leverage_type": lev.get("type", ""),
+        "updated_at": timezone.now(),
+    }
+
+
+def positions_sync(
+    *, user: User, correlation_id: str | None = None, quiet: bool = False, priority: str = vc.ACCOUNT
+) -> dict[str, Any]:
+    """clearinghouseState → PositionSnapshot rows (venue wins); protection follows the positions; publish
+    account_update. Concurrent syncs of one user are safe (upsert per (user, symbol))."""
+    from execution.services.protection import protection_follow
+
     cid = correlation_id or new_correlation_id()
-    account_invalidate(user=user)
-    state = account_state(user=user, max_age=0)
-    venue_positions = _positions_from_state(state)
+    acct = account_read(user=user, fresh=True, priority=priority, quota=False)
+    if acct.stale:
+        raise venue.VenueError(f"the venue account could not be read ({acct.reason})", kind=acct.reason or "error")
+    venue_positions = acct.positions
     local = {p.symbol: p for p in PositionSnapshot.objects.filter(user=user)}
     for symbol, pos in venue_positions.items():
-        size = Decimal(str(pos["szi"]))
+        fields = _snapshot_fields(pos)
         row = local.pop(symbol, None)
-        lev = pos.get("leverage") or {}
-        fields = {
-            "size": size,
-            "entry_price": _d(pos.get("entryPx")),
-            "position_value": _d(pos.get("positionValue")) or ZERO,
-            "unrealized_pnl": _d(pos.get("unrealizedPnl")) or ZERO,
-            "liquidation_price": _d(pos.get("liquidationPx")),
-            "margin_used": _d(pos.get("marginUsed")) or ZERO,
-            "leverage": lev.get("value"),
-            "leverage_type": lev.get("type", ""),
-            "updated_at": timezone.now(),
-        }
-        if row is None:
-            PositionSnapshot.objects.create(user=user, symbol=symbol, **fields)
-            if not quiet:
-                _fix(user=user, kind="position_missing", cid=cid, data={"symbol": symbol, "size": size})
-        else:
-            if row.size != size and not quiet:
-                _fix(
-                    user=user,
-                    kind="position_mismatch",
-                    cid=cid,
-                    data={"symbol": symbol, "ours": row.size, "venue": size},
-                )
-            PositionSnapshot.objects.filter(pk=row.pk).update(**fields)
+        if row is not None and row.size != fields["size"] and not quiet:
+            _fix(
+                user=user,
+                kind="position_mismatch",
+                cid=cid,
+                data={"symbol": symbol, "ours": row.size, "venue": fields["size"]},
+            )
+        _, created = PositionSnapshot.objects.update_or_create(user=user, symbol=symbol, defaults=fields)
+        if created and row is None and not quiet:
+            _fix(user=user, kind="position_missing", cid=cid, data={"symbol": symbol, "size": fields["size"]})
     for symbol, row in local.items():
-        row.delete()
+        PositionSnapshot.objects.filter(pk=row.pk).delete()
         if not quiet:
             _fix(user=user, kind="position_gone", cid=cid, data={"symbol": symbol, "ours": row.size})
-    summary = account_summary(state=state)
+    protection_follow(user=user, positions=venue_positions, correlation_id=cid)
+    summary = account_summary(acct=acct)
     publish_private(user_id=user.pk, event_type="account_update", data=summary)
     return summary
 
 
-def account_summary(*, state: dict[str, Any]) -> dict[str, Any]:
+def account_summary(*, acct: AccountState) -> dict[str, Any]:
+    state = acct.state
     ms = state.get("marginSummary") or {}
     positions = []
     upnl = ZERO
-    for symbol, pos in _positions_from_state(state).items():
+    for symbol, pos in positions_from_state(state).items():
         u = Decimal(str(pos.get("unrealizedPnl", "0")))
         upnl += u
         positions.append(
@@ -355,32 +390,31 @@ def account_summary(*, state: dict[str, Any]) -> dict[str, Any]:
         "unrealized_pnl": str(upnl),
         "positions": positions,
         "time_ms": state.get("time"),
+        **acct.as_meta(),
     }
 
 
 def account_sync(*, user: User, correlation_id: str | None = None) -> None:
     """After fills: fills, then positions (quietly: a fill we just saw is not a discrepancy)."""
-    fills_sync(user=user, correlation_id=correlation_id, source="relay")
-    positions_sync(user=user, correlation_id=correlation_id, quiet=True)
+    fills_sync(user=user, correlation_id=correlation_id, source="relay", priority=vc.ORDER)
+    positions_sync(user=user, correlation_id=correlation_id, quiet=True, priority=vc.ORDER)
 
 
-def reconcile_user(*, user: User) -> int:
+def reconcile_user(*, user: User, priority: str = vc.BACKGROUND) -> int:
     cid = new_correlation_id()
-    fixes = orders_sync(user=user, correlation_id=cid)
-    fixes += len(fills_sync(user=user, correlation_id=cid))
-    positions_sync(user=user, correlation_id=cid)
+    fixes = orders_sync(user=user, correlation_id=cid, priority=priority)
+    fixes += len(fills_sync(user=user, correlation_id=cid, priority=priority))
+    positions_sync(user=user, correlation_id=cid, priority=priority)
     return fixes
 
 
-# Approximate /info weight of one user's reconciliation: frontendOpenOrders 20 + userFills ≥ 20 +
+# Approximate /info weight of one user's reconciliation: frontendOpenOrders 20 + userFills >= 20 +
 # clearinghouseState 2 (+ 2 per unsettled order resolved by cloid).
 RECONCILE_WEIGHT = 45
 
 
 def users_to_reconcile() -> list[User]:
     """Users with unsettled orders first (an `unknown` order matters most), then least recently reconciled."""
-    from django.core.cache import cache
-
     with_agents = set(AgentWallet.objects.filter(status=AgentStatus.APPROVED).values_list("user_id", flat=True))
     with_orders = set(Order.objects.filter(state__in=UNSETTLED_STATES).values_list("user_id", flat=True))
     users = list(User.objects.filter(pk__in=with_agents | with_orders))
@@ -390,37 +424,29 @@ def users_to_reconcile() -> list[User]:
 
 def reconcile_budget_take(weight: int) -> bool:
     """Share of the venue's per-IP REST budget (1200 weight/min) reconciliation may use, across processes."""
-    import time
-
-    from django.core.cache import cache
-
     key = f"exec:reconcile-budget:{int(time.time() // 60)}"
-    cache.add(key, 0, timeout=120)
-    try:
-        used = int(cache.incr(key, weight))
-    except ValueError:
-        cache.set(key, weight, timeout=120)
-        used = weight
-    return used <= settings.EXECUTION_RECONCILE_WEIGHT_PER_MIN
+    return vc.counter_add(key, weight, 120) <= settings.EXECUTION_RECONCILE_WEIGHT_PER_MIN
 
 
 def idempotency_finalize_stale(*, older_than: timedelta = timedelta(minutes=2)) -> int:
-    """A record stuck in_flight (its process died) is closed with its order's current state, so retries get an
-    answer instead of 409 forever. The order itself was already reconciled by cloid."""
-    from execution.services.relay import cloid_for
-
+    """A record stuck in_flight (its process died) is closed from its order's state, so retries get an answer
+    instead of 409 forever. Never a 5xx: an order that was sent answers 202/200 with its (reconciled) state; a key
+    whose order was never sent is released, so the client can retry it."""
     done = 0
     cutoff = timezone.now() - older_than
     for rec in IdempotencyRecord.objects.filter(status=IdempotencyStatus.IN_FLIGHT, created_at__lt=cutoff):
         order = Order.objects.filter(cloid=cloid_for(user_id=rec.user_id, key=rec.key)).first()
-        body = (
-            {"order": order_dict(order)}
-            if order
-            else {"type": "error", "code": "interrupted", "message": "the request was interrupted"}
-        )
-        status = 202 if order and order.state == OrderState.UNKNOWN else (200 if order else 500)
+        if order is None or order.submitted_at is None:
+            if order is not None:
+                order_transition(order, OrderState.REJECTED, reject_reason="interrupted before sending")
+            done += IdempotencyRecord.objects.filter(pk=rec.pk, status=IdempotencyStatus.IN_FLIGHT).delete()[0]
+            continue
+        status = 202 if order.state in (OrderState.UNKNOWN, OrderState.SUBMITTED, OrderState.PENDING) else 200
         done += IdempotencyRecord.objects.filter(pk=rec.pk, status=IdempotencyStatus.IN_FLIGHT).update(
-            status=IdempotencyStatus.DONE, response_status=status, response_body=body, completed_at=timezone.now()
+            status=IdempotencyStatus.DONE,
+            response_status=status,
+            response_body={"order": order_dict(order), "note": "the request was interrupted; this is the order now"},
+            completed_at=timezone.now(),
         )
     return done
 
@@ -428,10 +454,6 @@ def idempotency_finalize_stale(*, older_than: timedelta = timedelta(minutes=2)) 
 def reconcile_all() -> dict[str, int]:
     """Every user with an agent or unsettled orders, within the reconciliation REST budget
     (EXECUTION_RECONCILE_WEIGHT_PER_MIN); failures per user are logged and the round goes on."""
-    import time
-
-    from django.core.cache import cache
-
     users = users_to_reconcile()
     fixes = failed = skipped = 0
     for user in users:

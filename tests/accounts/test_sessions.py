@@ -135,12 +135,11 @@ def test_auth_endpoints_are_rate_limited_per_ip(client: Client, wallet, settings
     assert 1 <= int(response["Retry-After"]) <= 60
 
 
-def test_auth_endpoints_are_rate_limited_per_address(wallet, settings) -> None:
+def test_nonce_requests_naming_an_address_are_not_limited_per_address(wallet, settings) -> None:
+    """Anyone may name anyone's address: counting those against the address would let them lock it out."""
     settings.AUTH_RATE_LIMIT_PER_ADDRESS = 2
-    for i in range(2):
+    for i in range(5):
         assert Client(REMOTE_ADDR=f"10.0.0.{i}").get("/auth/nonce", {"address": wallet.address}).status_code == 200
-    response = Client(REMOTE_ADDR="10.0.0.9").get("/auth/nonce", {"address": wallet.address})
-    assert response.status_code == 429 and "Retry-After" in response
 
 
 @pytest.mark.django_db(transaction=True)

@@ -16,7 +16,8 @@ from alpha.models import AlphaSettings, AutoTrade, AutoTradeStatus
 from alpha.readings import Reading
 from alpha.selectors import alpha_settings_get
 from execution.models import AuditRecord, Order, RiskLimits
-from execution.services.controls import breaker_trip, controls_get
+from execution.services.breakers import breaker_trip
+from execution.services.controls import controls_get
 from hypersentry.contracts.envelope import make_envelope
 from tests.execution.conftest import approve_agent, hot, make_trader, sim_thread, trader  # noqa: F401
 

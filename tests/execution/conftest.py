@@ -47,7 +47,7 @@ def hot(sim_thread: SimulatorThread) -> Iterator[Callable[..., Any]]:
     set_hot_state(state)
 
     def feed(symbol: str = SYMBOL, *, age_ms: int = 0) -> SymbolSnapshot:
-        book = venue.info({"type": "l2Book", "coin": symbol})
+        book = venue.info({"type": "l2Book", "coin": symbol}, priority="cancel")  # test plumbing: never budgeted
         bids = [[lv["px"], lv["sz"]] for lv in book["levels"][0]]
         asks = [[lv["px"], lv["sz"]] for lv in book["levels"][1]]
         now = int(time.time() * 1000) - age_ms

@@ -15,8 +15,10 @@ from rest_framework.test import APIClient
 from execution import risk, venue
 from execution.models import AuditRecord, BreakerKind, CircuitBreaker, Fill
 from execution.rounding import round_price
+from execution.services import breakers
 from execution.services import controls as ctl
-from execution.services.relay import order_cancel, order_submit
+from execution.services.cancels import order_cancel
+from execution.services.relay import order_submit
 from execution.services.sync import pnl_breakers_check
 
 from .conftest import SYMBOL, make_trader
@@ -68,13 +70,13 @@ def test_three_consecutive_losses_trip_the_users_breaker_but_cancels_pass(trader
     _assert_blocked(trader, hot, BreakerKind.CONSECUTIVE_LOSSES)
     assert order_cancel(user=trader, order_id=resting)[1]["order"]["state"] == "cancelled"
     other, _ = make_trader()
-    assert ctl.breakers_open(user=other) == ()  # per-user breaker
+    assert breakers.breakers_open(user=other) == ()  # per-user breaker
 
 
 def test_two_losses_do_not_trip(trader: Any, hot: Any) -> None:
     _losing_fills(trader, ["-1", "-2"])
     pnl_breakers_check(user=trader)
-    assert ctl.breakers_open(user=trader) == ()
+    assert breakers.breakers_open(user=trader) == ()
 
 
 def test_the_daily_loss_limit_trips(trader: Any, hot: Any) -> None:
@@ -87,28 +89,12 @@ def test_the_venue_error_rate_trips_the_global_breaker(trader: Any, hot: Any, se
     settings.BREAKER_ERROR_MIN_SAMPLES = 5
     settings.BREAKER_RATE_LIMIT_COUNT = 1000
     for _ in range(4):
-        ctl.venue_outcome_record(ok=True)
+        breakers.venue_outcome_record(ok=True)
     # Real failures: the venue hangs on two orders (timeouts → unknown) → 2/6 = 33 % > 20 %.
     sim_thread.call(sim_thread.sim.faults.blackhole, 2)
     _submit(trader, hot)
     _submit(trader, hot)
     _assert_blocked(trader, hot, BreakerKind.ERROR_RATE)
-
-
-def test_a_429_storm_trips_the_rate_budget_breaker(trader: Any, hot: Any, settings: Any, sim_thread: Any) -> None:
-    settings.BREAKER_RATE_LIMIT_COUNT = 2
-    settings.BREAKER_ERROR_MIN_SAMPLES = 1000
-    ctl.controls_get()
-    from execution.services.relay import account_state
-
-    account_state(user=trader)  # warm the cache so the risk check does not need the venue
-    intent = _intent(hot)
-    sim_thread.call(sim_thread.sim.faults.rate_limit, 3.0)
-    for _ in range(2):
-        status, body = order_submit(user=trader, key=f"k-{uuid.uuid4()}", intent=intent)
-        assert body["order"]["reject_reason"] == "venue_rate_limited"
-    sim_thread.call(sim_thread.sim.faults.clear)
-    _assert_blocked(trader, hot, BreakerKind.RATE_BUDGET)
 
 
 def test_a_stale_book_rejects_and_a_very_stale_one_trips_the_breaker(trader: Any, hot: Any) -> None:
@@ -119,7 +105,7 @@ def test_a_stale_book_rejects_and_a_very_stale_one_trips_the_breaker(trader: Any
     hot(SYMBOL, age_ms=5_000)  # older than the 4 s book freshness rule
     status, body = order_submit(user=trader, key=f"k-{uuid.uuid4()}", intent=intent)
     assert status == 422 and body["code"] == risk.STALE_MARKET_DATA
-    assert ctl.breakers_open(user=trader) == ()
+    assert breakers.breakers_open(user=trader) == ()
     hot(SYMBOL, age_ms=45_000)
     order_submit(user=trader, key=f"k-{uuid.uuid4()}", intent=intent)
     assert CircuitBreaker.objects.get(kind=BreakerKind.STALE_DATA, user=None).tripped
@@ -130,7 +116,7 @@ def test_a_stale_book_rejects_and_a_very_stale_one_trips_the_breaker(trader: Any
 
 
 def test_only_an_admin_resets_a_breaker_and_only_with_a_reason(trader: Any, hot: Any) -> None:
-    ctl.breaker_trip(kind=BreakerKind.ERROR_RATE, reason="test")
+    breakers.breaker_trip(kind=BreakerKind.ERROR_RATE, reason="test")
     admin, _ = make_trader(role="admin")
 
     def reset(user: Any, body: dict[str, Any]) -> Any:

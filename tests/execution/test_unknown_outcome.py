@@ -52,7 +52,7 @@ def test_an_order_the_venue_never_saw_is_settled_as_rejected_never_resent(
 
     from django.utils import timezone
 
-    from execution.services.relay import cloid_for
+    from execution.services.orders import cloid_for
     from execution.services.sync import reconcile_user
 
     order = Order.objects.create(
@@ -78,11 +78,9 @@ def test_reconcile_adopts_orders_placed_outside_and_fixes_positions(trader: Any,
     from accounts.services import agent_signing_wallet
     from execution import venue
     from execution.models import PositionSnapshot
-    from execution.services.relay import _sign
     from execution.services.sync import reconcile_user
 
     wallet = agent_signing_wallet(user=trader)
-    ex = venue.exchange_for(wallet=wallet, account_address=trader.address)
     action = {
         "type": "order",
         "orders": [
@@ -97,8 +95,8 @@ def test_reconcile_adopts_orders_placed_outside_and_fixes_positions(trader: Any,
         ],
         "grouping": "na",
     }
-    sig, nonce = _sign(wallet, action)
-    reply = venue.post_signed(ex, action, sig, nonce)
+    sig, nonce = venue.sign_action(wallet, action)
+    reply = venue.post_signed(action, sig, nonce)
     oid = reply["response"]["data"]["statuses"][0]["resting"]["oid"]
     PositionSnapshot.objects.create(user=trader, symbol="ETH", size="1")  # a position the venue does not have
     fixes = reconcile_user(user=trader)

@@ -20,24 +20,20 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def _direct_order(user: Any, action_orders: list[dict[str, Any]]) -> Any:
     """Place an order at the venue with the user's agent, bypassing the relay (as another client would)."""
     from accounts.services import agent_signing_wallet
-    from execution.services.relay import _sign
 
     wallet = agent_signing_wallet(user=user)
-    ex = venue.exchange_for(wallet=wallet, account_address=user.address)
     action = {"type": "order", "orders": action_orders, "grouping": "na"}
-    sig, nonce = _sign(wallet, action)
-    return venue.post_signed(ex, action, sig, nonce)
+    sig, nonce = venue.sign_action(wallet, action)
+    return venue.post_signed(action, sig, nonce)
 
 
 def _direct_cancel(user: Any, asset: int, oid: int) -> Any:
     from accounts.services import agent_signing_wallet
-    from execution.services.relay import _sign
 
     wallet = agent_signing_wallet(user=user)
-    ex = venue.exchange_for(wallet=wallet, account_address=user.address)
     action = {"type": "cancel", "cancels": [{"a": asset, "o": oid}]}
-    sig, nonce = _sign(wallet, action)
-    return venue.post_signed(ex, action, sig, nonce)
+    sig, nonce = venue.sign_action(wallet, action)
+    return venue.post_signed(action, sig, nonce)
 
 
 def _closing(fn: Any) -> Any:

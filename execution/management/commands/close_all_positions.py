@@ -18,31 +18,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         from execution.management.arguments import symbol_arg, user_by_address
-        from execution.services.killswitch import _trading_users
-        from execution.services.relay import _positions_from_state, account_invalidate, account_state, position_close
+        from execution.services.killswitch import trading_users
+        from execution.services.modify import positions_close_all
 
         only = symbol_arg(opts["symbol"]) if opts.get("symbol") else None
-        users = [user_by_address(opts["user"])] if opts.get("user") else _trading_users()
-        results = []
-        run = uuid.uuid4().hex[:12]
-        for user in users:
-            account_invalidate(user=user)
-            for symbol in _positions_from_state(account_state(user=user, max_age=0)):
-                if only is not None and symbol.upper() != only:
-                    continue
-                status, body = position_close(
-                    user=user,
-                    key=f"close-all-{run}-{user.pk}-{symbol}",
-                    symbol=symbol,
-                    bypass_gates=True,
-                    source="close_all",
-                )
-                results.append(
-                    {
-                        "user": user.address,
-                        "symbol": symbol,
-                        "status": status,
-                        "state": (body.get("order") or {}).get("state"),
-                    }
-                )
+        users = [user_by_address(opts["user"])] if opts.get("user") else trading_users()
+        results = positions_close_all(users=users, symbol=only, run=uuid.uuid4().hex[:12], source="close_all")
         self.stdout.write(json.dumps({"closed": results}, indent=2))
