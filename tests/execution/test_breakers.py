@@ -16,7 +16,6 @@ from execution import risk, venue
 from execution.models import AuditRecord, BreakerKind, CircuitBreaker, Fill
 from execution.rounding import round_price
 from execution.services import breakers
-from execution.services import controls as ctl
 from execution.services.cancels import order_cancel
 from execution.services.relay import order_submit
 from execution.services.sync import pnl_breakers_check
