@@ -20,21 +20,17 @@ from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hypersentry.settings")
 
-import django
+from django.core.asgi import get_asgi_application
 
-# Set up before importing anything that touches models (channels.auth, the routing).
-django.setup(set_prefix=False)
+# Set up Django before importing anything that touches models (channels.auth, the routing).
+django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.exceptions import ImproperlyConfigured  # noqa: E402
-from django.core.handlers.asgi import ASGIHandler  # noqa: E402
-from django.http import HttpRequest, HttpResponseBase, UnreadablePostError  # noqa: E402
-from django.http.multipartparser import MultiPartParserError  # noqa: E402
 
-from hypersentry.errors import ApplicationError, error_response  # noqa: E402
 from hypersentry.metrics import Counter  # noqa: E402
 from hypersentry.routing import websocket_urlpatterns  # noqa: E402
 
@@ -50,30 +46,6 @@ WS_REFUSED = Counter("hs_ws_refused_total", "WebSocket handshakes refused before
 # reaches the browser; ASGI test clients see it.
 CLOSE_POLICY_VIOLATION = 1008  # origin not allowed
 CLOSE_TRY_AGAIN_LATER = 1013  # connection cap reached
-
-# --- HTTP ----------------------------------------------------------------------------------------------------
-
-
-class EdgeASGIHandler(ASGIHandler):
-    """Django's ASGI handler, answering 400 instead of 500 for request bodies the client got wrong.
-
-    Django turns SuspiciousOperation into a 400 but lets MultiPartParserError (e.g. `multipart/form-data` without
-    a boundary, read by the CSRF middleware on any POST) and UnreadablePostError become a 500 with a traceback.
-    `_get_response_async` is the innermost step (view middleware + view) that Django wraps in its exception
-    conversion, so catching here covers every route, DRF views included."""
-
-    async def _get_response_async(self, request: HttpRequest) -> HttpResponseBase:
-        try:
-            response: HttpResponseBase = await super()._get_response_async(request)  # type: ignore[misc]
-        except (MultiPartParserError, UnreadablePostError) as exc:
-            # Django logs the 400 once (django.request, WARNING, no traceback).
-            return error_response(
-                ApplicationError(f"malformed request body: {str(exc)[:200]}", code="malformed_body", status=400)
-            )
-        return response
-
-
-django_asgi_app = EdgeASGIHandler()
 
 # --- WebSocket: origin ---------------------------------------------------------------------------------------
 
