@@ -440,7 +440,11 @@ LOGGING = {
     "filters": {
         "request_id": {"()": "hypersentry.logging.RequestIdFilter"},
         # On the emitting loggers below (logger filters do not apply to child loggers, hence the explicit list).
-        "throttle": {"()": "hypersentry.logging.ThrottleFilter", "interval_sec": LOG_THROTTLE_SEC},
+        # Off under ENVIRONMENT=test: tests assert on single log lines; tests of the throttle switch it on.
+        "throttle": {
+            "()": "hypersentry.logging.ThrottleFilter",
+            "interval_sec": 0.0 if ENVIRONMENT == "test" else LOG_THROTTLE_SEC,
+        },
         "client_errors": {"()": "hypersentry.logging.ClientErrorFilter"},
     },
     "formatters": {

@@ -43,13 +43,17 @@ def _throttles() -> Iterator[ThrottleFilter]:
 
 
 @pytest.fixture
-def fresh_throttle() -> Iterator[None]:
-    """The throttle is process-wide: earlier tests may have logged the same cause inside the window."""
-    for f in _throttles():
+def throttled() -> Iterator[None]:
+    """The log throttle as deployed (settings turn it off under ENVIRONMENT=test), with no memory of earlier tests."""
+    filters = list(_throttles())
+    saved = [f.interval_sec for f in filters]
+    for f in filters:
         f.reset()
+        f.interval_sec = settings.LOG_THROTTLE_SEC or 10.0
     yield
-    for f in _throttles():
+    for f, interval in zip(filters, saved, strict=True):
         f.reset()
+        f.interval_sec = interval
 
 
 # --- JSON bodies (pure) ---------------------------------------------------------------------------------------
@@ -118,8 +122,8 @@ EXPECTED_CODE = {
 @pytest.mark.parametrize("name", list(HOSTILE_BODIES))
 def test_hostile_json_is_a_400_with_the_error_body(path: str, with_key: bool, name: str) -> None:
     client = _signed_in()
-    headers = {"HTTP_IDEMPOTENCY_KEY": str(uuid.uuid4())} if with_key else {}
-    response = client.post(path, HOSTILE_BODIES[name], content_type="application/json", **headers)
+    headers = {"Idempotency-Key": str(uuid.uuid4())} if with_key else {}
+    response = client.post(path, HOSTILE_BODIES[name], content_type="application/json", headers=headers)
     assert response.status_code == 400, response.content
     body = response.json()
     assert body["type"] == "error"
@@ -176,7 +180,7 @@ def _asgi_post(path: str, *, content_type: bytes, session: str) -> tuple[int, by
     "content_type", [b"multipart/form-data", b"multipart/form-data; boundary=", b"multipart/form-data; boundary=\x01"]
 )
 def test_multipart_without_a_valid_boundary_is_a_400_logged_as_one_warning_line(
-    path: str, content_type: bytes, fresh_throttle: None, caplog: pytest.LogCaptureFixture
+    path: str, content_type: bytes, throttled: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     session = _signed_in().cookies[settings.SESSION_COOKIE_NAME].value
     with caplog.at_level(logging.INFO):
@@ -189,7 +193,7 @@ def test_multipart_without_a_valid_boundary_is_a_400_logged_as_one_warning_line(
 
 @pytest.mark.django_db(transaction=True)
 def test_fifty_bad_host_requests_log_one_warning_without_traceback(
-    fresh_throttle: None, caplog: pytest.LogCaptureFixture
+    throttled: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = Client()
     with caplog.at_level(logging.INFO):
