@@ -72,7 +72,7 @@ def test_parallel_position_syncs_of_one_user_do_not_race_on_the_snapshot_row(tra
         try:
             barrier.wait(10)
             sync.positions_sync(user=trader, quiet=True)
-        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+        except BaseException as exc:  # collected for the assertion
             errors.append(exc)
         finally:
             connection.close()
