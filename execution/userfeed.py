@@ -67,6 +67,7 @@ def active_users(limit: int) -> tuple[list[tuple[int, str]], list[int]]:
 def _apply_frame(user_id: int, channel: str, data: Any) -> None:
     """One venue push for one user (runs in a worker thread)."""
     from accounts.models import User
+    from execution import venue
     from execution.models import Order
     from execution.services import sync
 
@@ -97,7 +98,11 @@ def _apply_frame(user_id: int, channel: str, data: Any) -> None:
                 touched_fills |= sync.fill_record(user=user, raw=raw, cid="feed", source="userfeed") is not None
         if touched_fills:
             sync.pnl_breakers_check(user=user)
-            sync.positions_sync(user=user, quiet=True)
+            try:
+                sync.positions_sync(user=user, quiet=True)
+            except (venue.VenueError, venue.VenueTimeout):
+                # The fills are recorded; positions follow at the next read or reconciliation round.
+                logger.info("positions not refreshed after a fill", extra={"user_id": user_id}, exc_info=True)
     finally:
         connection.close()
 

@@ -255,7 +255,8 @@ class VenueClient:
         return answer
 
     def exchange(self, payload: dict[str, Any], *, priority: str = ORDER, timeout: float | None = None) -> Any:
-        action = payload.get("action") if isinstance(payload.get("action"), dict) else {}
+        raw = payload.get("action")
+        action: dict[str, Any] = raw if isinstance(raw, dict) else {}
         return self._call("/exchange", payload, weight=exchange_weight(action), priority=priority, timeout=timeout)
 
     def _call(self, path: str, body: dict[str, Any], *, weight: int, priority: str, timeout: float | None) -> Any:

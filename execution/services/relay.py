@@ -378,6 +378,7 @@ def order_submit(
     if ctx.book is not None:
         best_effort("stale-data breaker close", breakers.fresh_data_record)
     metrics.ORDERS.labels(state=OrderState.PENDING).inc()
+    assert spec is not None  # a passing verdict needs the venue's spec
     _send(user=user, orders=orders, spec=spec, grouping=orders[0].grouping, correlation_id=cid, started=started)
     return submit_outcome(orders=orders, verdict=verdict, cid=cid)
 
