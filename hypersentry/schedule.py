@@ -18,6 +18,7 @@ import functools
 import logging
 import socket
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict, TypeVar
@@ -170,19 +171,50 @@ def job_problems(jobs: Sequence[PeriodicJob], celery_tasks: Mapping[str, Any]) -
     return problems
 
 
-def _recording(name: str, func: Callable[[], T]) -> Callable[[], T]:
+# A run holds this lock in the shared cache so two runs of one job never overlap, whichever topology, worker or
+# beat tick started them: reconcile, trailing stops or kill-switch upkeep running twice at once would send the same
+# venue action twice. It outlives Celery's hard time limit so a crashed holder cannot keep the job off for long.
+_LOCK_KEY = "periodic:lock:{}"
+LOCK_TTL_SEC = 130
+
+
+def _recording(name: str, func: Callable[[], T]) -> Callable[[], T | None]:
     @functools.wraps(func)
-    def run() -> T:
+    def run() -> T | None:
+        token = uuid.uuid4().hex
+        if not _lock_take(name, token):
+            JOB_RUNS.labels(job=name, outcome="skipped").inc()
+            logger.info("periodic job still running elsewhere: this run is skipped", extra={"job": name})
+            return None
         started, t0 = time.time(), time.perf_counter()
         try:
             result = func()
         except Exception as exc:
             _record(name, started=started, seconds=time.perf_counter() - t0, error=exc)
             raise
+        finally:
+            _lock_release(name, token)
         _record(name, started=started, seconds=time.perf_counter() - t0, error=None)
         return result
 
     return run
+
+
+def _lock_take(name: str, token: str) -> bool:
+    try:
+        return bool(cache.add(_LOCK_KEY.format(name), token, LOCK_TTL_SEC))
+    except Exception:
+        # No shared cache, no lock: running unguarded beats not running a safety job at all.
+        logger.warning("periodic job lock unavailable; running without it", extra={"job": name}, exc_info=True)
+        return True
+
+
+def _lock_release(name: str, token: str) -> None:
+    try:
+        if cache.get(_LOCK_KEY.format(name)) == token:
+            cache.delete(_LOCK_KEY.format(name))
+    except Exception:
+        logger.warning("periodic job lock not released (expires by itself)", extra={"job": name}, exc_info=True)
 
 
 def _record(name: str, *, started: float, seconds: float, error: Exception | None) -> None:

@@ -335,3 +335,35 @@ def test_beat_refuses_to_start_with_a_job_no_worker_knows(monkeypatch: pytest.Mo
 def test_beat_refuses_an_empty_registry() -> None:
     with pytest.raises(ImproperlyConfigured, match="no periodic jobs"):
         beat_schedule([], celery_app.tasks)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_of_one_job_never_overlap_wherever_they_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two workers (or beat ticks) running reconcile at once would send the same venue actions twice."""
+    import threading
+
+    from execution.services import sync
+
+    job = next(j for j in periodic_jobs() if j.name == "execution.reconcile")
+    inside = threading.Event()
+    release = threading.Event()
+    ran: list[str] = []
+
+    def slow_reconcile() -> dict[str, int]:
+        ran.append("run")
+        inside.set()
+        release.wait(10)
+        return {}
+
+    monkeypatch.setattr(sync, "reconcile_all", slow_reconcile)
+    first = threading.Thread(target=job.func)
+    first.start()
+    assert inside.wait(10)
+    assert job.func() is None  # skipped: the first run holds the job's lock
+    release.set()
+    first.join(10)
+    assert ran == ["run"]
+    release.clear()
+    release.set()
+    job.func()  # the lock was released: the next run goes ahead
+    assert ran == ["run", "run"]
