@@ -156,7 +156,7 @@ function renderFills(fills) {
   tb.innerHTML = fills.length ? fills.slice(0, 30).map((f) => `<tr data-tid="${f.tid}">
     <td>${new Date(f.time_ms).toISOString().slice(11, 19)}</td><td>${esc(f.symbol)}</td>
     <td class="${f.side === "buy" ? "up" : "down"}">${esc(f.side)}</td><td>${fmt(f.size)}</td><td>${fmt(f.price)}</td>
-    <td>${fmt(f.fee, 4)}</td><td class="${cls(f.closed_pnl)}">${fmt(f.closed_pnl, 4)}</td></tr>`).join("")
+    <td>${fmt(f.fee, 4)}</td><td class="${cls(f.net_pnl)}" title="closed PnL ${fmt(f.closed_pnl, 4)} − fee">${f.net_pnl == null ? "—" : fmt(f.net_pnl, 4)}</td></tr>`).join("")
     : `<tr><td colspan="7" class="muted">No fills yet</td></tr>`;
 }
 
@@ -174,10 +174,15 @@ function renderControls(c) {
   const banner = $("#exec-banner");
   const msgs = [];
   let severe = false;
-  if (c.kill_switch.engaged) { severe = true; msgs.push(`KILL SWITCH ENGAGED — new orders blocked (${c.kill_switch.reason || "no reason"}, by ${c.kill_switch.by})`); }
+  if (c.kill_switch.engaged) { severe = true; msgs.push(`KILL SWITCH ENGAGED — new positions blocked; closing and stops still work (${c.kill_switch.reason || "no reason"}, by ${c.kill_switch.by})`); }
   if (!c.server_trading_enabled) { severe = true; msgs.push("Server-side trading is disabled"); }
   if (c.admin_only) msgs.push("Admin-only trading mode");
-  for (const b of c.breakers || []) { severe = true; msgs.push(`Circuit breaker ${b.kind} tripped: ${b.reason}`); }
+  for (const b of c.breakers || []) {
+    if (b.state === "half_open") { msgs.push(`Breaker ${b.kind} half-open: orders pass again (${b.reason})`); continue; }
+    severe = true;
+    const until = b.cooldown_until_ms ? ` — reopens on its own at ${new Date(b.cooldown_until_ms).toLocaleTimeString()}` : "";
+    msgs.push(`Circuit breaker ${b.kind}${b.scope === "user" ? " (yours)" : ""} tripped: ${b.reason}${until}; closing still works`);
+  }
   banner.hidden = msgs.length === 0;
   banner.className = "exec-banner" + (severe ? "" : " warn");
   banner.textContent = msgs.join(" · ");
@@ -202,6 +207,12 @@ async function doRefresh() {
   if (fills.ok) renderFills(fills.data.fills);
   if (positions.ok) renderPositions(positions.data.positions);
   if (account.ok) renderAccount(account.data);
+  const staleNote = $("#exec-stale");
+  if (staleNote && account.ok) {
+    staleNote.hidden = !account.data.stale;
+    staleNote.textContent = account.data.stale
+      ? `venue busy: figures as of ${new Date(account.data.as_of_ms).toLocaleTimeString()}` : "";
+  }
   if (controls.ok) renderControls(controls.data);
 }
 
@@ -224,7 +235,7 @@ function bindTables() {
     }
   });
   $("#exec-kill").addEventListener("click", async () => {
-    const reason = window.prompt("Kill switch: reason (blocks new orders everywhere and cancels all open orders)");
+    const reason = window.prompt("Kill switch: reason (blocks every order that adds risk, everywhere, and cancels them; closes and stops still work)");
     if (!reason) return;
     await api("/trading/killswitch", { method: "POST", body: { action: "engage", reason } });
     refreshAll();
