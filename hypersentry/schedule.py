@@ -256,3 +256,26 @@ def job_status(*, now: float | None = None) -> list[JobStatus]:
             )
         )
     return statuses
+
+
+def job_rows(*, now: float | None = None) -> list[dict[str, Any]]:
+    """`job_status()` shaped for the /system page: seconds since the last run, outcome, error, overdue."""
+    now = time.time() if now is None else now
+    rows = []
+    for st in job_status(now=now):
+        last = st.last_run
+        rows.append(
+            {
+                "name": st.name,
+                "every_sec": st.every_sec,
+                "ran": last is not None,
+                "ago_s": None if last is None else round(now - last["started_at"], 1),
+                "ok": None if last is None else last["ok"],
+                "duration_ms": None if last is None else last["duration_ms"],
+                "error": "" if last is None or last["ok"] else f"{last['error_type']}: {last['error']}",
+                "failures_in_row": 0 if last is None else last["failures_in_row"],
+                "host": "" if last is None else last["host"],
+                "overdue": st.overdue,
+            }
+        )
+    return rows

@@ -22,6 +22,8 @@ from django.views.decorators.http import require_safe
 from hypersentry import components, readiness
 from hypersentry.errors import ApplicationError, NotAuthenticated, PermissionDenied, error_response
 from hypersentry.metrics import CONTENT_TYPE_LATEST, render_latest
+from hypersentry.schedule import job_rows
+from hypersentry.venue_client import budget_used as venue_budget_used
 
 
 def is_staff(user: Any) -> bool:
@@ -87,6 +89,8 @@ async def index(request: HttpRequest) -> HttpResponse:
     if not is_staff(user):
         return render(request, "index.html", {"forbidden": True, "user": user}, status=403)
     status = await sync_to_async(components.component_status)()
+    jobs = await sync_to_async(job_rows)()
+    budget = await sync_to_async(venue_budget_used)()
     # The resolved user goes into the context: a template touching the lazy request.user here would query from
     # the event loop.
-    return render(request, "index.html", {"components": status, "user": user})
+    return render(request, "index.html", {"components": status, "jobs": jobs, "budget": budget, "user": user})

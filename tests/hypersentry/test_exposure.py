@@ -149,6 +149,20 @@ def test_system_lists_the_components_for_staff(role: str) -> None:
     assert b'href="/system"' in response.content
 
 
+@pytest.mark.django_db(transaction=True)
+def test_system_shows_every_periodic_job_with_its_last_run_and_the_venue_budget() -> None:
+    from hypersentry.schedule import periodic_jobs
+
+    job = next(j for j in periodic_jobs() if j.name == "accounts.sessions_expire")
+    job.func()
+    html = _signed_in(Role.ADMIN).get("/system").content.decode()
+    for j in periodic_jobs():
+        assert f'data-job="{j.name}"' in html
+    row = html.split('data-job="accounts.sessions_expire"')[1].split("</tr>")[0]
+    assert "s ago" in row and "ok" in row
+    assert 'id="venue-budget"' in html and "weight in the last minute" in html
+
+
 # --- /aggregator/status -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("role", [None, Role.TRADER])
 def test_aggregator_status_is_reduced_for_the_public(hot: MemoryHotState, role: str | None) -> None:
