@@ -466,6 +466,9 @@ def run_mode(
         ALLOWED_ORIGINS=ORIGIN,
         WS_SEND_BUFFER="1000",
         WS_SLOW_CLIENT_TIMEOUT_SEC="30",
+        # Every bench client comes from 127.0.0.1: lift the per-IP cap above the client count.
+        WS_MAX_CONNECTIONS_PER_IP=str(args.clients + 100),
+        WS_MAX_CONNECTIONS=str(args.clients + 100),
     )
     redis_pid = None
     if redis is not None and mode in ("gateway", "channels"):

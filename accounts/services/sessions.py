@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import ipaddress
 import logging
 import secrets
 from datetime import datetime, timedelta
@@ -49,6 +50,14 @@ def _session_store(session_key: str):  # type: ignore[no-untyped-def]
     return import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key)
 
 
+def valid_ip(value: str | None) -> str | None:
+    """An address the IP column accepts, or None (a unix-socket peer has none; a proxy hop may be garbage)."""
+    try:
+        return str(ipaddress.ip_address((value or "").strip()))
+    except ValueError:
+        return None
+
+
 def session_start(
     *, user: User, session_key: str, expires_at: datetime, ip: str | None, user_agent: str, is_demo: bool
 ) -> UserSession:
@@ -61,7 +70,7 @@ def session_start(
         last_seen=now,
         rotated_at=now,
         expires_at=expires_at,
-        ip=ip or None,
+        ip=valid_ip(ip),
         user_agent=(user_agent or "")[:256],
         is_demo=is_demo,
     )

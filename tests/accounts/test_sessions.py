@@ -171,3 +171,27 @@ def test_parallel_verifies_of_one_message_make_exactly_one_session(wallet, setti
     assert statuses.count(200) == 1, statuses
     assert all(s in (200, 401) for s in statuses), statuses
     assert UserSession.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_peer_without_an_ip_address_is_tracked_without_one() -> None:
+    """A unix-socket peer (uvicorn --uds) has no REMOTE_ADDR: tracking must not write "unknown" into the IP column."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import User
+    from accounts.services.sessions import session_start
+
+    from eth_account import Account
+
+    user = User.objects.create_user(Account.create().address)
+    row = session_start(
+        user=user,
+        session_key="k" * 32,
+        expires_at=timezone.now() + timedelta(hours=1),
+        ip="unknown",
+        user_agent="t",
+        is_demo=False,
+    )
+    assert row.ip is None

@@ -88,7 +88,7 @@ def test_sign_in_enable_trading_and_logout_with_an_injected_wallet(server: str, 
     context.expose_function("hsTestWallet", _wallet_handler(account))
     context.add_init_script(INJECTED_PROVIDER)
     page = context.new_page()
-    page.goto(f"{server}/system")
+    page.goto(f"{server}/alpha")  # a public page with the wallet header (/system is staff only)
     page.click("#hs-wallet [data-action=connect]")
     address = page.locator("#hs-wallet [data-field=address]")
     address.wait_for(state="visible", timeout=15_000)
@@ -118,7 +118,7 @@ def test_sign_in_enable_trading_and_logout_with_an_injected_wallet(server: str, 
 def test_demo_wallet_signs_in_on_the_simulator(server: str, browser) -> None:  # type: ignore[no-untyped-def]
     context = browser.new_context()
     page = context.new_page()
-    page.goto(f"{server}/system")
+    page.goto(f"{server}/alpha")  # a public page with the wallet header (/system is staff only)
     assert page.evaluate("typeof window.ethereum") == "undefined"
     page.click("#hs-wallet [data-action=demo]")
     address = page.locator("#hs-wallet [data-field=address]")
