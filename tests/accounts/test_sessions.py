@@ -179,11 +179,10 @@ def test_a_peer_without_an_ip_address_is_tracked_without_one() -> None:
     from datetime import timedelta
 
     from django.utils import timezone
+    from eth_account import Account
 
     from accounts.models import User
     from accounts.services.sessions import session_start
-
-    from eth_account import Account
 
     user = User.objects.create_user(Account.create().address)
     row = session_start(
