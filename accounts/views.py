@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
@@ -27,12 +28,14 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts import selectors, services
 from accounts.metrics import AUTH_FAILURES, AUTH_LOGINS
 from accounts.models import User
-from hypersentry.errors import ApplicationError, NotAuthenticated, error_response
+from hypersentry.errors import ApplicationError, NotAuthenticated, NotFound, error_response
 from hypersentry.ratelimit import Limit, client_ip, hit
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 8192
+# UserSession.public_id: secrets.token_urlsafe(12) today, at most 32 characters of the URL-safe alphabet.
+PUBLIC_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 View = Callable[..., HttpResponse]
 
 
@@ -192,6 +195,10 @@ def session_list(request: HttpRequest) -> HttpResponse:
 @auth_endpoint(scope="auth.sessions")
 def session_revoke(request: HttpRequest, public_id: str) -> HttpResponse:
     user = _user(request)
+    if not PUBLIC_ID_RE.fullmatch(public_id):
+        # No session has such an id (and a NUL byte would make PostgreSQL refuse the lookup): answer as for any
+        # missing session.
+        raise NotFound("no such session", code="session_not_found")
     revoked = services.session_revoke(actor=user, public_id=public_id)
     if revoked.session_key == request.session.session_key:
         logout(request)

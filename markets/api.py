@@ -213,11 +213,16 @@ class TokensApi(APIView):
         return Response({**body, "tokens": [selectors.token_row(token=t) for t in body["tokens"]]})
 
 
+# 9999-12-31T23:59:59.999Z, the last millisecond a datetime holds: larger integers used to reach the upstream
+# cache key, which orjson cannot encode past 64 bits (500).
+MAX_TS_MS = 253_402_300_799_999
+
+
 class CandlesQuery(serializers.Serializer):
     coin = CoinField()
     interval = serializers.ChoiceField(choices=list(services.VENUE_CANDLE_INTERVALS_MS), default="1m")
-    start = serializers.IntegerField(min_value=0, required=False)
-    end = serializers.IntegerField(min_value=0, required=False)
+    start = serializers.IntegerField(min_value=0, max_value=MAX_TS_MS, required=False)
+    end = serializers.IntegerField(min_value=0, max_value=MAX_TS_MS, required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         step = services.VENUE_CANDLE_INTERVALS_MS[attrs["interval"]]
