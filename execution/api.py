@@ -23,6 +23,7 @@ from execution.services.events import jsonable
 from execution.services.orders import order_dict
 from hypersentry.errors import NotAuthenticated, PermissionDenied, ValidationFailed
 from hypersentry.ratelimit import Limit, hit
+from markets.selectors import SYMBOL_HELP, SYMBOL_RE
 
 SIDES = ("buy", "sell")
 
@@ -59,6 +60,12 @@ def _read_user(request: Request) -> User:
 POSITIVE = Decimal("0.0000000001")
 
 
+def _symbol_field() -> serializers.RegexField:
+    """The one symbol grammar (markets REST, every stream's envelope): a symbol outside it used to be accepted
+    here, and the order's events then could not be published on the owner's private stream."""
+    return serializers.RegexField(SYMBOL_RE, error_messages={"invalid": SYMBOL_HELP})
+
+
 def _price_field() -> serializers.DecimalField:
     return serializers.DecimalField(
         max_digits=30, decimal_places=10, required=False, allow_null=True, min_value=POSITIVE
@@ -66,7 +73,7 @@ def _price_field() -> serializers.DecimalField:
 
 
 class OrderInput(serializers.Serializer[Any]):
-    symbol = serializers.RegexField(r"^[A-Za-z0-9@/:_\-]{1,32}$")
+    symbol = _symbol_field()
     side = serializers.ChoiceField(choices=SIDES)
     type = serializers.ChoiceField(choices=("limit", "market"), default="limit")
     size = _price_field()
@@ -211,7 +218,7 @@ class OrderModifyApi(APIView):
 
 
 class PositionCloseInput(serializers.Serializer[Any]):
-    symbol = serializers.RegexField(r"^[A-Za-z0-9@/:_\-]{1,32}$")
+    symbol = _symbol_field()
 
 
 class PositionCloseApi(APIView):
@@ -229,7 +236,7 @@ class PositionCloseApi(APIView):
 
 
 class ProtectionInput(serializers.Serializer[Any]):
-    symbol = serializers.RegexField(r"^[A-Za-z0-9@/:_\-]{1,32}$")
+    symbol = _symbol_field()
     tp_price = _price_field()
     sl_price = _price_field()
     trailing_pct = serializers.DecimalField(
