@@ -23,13 +23,14 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.csrf import csrf_failure as django_csrf_failure
 from django.views.decorators.csrf import csrf_protect, ensure_csrf_cookie
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from accounts import selectors, services
 from accounts.metrics import AUTH_FAILURES, AUTH_LOGINS
 from accounts.models import User
 from hypersentry.errors import ApplicationError, NotAuthenticated, NotFound, error_response
 from hypersentry.ratelimit import Limit, client_ip, hit
+from hypersentry.views import require_methods
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def _state(request: HttpRequest) -> dict[str, Any]:
     return selectors.auth_state(user=user, session_key=request.session.session_key)  # type: ignore[arg-type]
 
 
-@require_GET
+@require_methods("GET")
 @ensure_csrf_cookie
 @auth_endpoint(scope="auth.nonce")
 def nonce(request: HttpRequest) -> HttpResponse:
@@ -140,7 +141,7 @@ def nonce(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_POST
+@require_methods("POST")
 @csrf_protect
 @auth_endpoint(scope="auth.verify", fallback_status=401)
 def verify(request: HttpRequest) -> HttpResponse:
@@ -163,7 +164,7 @@ def verify(request: HttpRequest) -> HttpResponse:
     return JsonResponse(_state(request))
 
 
-@require_POST
+@require_methods("POST")
 @csrf_protect
 @auth_endpoint(scope="auth.logout")
 def logout_view(request: HttpRequest) -> HttpResponse:
@@ -174,13 +175,13 @@ def logout_view(request: HttpRequest) -> HttpResponse:
     return JsonResponse(_state(request))
 
 
-@require_GET
+@require_methods("GET")
 @auth_endpoint(scope="auth.session")
 def session(request: HttpRequest) -> HttpResponse:
     return JsonResponse(_state(request))
 
 
-@require_GET
+@require_methods("GET")
 @auth_endpoint(scope="auth.sessions")
 def session_list(request: HttpRequest) -> HttpResponse:
     user = _user(request)
@@ -190,7 +191,7 @@ def session_list(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"sessions": rows})
 
 
-@require_POST
+@require_methods("POST")
 @csrf_protect
 @auth_endpoint(scope="auth.sessions")
 def session_revoke(request: HttpRequest, public_id: str) -> HttpResponse:
@@ -205,7 +206,7 @@ def session_revoke(request: HttpRequest, public_id: str) -> HttpResponse:
     return JsonResponse({"revoked": public_id})
 
 
-@require_POST
+@require_methods("POST")
 @csrf_protect
 @auth_endpoint(scope="auth.agent")
 def agent_prepare(request: HttpRequest) -> HttpResponse:
@@ -224,7 +225,7 @@ def agent_prepare(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_POST
+@require_methods("POST")
 @csrf_protect
 @auth_endpoint(scope="auth.agent")
 def agent_approve(request: HttpRequest) -> HttpResponse:
@@ -235,7 +236,7 @@ def agent_approve(request: HttpRequest) -> HttpResponse:
     return JsonResponse(_state(request))
 
 
-@require_POST
+@require_methods("POST")
 @csrf_protect
 @auth_endpoint(scope="auth.agent")
 def agent_revoke(request: HttpRequest) -> HttpResponse:

@@ -226,6 +226,7 @@ CORE = (
     "99999999999999999999999999", 2**63, 10**30, -(2**63) - 1, 0.5, 1e308, None, True, [], {}, _nest(40), "🚀",
 )  # fmt: skip
 MISSING = object()  # a sweep case: the field left out
+METHOD = "<method>"  # a sweep case: the route called with another HTTP method
 Target = tuple[str, Any] | None  # (field, value) a sweep request forces; the other fields are drawn valid
 HOSTILE_SLOTS = 6
 
@@ -646,7 +647,7 @@ class Fuzzer:
         role, client = self.client_for(op, d, target)
         headers: dict[str, str] = {}
         body, content_type = b"", ""
-        if op.method == "POST":
+        if op.method == "POST" or (target is not None and target[0] == METHOD):
             key = idempotency_key(d, self.keys[role], target)
             if key is not None:
                 headers["Idempotency-Key"] = key
@@ -667,7 +668,8 @@ class Fuzzer:
         if op.path == "/metrics" and target is None and d.chance(50):
             headers["Authorization"] = d.pick(("Bearer ", "Bearer x", "Basic Zm9vOmJhcg==", "", "Bearer \x00"))
         path, query = concrete_path(op, self.world, d, target), query_string(op, self.world, d, target)
-        return Sent(role, op.method, path, query, headers, body, content_type), client
+        method = target[1] if target is not None and target[0] == METHOD else op.method
+        return Sent(role, method, path, query, headers, body, content_type), client
 
     def send(self, op: Operation, sent: Sent, client: APIClient) -> None:
         self.sent_count += 1
@@ -733,6 +735,9 @@ def sweep_cases(op: Operation) -> list[tuple[str, Any]]:
         cases += [(name, value) for value in (*CORE, MISSING)]
     if op.method == "POST":
         cases += [("Idempotency-Key", value) for value in (*IDEMPOTENCY_BAD, MISSING)]
+    cases += [
+        (METHOD, method) for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS") if method != op.method
+    ]
     return cases
 
 
