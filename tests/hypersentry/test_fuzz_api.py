@@ -16,6 +16,7 @@ not just the first, and no time goes to shrinking. Seeds are fixed per (route, r
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import random
@@ -32,6 +33,7 @@ from urllib.parse import quote, unquote, urlencode
 
 import pytest
 from asgiref.sync import iscoroutinefunction
+from django.core.management import call_command
 from django.http import HttpResponse, JsonResponse
 from django.test import AsyncClient
 from django.urls import Resolver404, resolve
@@ -46,7 +48,7 @@ from accounts.models import User
 from alpha import services as alpha_services
 from execution import venue
 from execution.audit import audit_verify
-from execution.models import BreakerKind, IdempotencyRecord, Order
+from execution.models import BreakerKind, IdempotencyRecord, Order, OrderState
 from execution.rounding import round_price, round_size
 from hlsim.server import SimConfig, SimulatorThread
 from hypersentry.contracts.envelope import make_envelope
@@ -62,22 +64,38 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.
 SYMBOLS = ("BTC", "ETH", "SOL")
 MIN_REQUESTS = 5_000
 # Every route runs in ROUNDS rounds, so state one route leaves (kill switch, breakers, revoked agents, positions)
-# meets every other route; within a round the money path goes first and the controls last.
+# meets every other route.
 ROUNDS = 3
 # Requests per route over all rounds. Order entry and the other money-path writes get more.
-DEFAULT_BUDGET = 120
-EXTRA_BUDGET = 90
+DEFAULT_BUDGET = 90
+EXTRA_BUDGET = 60
 BUDGETS = {
-    ("POST", "/trading/order"): 450,
-    ("POST", "/trading/preview"): 240,
-    ("POST", "/trading/cancel"): 210,
-    ("POST", "/trading/modify"): 210,
-    ("POST", "/trading/positions/close"): 180,
-    ("POST", "/trading/protection"): 180,
-    ("POST", "/alpha/autonomous/trigger"): 150,
-    ("POST", "/auth/verify"): 150,
+    ("POST", "/trading/order"): 360,
+    ("POST", "/trading/preview"): 180,
+    ("POST", "/trading/cancel"): 180,
+    ("POST", "/trading/modify"): 180,
+    ("POST", "/trading/positions/close"): 150,
+    ("POST", "/trading/protection"): 150,
+    ("POST", "/alpha/autonomous/trigger"): 120,
+    ("POST", "/auth/verify"): 120,
 }
+# The money path in the order that lets each step find what the previous one left (resting orders to modify and
+# cancel, positions to protect and close); the controls last, since the kill switch cancels every open order.
+FIRST_IN_ROUND = (
+    ("POST", "/trading/order"),
+    ("POST", "/trading/preview"),
+    ("POST", "/trading/modify"),
+    ("POST", "/trading/protection"),
+    ("POST", "/trading/cancel"),
+    ("POST", "/trading/positions/close"),
+)
 LAST_IN_ROUND = {("POST", "/trading/breakers/reset"), ("POST", "/trading/killswitch")}
+
+
+def round_order(op: Operation) -> tuple[int, int]:
+    first = FIRST_IN_ROUND.index(op.key) if op.key in FIRST_IN_ROUND else len(FIRST_IN_ROUND)
+    return (op.key in LAST_IN_ROUND) * 2 + op.disruptive, first
+
 
 # The schema names no query parameters for these views; they read them all the same.
 UNDOCUMENTED_QUERY = {
@@ -300,9 +318,11 @@ class World:
     public_ids: list[str] = field(default_factory=list)
 
     def refresh(self) -> None:
-        rows = list(Order.objects.order_by("-id").values_list("id", "cloid")[:200])
-        self.order_ids = [r[0] for r in rows]
-        self.cloids = [r[1] for r in rows if r[1]]
+        rows = list(Order.objects.order_by("-id").values_list("id", "cloid", "state")[:200])
+        resting = [r for r in rows if r[2] == OrderState.RESTING]
+        # Resting orders twice over: cancel and modify get past "not modifiable" more often.
+        self.order_ids = [r[0] for r in rows + resting + resting]
+        self.cloids = [r[1] for r in rows + resting + resting if r[1]]
 
 
 def valid_prices_and_sizes(symbol: str, mid: Decimal) -> tuple[list[str], list[str]]:
@@ -855,7 +875,7 @@ def test_every_route_survives_hostile_input_without_a_server_error(fuzzer: Fuzze
     schema = fuzzer.clients["anonymous"].get("/api/schema?format=json").json()
     operations = schema_operations(schema)
     schema_routes = {op.key for op in operations}
-    everything = sorted([*operations, *EXTRA_OPERATIONS], key=lambda op: (op.key in LAST_IN_ROUND, op.disruptive))
+    everything = sorted([*operations, *EXTRA_OPERATIONS], key=round_order)
     started = time.monotonic()
     swept = sum(fuzzer.sweep(op) for op in everything)
     for round_no in range(ROUNDS):
@@ -867,10 +887,12 @@ def test_every_route_survives_hostile_input_without_a_server_error(fuzzer: Fuzze
     summary = "\n".join(f"{m} {p}: {dict(sorted(c.items()))}" for (m, p), c in sorted(fuzzer.statuses.items()))
     print(f"\n{fuzzer.sent_count} requests ({swept} in the sweep) in {elapsed:.1f}s over {len(fuzzer.statuses)} routes")
     print(summary)
-    for case in fuzzer.logged:
-        print("\nanswered, but logged an exception:\n" + case.describe())
-    assert not fuzzer.failures, f"{len(fuzzer.failures)} failing requests:\n\n" + "\n\n".join(
-        f.describe() for f in fuzzer.failures
+    # A request answered below 500 after an exception was logged on its way (a swallowed failure: an event not
+    # published, a 202 "reached the venue, then failed") is a server error too, only hidden from the status.
+    broken = fuzzer.failures + fuzzer.logged
+    assert not broken, (
+        f"{len(fuzzer.failures)} failing requests, {len(fuzzer.logged)} answered after logging an exception:\n\n"
+        + "\n\n".join(f.describe() for f in broken)
     )
     assert fuzzer.sent_count >= MIN_REQUESTS
     assert {k for k in fuzzer.statuses if k in schema_routes} == schema_routes
@@ -884,6 +906,10 @@ def test_every_route_survives_hostile_input_without_a_server_error(fuzzer: Fuzze
 
     report = audit_verify()
     assert report.ok, f"audit chain broken at row {report.first_bad_id}: {report.problem}"
+    assert report.count > 0
+    out = io.StringIO()
+    call_command("verify_audit", stdout=out)  # the operator's command: exits 1 naming the first bad row
+    assert out.getvalue().startswith(f"OK rows={report.count} head={report.head_hash}")
     assert list(IdempotencyRecord.objects.filter(response_status__gte=500).values("key", "endpoint")) == []
 
 
