@@ -80,9 +80,21 @@ class UpstreamUnavailable(ApplicationError):
     status = 503
 
 
+class UpstreamRateLimited(UpstreamUnavailable):
+    """Nothing to serve because of pace — our venue budget or the venue's rate limit — not because the venue is down:
+    a 429 with Retry-After, which callers that can serve something older still catch as UpstreamUnavailable."""
+
+    code = "upstream_rate_limited"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: float = 1.0, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = max(1, int(retry_after + 0.999))
+
+
 def error_response(error: ApplicationError) -> JsonResponse:
     response = JsonResponse(error.as_dict(), status=error.status)
-    if isinstance(error, RateLimited):
+    if isinstance(error, RateLimited | UpstreamRateLimited):
         response["Retry-After"] = str(error.retry_after)
     return response
 
@@ -91,7 +103,7 @@ def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     """Map ApplicationError and DRF's own errors to `{"type":"error","code","message"}` bodies."""
     if isinstance(exc, ApplicationError):
         app_response = Response(exc.as_dict(), status=exc.status)
-        if isinstance(exc, RateLimited):
+        if isinstance(exc, RateLimited | UpstreamRateLimited):
             app_response["Retry-After"] = str(exc.retry_after)
         return app_response
     default = drf_default_handler(exc, context)

@@ -29,10 +29,15 @@ def register(name: str, check: ReadinessCheck) -> None:
 
 
 def _db_ping() -> tuple[bool, str]:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-        cursor.fetchone()
-    return True, connection.vendor
+    """A fresh connection each time, closed afterwards: a connection kept by the worker thread would outlive a
+    database restart (and answer "not ready" long after the database is back) and pile up across threads."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        return True, connection.vendor
+    finally:
+        connection.close()
 
 
 async def check_database() -> tuple[bool, str]:

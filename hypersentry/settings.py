@@ -88,8 +88,12 @@ DATABASE_URL = env.url("DATABASE_URL", "", schemes=("postgres", "postgresql", "s
 REDIS_URL = env.url("REDIS_URL", "", schemes=("redis", "rediss", "unix"))
 SQLITE_PATH = env.text("SQLITE_PATH", str(BASE_DIR / "var" / "db.sqlite3"))
 
+# No persistent connections (Django's advice under ASGI): each request's sync code runs in a thread of its own, so
+# per-thread connections kept open for reuse would pile up until PostgreSQL refuses new clients ("too many
+# clients already" under a burst of requests). A request opens one connection and closes it when it ends; put
+# pgbouncer in front for connection reuse at scale.
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
 else:

@@ -25,7 +25,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from hypersentry import venue_client as vc
-from hypersentry.errors import UpstreamUnavailable
+from hypersentry.errors import UpstreamRateLimited, UpstreamUnavailable
 from hypersentry.metrics import Counter
 
 logger = logging.getLogger(__name__)
@@ -42,6 +42,8 @@ CLASS_OF_TYPE: Final = {
     "candleSnapshot": CANDLES,
 }
 WINDOW_SEC: Final = 10
+# Reasons an answer is missing that are about pace (ours or the venue's), not the venue being down.
+RATE_REASONS: Final = frozenset({"budget", "cooldown", "floor", "rate_limited"})
 LAST_GOOD_TTL_SEC: Final = 3600
 HTTP_TIMEOUT: Final = (3.0, 5.0)
 
@@ -143,6 +145,11 @@ class Upstream:
         cache.set(f"upstream:last:{key}", (now_ms, data), LAST_GOOD_TTL_SEC)
         return UpstreamResult(data=data, fetched_at_ms=now_ms, fresh=True)
 
+    def _retry_after(self, endpoint_class: str) -> float:
+        return max(
+            1.0, self.cooldown_remaining(endpoint_class), vc.backoff_remaining(), WINDOW_SEC - time.time() % WINDOW_SEC
+        )
+
     def cooldown_remaining(self, endpoint_class: str) -> float:
         state = cache.get(f"upstream:cooldown:{endpoint_class}")
         return 0.0 if state is None else max(0.0, state[0] - time.time())
@@ -185,10 +192,13 @@ class Upstream:
     def _last_good(self, key: str, reason: str, endpoint_class: str) -> UpstreamResult:
         last = cache.get(f"upstream:last:{key}")
         if last is None:
-            raise UpstreamUnavailable(
-                f"venue {endpoint_class} data unavailable ({reason}) and nothing cached to serve",
-                extra={"reason": reason},
-            )
+            message = f"venue {endpoint_class} data unavailable ({reason}) and nothing cached to serve"
+            if reason in RATE_REASONS:
+                # Our budget or the venue's rate limit: a client problem of pace, answered as one (429 + Retry-After).
+                raise UpstreamRateLimited(
+                    message + "; retry shortly", retry_after=self._retry_after(endpoint_class), extra={"reason": reason}
+                )
+            raise UpstreamUnavailable(message, extra={"reason": reason})
         return UpstreamResult(data=last[1], fetched_at_ms=last[0], fresh=False, reason=reason)
 
     def _singleflight(self, key: str, call: Any) -> Any:
