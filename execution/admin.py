@@ -7,6 +7,8 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils import timezone
 
 from execution.models import (
     AuditRecord,
@@ -172,18 +174,47 @@ class RiskLimitsAdmin(admin.ModelAdmin):
     list_filter = ("environment",)
 
 
-@admin.action(description="Reset selected breakers (reason: admin reset via Django admin)", permissions=["change"])
-def reset_breakers(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[CircuitBreaker]) -> None:
-    from execution.services.controls import breaker_reset
+@admin.action(description="Reset selected breakers (asks for a reason)", permissions=["change"])
+def reset_breakers(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[CircuitBreaker]
+) -> TemplateResponse | None:
+    """The admin override: an intermediate page asks for the reason (audited), then resets each breaker."""
+    from execution.services.breakers import breaker_reset
 
-    for row in queryset:
-        breaker_reset(actor=request.user, kind=row.kind, user=row.user, reason="admin reset via Django admin")  # type: ignore[arg-type]
-    modeladmin.message_user(request, f"{queryset.count()} breaker(s) reset.", messages.SUCCESS)
+    reason = (request.POST.get("reset_reason") or "").strip()
+    if not request.POST.get("apply") or not reason:
+        context = {
+            **modeladmin.admin_site.each_context(request),
+            "breakers": list(queryset.select_related("user")),
+            "error": "A reason is required." if request.POST.get("apply") else "",
+            "title": "Reset circuit breakers",
+        }
+        return TemplateResponse(request, "admin/execution/breaker_reset.html", context)
+    done = 0
+    for row in queryset.select_related("user"):
+        try:
+            breaker_reset(actor=request.user, kind=row.kind, user=row.user, reason=reason)  # type: ignore[arg-type]
+            done += 1
+        except ApplicationError as exc:
+            modeladmin.message_user(request, f"{row}: {exc.message}", messages.ERROR)
+    modeladmin.message_user(request, f"{done} breaker(s) reset: {reason}", messages.SUCCESS)
+    return None
 
 
 @admin.register(CircuitBreaker)
 class CircuitBreakerAdmin(admin.ModelAdmin):
-    list_display = ("kind", "user", "tripped", "reason", "tripped_at", "reset_by", "reset_reason", "reset_at")
+    list_display = (
+        "kind",
+        "user",
+        "tripped",
+        "state",
+        "reason",
+        "tripped_at",
+        "cooldown_until",
+        "trips",
+        "reset_by",
+        "reset_reason",
+    )
     list_filter = ("kind", "tripped")
     readonly_fields = (
         "kind",
@@ -192,11 +223,17 @@ class CircuitBreakerAdmin(admin.ModelAdmin):
         "reason",
         "details",
         "tripped_at",
+        "cooldown_until",
+        "trips",
         "reset_by",
         "reset_reason",
         "reset_at",
     )
     actions = (reset_breakers,)
+
+    @admin.display(description="state")
+    def state(self, obj: CircuitBreaker) -> str:
+        return obj.state_at(timezone.now())
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

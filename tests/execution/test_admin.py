@@ -46,3 +46,31 @@ def test_an_operator_can_engage_the_kill_switch_from_admin_but_not_lift_it(trans
     admin, _ = _client("admin")
     admin.post("/admin/execution/tradingcontrols/", {"action": "disengage_kill_switch", "_selected_action": ["1"]})
     assert not TradingControls.objects.get(pk=1).kill_switch_engaged
+
+
+def test_an_admin_resets_a_breaker_from_admin_only_with_a_reason() -> None:
+    from execution.models import AuditRecord, BreakerKind, CircuitBreaker
+    from execution.services.breakers import breaker_trip
+
+    breaker_trip(kind=BreakerKind.ERROR_RATE, reason="venue failing")
+    row = CircuitBreaker.objects.get(kind=BreakerKind.ERROR_RATE, user=None)
+    c, _ = _client("admin")
+    listing = c.get("/admin/execution/circuitbreaker/")
+    assert listing.status_code == 200 and b"open" in listing.content
+    ask = c.post("/admin/execution/circuitbreaker/", {"action": "reset_breakers", "_selected_action": [row.pk]})
+    assert ask.status_code == 200 and b"Reason (required)" in ask.content
+    row.refresh_from_db()
+    assert row.tripped  # nothing happens without a reason
+    empty = c.post(
+        "/admin/execution/circuitbreaker/",
+        {"action": "reset_breakers", "_selected_action": [row.pk], "apply": "1", "reset_reason": "  "},
+    )
+    assert b"A reason is required" in empty.content
+    done = c.post(
+        "/admin/execution/circuitbreaker/",
+        {"action": "reset_breakers", "_selected_action": [row.pk], "apply": "1", "reset_reason": "venue recovered"},
+    )
+    assert done.status_code == 302
+    row.refresh_from_db()
+    assert not row.tripped and row.reset_reason == "venue recovered"
+    assert AuditRecord.objects.filter(event="breaker.reset", data__reason="venue recovered").exists()
