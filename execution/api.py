@@ -50,10 +50,12 @@ def _answer(status: int, body: dict[str, Any], *, replayed: bool = False) -> Res
     return resp
 
 
-def _read_user(request: Request) -> User:
-    """A signed-in user within their account-read quota (EXECUTION_READS_PER_MIN): 429 from us, not the venue."""
+def _read_user(request: Request, what: str) -> User:
+    """A signed-in user within their read quota for this endpoint (EXECUTION_READS_PER_MIN each): 429 from us, never
+    the venue's. Per endpoint, so a terminal refreshing its four panels together gets the full rate on each."""
     user = _user(request)
-    hit(scope="execution.read", key=str(user.pk), limit=Limit(count=settings.EXECUTION_READS_PER_MIN, per_sec=60))
+    limit = Limit(count=settings.EXECUTION_READS_PER_MIN, per_sec=60)
+    hit(scope=f"execution.read.{what}", key=str(user.pk), limit=limit)
     return user
 
 
@@ -273,7 +275,7 @@ def _dec(v: Any) -> Decimal | None:
 class OrderListApi(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
-        user = _read_user(request)
+        user = _read_user(request, "orders")
         open_only = request.query_params.get("open") in ("1", "true")
         rows = selectors.order_list(user=user, open_only=open_only)
         return Response({"orders": [order_dict(o) for o in rows]})
@@ -282,7 +284,7 @@ class OrderListApi(APIView):
 class FillListApi(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
-        user = _read_user(request)
+        user = _read_user(request, "fills")
         return Response({"fills": [jsonable(sync.fill_dict(f)) for f in selectors.fill_list(user=user)]})
 
 
@@ -291,7 +293,7 @@ class PositionListApi(APIView):
     def get(self, request: Request) -> Response:
         """Positions from the venue (master address), cached briefly; the last known ones with stale=true when the
         venue cannot be asked (budget, 429, timeout) — never an error for that."""
-        user = _read_user(request)
+        user = _read_user(request, "positions")
         summary = sync.account_summary(acct=account_read(user=user))
         return Response({k: summary[k] for k in ("positions", "time_ms", "stale", "as_of_ms", "stale_reason")})
 
@@ -301,7 +303,7 @@ class AccountApi(APIView):
     def get(self, request: Request) -> Response:
         """Equity, margin and PnL from the venue under the MASTER address (never the agent's); stale=true with the
         last known figures when the venue cannot be asked."""
-        user = _read_user(request)
+        user = _read_user(request, "account")
         summary = sync.account_summary(acct=account_read(user=user))
         summary["address"] = user.address
         summary["daily_realized_pnl"] = str(selectors.daily_pnl(user=user))

@@ -341,7 +341,7 @@ EXECUTION_EMBEDDED = env.flag("EXECUTION_EMBEDDED", True)
 # Per-user limits on new trading requests (replays of a stored Idempotency-Key answer are not counted).
 EXECUTION_ORDERS_PER_MIN = env.integer("EXECUTION_ORDERS_PER_MIN", 60, min_value=1, max_value=100000)
 EXECUTION_CANCELS_PER_MIN = env.integer("EXECUTION_CANCELS_PER_MIN", 300, min_value=1, max_value=100000)
-# Per-user limit on account reads (GET /trading/positions, /account, /orders, /fills); answered 429 beyond it.
+# Per-user limit on reads of each of GET /trading/positions, /account, /orders, /fills; answered 429 beyond it.
 EXECUTION_READS_PER_MIN = env.integer("EXECUTION_READS_PER_MIN", 120, min_value=1, max_value=100000)
 
 # --- alpha -------------------------------------------------------------------------------------------------
