@@ -302,7 +302,7 @@ VENUE_WEIGHT_PER_MIN = env.integer("VENUE_WEIGHT_PER_MIN", 1000, min_value=60, m
 # Account reads (positions, account, open orders, order status) one user may cause per minute.
 VENUE_USER_WEIGHT_PER_MIN = env.integer("VENUE_USER_WEIGHT_PER_MIN", 120, min_value=4, max_value=1200)
 # After a venue 429 nothing but cancels is sent for 0.5 s, doubling per further 429 up to this.
-VENUE_BACKOFF_MAX_SEC = env.number("VENUE_BACKOFF_MAX_SEC", 4.0, min_value=0.5, max_value=60.0)
+VENUE_BACKOFF_MAX_SEC = env.number("VENUE_BACKOFF_MAX_SEC", 2.0, min_value=0.5, max_value=60.0)
 
 # --- execution ---------------------------------------------------------------------------------------------
 # Hard timeout on one venue call made by the relay (a timeout after sending leaves the order `unknown`).
