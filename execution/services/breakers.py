@@ -34,7 +34,6 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
-from execution import metrics
 from execution.audit import audit_append
 from execution.models import GLOBAL_BREAKERS, USER_BREAKERS, BreakerKind, CircuitBreaker
 from execution.services.controls import actor_name
@@ -136,7 +135,6 @@ def breaker_trip(*, kind: str, user: User | None = None, reason: str, details: d
     CircuitBreaker.objects.filter(pk=row.pk).update(trips=row.trips + 1)
     if user is None:
         cache.set(_GLOBAL_FLAG, 1, None)
-    metrics.BREAKER_STATE.labels(kind=kind).set(1)
     data = {
         "kind": kind,
         "reason": reason,
@@ -189,8 +187,6 @@ def _after_clear(*, kind: str, user: User | None, actor: str, reason: str, actor
         from execution.services.drawdown import peak_rebase
 
         peak_rebase(user=user, reason=reason)
-    if not CircuitBreaker.objects.filter(kind=kind, tripped=True).exists():
-        metrics.BREAKER_STATE.labels(kind=kind).set(0)
     if user is None and not CircuitBreaker.objects.filter(user__isnull=True, tripped=True).exists():
         cache.delete(_GLOBAL_FLAG)
     audit_append(
@@ -200,13 +196,6 @@ def _after_clear(*, kind: str, user: User | None, actor: str, reason: str, actor
         data={"kind": kind, "scope_user_id": user.pk if user else None, "reason": reason},
     )
     _notify(user=user, data={"breaker": kind, "tripped": False, "reason": reason})
-
-
-def breaker_gauges_refresh() -> None:
-    """Gauges follow the DB (a breaker tripped in another process shows here too)."""
-    tripped = set(CircuitBreaker.objects.filter(tripped=True).values_list("kind", flat=True))
-    for kind in BreakerKind.values:
-        metrics.BREAKER_STATE.labels(kind=kind).set(1 if kind in tripped else 0)
 
 
 def _notify(*, user: User | None, data: dict[str, Any]) -> None:

@@ -21,12 +21,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import AgentStatus, AgentWallet, Role, User
-from execution import metrics, venue
+from execution import venue
 from execution.audit import audit_append
 from execution.models import TradingControls
 from execution.services import controls as ctl
 from execution.services.account import account_read
-from execution.services.breakers import breaker_gauges_refresh
 from execution.services.cancels import orders_cancel_all
 from execution.services.modify import position_close
 from execution.services.orders import new_correlation_id
@@ -89,7 +88,6 @@ def killswitch_engage(
         row.updated_by = who[:64]
         row.save()
     cache.set(CACHE_KEY, {"engaged": True, "reason": reason, "by": who, "at": time.time()}, None)
-    metrics.KILL_SWITCH.set(1)
     audit_append(
         event="killswitch.engaged",
         correlation_id=cid,
@@ -172,7 +170,6 @@ def killswitch_disengage(*, actor: User | None, actor_label: str = "", reason: s
         row.updated_by = who[:64]
         row.save()
     cache.set(CACHE_KEY, {"engaged": False, "by": who, "at": time.time()}, None)
-    metrics.KILL_SWITCH.set(0)
     audit_append(
         event="killswitch.disengaged",
         correlation_id=cid,
@@ -204,8 +201,6 @@ def _notify(*, engaged: bool, reason: str, who: str) -> None:
 def killswitch_maintain() -> dict[str, Any]:
     """Periodic while engaged: re-arm the dead-man switch and cancel anything that appeared on the venue."""
     row = ctl.controls_get()
-    metrics.KILL_SWITCH.set(1 if row.kill_switch_engaged else 0)
-    breaker_gauges_refresh()
     if not row.kill_switch_engaged:
         return {"engaged": False}
     return {"engaged": True, **killswitch_sweep(cid=new_correlation_id(), flatten=False)}
