@@ -33,14 +33,20 @@ class ChaosOptions:
     malformed_every: float = 0.0
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(
+    parser: argparse.ArgumentParser, *, seed: int = 1, speed: float = 1.0, balance: str = "100000"
+) -> None:
+    """The simulator's flags. A host application passes its own defaults for the flags it configures (HyperSentry's
+    `manage.py hlsim` passes HLSIM_SEED, HLSIM_SPEED and HLSIM_PAPER_BALANCE); a flag given always wins."""
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3001)
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=seed, help=f"market random seed (default: {seed})")
     parser.add_argument("--symbols", default="", help="comma-separated perps (default: the whole universe)")
-    parser.add_argument("--speed", type=float, default=1.0, help="event-rate multiplier (10 = ten times faster)")
+    parser.add_argument(
+        "--speed", type=float, default=speed, help=f"event-rate multiplier, 10 = ten times faster (default: {speed})"
+    )
     parser.add_argument("--fund", action="append", default=[], metavar="0xADDR=USDC", help="repeatable")
-    parser.add_argument("--balance", default="100000", help="paper USDC for new accounts")
+    parser.add_argument("--balance", default=balance, help=f"paper USDC for new accounts (default: {balance})")
     parser.add_argument("--control", action="store_true", help="expose POST /control and GET /control/stats")
     parser.add_argument("--no-rate-limits", action="store_true")
     parser.add_argument("--ws-idle-timeout", type=float, default=60.0)

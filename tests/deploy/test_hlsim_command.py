@@ -1,0 +1,72 @@
+"""`manage.py hlsim` as the split topology runs it: configured from the environment (HLSIM_SEED, HLSIM_SPEED,
+HLSIM_PAPER_BALANCE) like the simulator embedded in `serve`, flags winning, and a heartbeat while it answers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hlsim.cli import config_from_options
+from hypersentry import components
+from markets.management.commands.hlsim import Command
+from tests.plugins.services import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _config(*argv: str):  # type: ignore[no-untyped-def]
+    options = vars(Command().create_parser("manage.py", "hlsim").parse_args(list(argv)))
+    config, _ = config_from_options(options)
+    return config
+
+
+def test_it_takes_seed_speed_and_balance_from_settings_when_no_flag_is_given(settings: Any) -> None:
+    settings.HLSIM_SEED = 42
+    settings.HLSIM_SPEED = 5.0
+    settings.HLSIM_PAPER_BALANCE = Decimal("2500")
+    config = _config()
+    assert (config.seed, config.speed, config.default_balance) == (42, 5.0, Decimal("2500"))
+
+
+def test_flags_win_over_settings(settings: Any) -> None:
+    settings.HLSIM_SEED = 42
+    settings.HLSIM_SPEED = 5.0
+    config = _config("--seed", "3", "--speed", "2", "--balance", "10")
+    assert (config.seed, config.speed, config.default_balance) == (3, 2.0, Decimal("10"))
+
+
+@pytest.mark.slow
+def test_the_command_reads_the_environment_and_records_its_heartbeat_while_it_answers() -> None:
+    port = free_port()
+    env = {**os.environ, "HLSIM_SEED": "42", "HLSIM_SPEED": "5", "LOG_LEVEL": "warning"}
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "hlsim", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()
+        assert "seed=42 speed=5.0" in banner, banner
+        deadline = time.monotonic() + 20
+        row: dict[str, object] = {}
+        while time.monotonic() < deadline:
+            row = next(r for r in components.component_status() if r["name"] == "hlsim")
+            if row["running"]:
+                break
+            time.sleep(0.3)
+        assert row["running"] and row["detail"] == f"http://127.0.0.1:{port}", row
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert proc.returncode == 0
