@@ -148,14 +148,18 @@ def _account_for_risk(user: User) -> tuple[dict[str, dict[str, Any]], float, boo
         return positions, as_of, True, None
 
 
-def _unseen_fills(*, user: User, since: float) -> dict[str, Decimal]:
-    """Signed sizes filled on orders updated after a stale account state was taken (it cannot include them)."""
-    out: dict[str, Decimal] = {}
+def _unseen_fills(*, user: User, since: float) -> dict[str, tuple[Decimal, Decimal]]:
+    """(signed size, notional) filled on orders updated after a stale account state was taken (it cannot include
+    them), per symbol."""
+    out: dict[str, tuple[Decimal, Decimal]] = {}
     cutoff = datetime.fromtimestamp(since, tz=UTC)
-    for sym, side, filled in Order.objects.filter(user=user, updated_at__gte=cutoff, filled_size__gt=0).values_list(
-        "symbol", "side", "filled_size"
-    ):
-        out[sym] = out.get(sym, ZERO) + (filled if side == "buy" else -filled)
+    rows = Order.objects.filter(user=user, updated_at__gte=cutoff, filled_size__gt=0).values_list(
+        "symbol", "side", "filled_size", "avg_fill_price", "price"
+    )
+    for sym, side, filled, avg, limit in rows:
+        size, notional = out.get(sym, (ZERO, ZERO))
+        px = avg or limit or ZERO
+        out[sym] = (size + (filled if side == "buy" else -filled), notional + filled * px)
     return out
 
 
@@ -178,9 +182,10 @@ def risk_context(
     positions, as_of, stale, equity = _account_for_risk(user)
     sizes = {s: Decimal(str(p.get("szi", "0"))) for s, p in positions.items()}
     values = {s: abs(Decimal(str(p.get("positionValue", "0")))) for s, p in positions.items()}
-    if stale:  # conservative: fills the stale state may not include count on top
-        for s, delta in _unseen_fills(user=user, since=as_of).items():
+    if stale:  # conservative: fills the stale state may not include count on top, in size and in notional
+        for s, (delta, notional) in _unseen_fills(user=user, since=as_of).items():
             sizes[s] = sizes.get(s, ZERO) + delta
+            values[s] = values.get(s, ZERO) + notional
     buys, sells = risk.live_sizes(live, symbol)
     limits = ctl.limits_for(user=user)
     ctx = risk.RiskContext(

@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 
 from execution import venue
 from execution.models import Order, OrderState, RiskLimits
+from execution.rounding import round_price
 from execution.services.locks import user_serialized
 
 from .conftest import approve_agent, make_trader
@@ -34,7 +35,9 @@ def order(c: APIClient, body: dict[str, Any]) -> Any:
 
 
 def best_bid(hot: Any, symbol: str) -> str:
-    return str(hot(symbol).book["bids"][0][0])
+    """A post-only price just under the bid: it rests even if the book ticks down before the order lands."""
+    bid = Decimal(str(hot(symbol).book["bids"][0][0]))
+    return str(round_price(px=bid * Decimal("0.999"), spec=venue.asset_spec(symbol), mode="down"))
 
 
 def venue_notional(user: Any) -> dict[str, Decimal]:
@@ -89,7 +92,11 @@ def test_a_sell_against_resting_buys_cannot_hide_a_flip_beyond_the_limit(trader:
     """A resting sell that would take a flat position short counts on the short side, independently of buys."""
     c = client_for(trader)
     bid = Decimal(best_bid(hot, "BTC"))
-    ask = str(hot("BTC").book["asks"][0][0])
+    ask = str(
+        round_price(
+            px=Decimal(str(hot("BTC").book["asks"][0][0])) * Decimal("1.001"), spec=venue.asset_spec("BTC"), mode="up"
+        )
+    )
     assert (
         order(
             c, {"symbol": "BTC", "side": "buy", "type": "limit", "price": str(bid), "size_usd": "900", "tif": "Alo"}
@@ -221,3 +228,24 @@ def test_the_lock_path_for_sqlite_serialises_one_user_in_process(monkeypatch: An
         t.join()
     assert not any(overlap)
     assert time.monotonic() - t0 < 0.05 * 4 + 0.5  # user 2 ran beside user 1, not after it
+
+
+def test_with_the_venue_unreadable_fills_since_the_last_known_state_still_count(
+    trader: Any, hot: Any, monkeypatch: Any
+) -> None:
+    """The last known account state misses what filled after it: those fills count in size AND in notional."""
+    set_limits(trader, max_position_usd=Decimal(5000), max_total_exposure_usd=Decimal(1000))
+    c = client_for(trader)
+    assert order(c, {"symbol": "BTC", "side": "buy", "type": "market", "size_usd": "600"}).status_code == 201
+    real_info = venue.info
+
+    def no_account(body: dict[str, Any], **kw: Any) -> Any:
+        if body.get("type") == "clearinghouseState":
+            raise venue.VenueTimeout("account reads time out")
+        return real_info(body, **kw)
+
+    monkeypatch.setattr(venue, "info", no_account)
+    second = order(c, {"symbol": "ETH", "side": "buy", "type": "market", "size_usd": "300"})
+    assert second.status_code == 201, second.json()  # $900 with the last known BTC position
+    third = order(c, {"symbol": "SOL", "side": "buy", "type": "market", "size_usd": "300"})
+    assert third.json()["code"] == "max_exposure_exceeded", third.json()  # $1,200 with the ETH fill counted
