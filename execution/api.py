@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -19,7 +18,7 @@ from accounts.selectors import session_is_valid
 from execution import risk, selectors
 from execution.services import breakers, cancels, idempotency, killswitch, modify, protection, relay, sync
 from execution.services.account import account_read
-from execution.services.events import jsonable
+from execution.services.events import jsonable, private_events_since
 from execution.services.orders import order_dict
 from hypersentry.errors import NotAuthenticated, PermissionDenied, ValidationFailed
 from hypersentry.ratelimit import Limit, hit
@@ -313,16 +312,14 @@ class AccountApi(APIView):
 class ResyncApi(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
+        """The private events after `since` from the durable stream; `gap: true` when some are no longer kept."""
         user = _user(request)
         try:
             since = int(request.query_params.get("since", "0"))
         except ValueError as exc:
             raise ValidationFailed("since must be an integer sequence number") from exc
-        from markets.realtime import get_broadcaster
-
-        events = async_to_sync(get_broadcaster().private_events)(user_id=user.pk, after_seq=max(0, since))
-        gap = bool(events) and since > 0 and events[0]["seq"] > since + 1
-        return Response({"events": events, "gap": gap, "last_seq": events[-1]["seq"] if events else since})
+        result = private_events_since(user_id=user.pk, since=max(0, since))
+        return Response({"events": result.events, "gap": result.gap, "last_seq": result.last_seq})
 
 
 class ControlsApi(APIView):

@@ -340,3 +340,39 @@ class PositionProtection(models.Model):
 
     def __str__(self) -> str:
         return f"trailing {self.trail_pct}% {self.symbol}"
+
+
+class StreamCursor(models.Model):
+    """The last sequence number of a user's private stream. Durable: numbers never go backwards or repeat, whatever
+    restarts (Redis only delivers; the sequence and the replay live here)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="stream_cursor"
+    )
+    last_seq = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"stream {self.user_id} @ {self.last_seq}"
+
+
+class PrivateEvent(models.Model):
+    """One event of a user's private stream (order, fill, account, risk updates), kept for the REST resync and
+    delivered through the broadcaster; `delivered_at` null = not handed to the broadcaster yet (the outbox sweep
+    delivers it when Redis is back)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    seq = models.BigIntegerField()
+    event_type = models.CharField(max_length=32)
+    symbol = models.CharField(max_length=40, default="*")
+    source = models.CharField(max_length=32, default="execution")
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("user_id", "seq")
+        constraints = (models.UniqueConstraint(fields=("user", "seq"), name="private_event_seq_unique"),)
+        indexes = (models.Index(fields=("delivered_at", "created_at")),)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}#{self.seq} {self.event_type}"

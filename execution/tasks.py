@@ -36,7 +36,7 @@ def killswitch_maintain() -> dict[str, Any]:
 
 @periodic(name="execution.trailing_stops", every_sec=5)
 def trailing_stops() -> int:
-    """Move every active trailing stop behind the best mid since activation."""
+    """Move every active trailing stop behind the best mark since activation."""
     from execution.services.protection import trailing_run
 
     return trailing_run()
@@ -46,5 +46,21 @@ def trailing_stops() -> int:
 def idempotency_purge() -> int:
     """Delete idempotency records older than EXECUTION_IDEMPOTENCY_TTL_HOURS."""
     from execution.services.idempotency import idempotency_purge as purge
+
+    return purge()
+
+
+@periodic(name="execution.private_events_redeliver", every_sec=5)
+def private_events_redeliver() -> int:
+    """The private-stream outbox: deliver events the broadcaster could not take (Redis was down), in order."""
+    from execution.services.events import private_events_redeliver as redeliver
+
+    return redeliver()
+
+
+@periodic(name="execution.private_events_purge", every_sec=3600, retry_on=(OperationalError, InterfaceError))
+def private_events_purge() -> int:
+    """Delete private stream events older than EXECUTION_PRIVATE_EVENTS_KEEP_HOURS."""
+    from execution.services.events import private_events_purge as purge
 
     return purge()

@@ -341,6 +341,10 @@ EXECUTION_EMBEDDED = env.flag("EXECUTION_EMBEDDED", True)
 # Per-user limits on new trading requests (replays of a stored Idempotency-Key answer are not counted).
 EXECUTION_ORDERS_PER_MIN = env.integer("EXECUTION_ORDERS_PER_MIN", 60, min_value=1, max_value=100000)
 EXECUTION_CANCELS_PER_MIN = env.integer("EXECUTION_CANCELS_PER_MIN", 300, min_value=1, max_value=100000)
+# Private stream events (order/fill/account/risk updates) are kept this long for the REST resync, then purged.
+EXECUTION_PRIVATE_EVENTS_KEEP_HOURS = env.number(
+    "EXECUTION_PRIVATE_EVENTS_KEEP_HOURS", 48.0, min_value=1.0, max_value=24 * 90.0
+)
 # Per-user limit on reads of each of GET /trading/positions, /account, /orders, /fills; answered 429 beyond it.
 EXECUTION_READS_PER_MIN = env.integer("EXECUTION_READS_PER_MIN", 120, min_value=1, max_value=100000)
 

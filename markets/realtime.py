@@ -5,7 +5,7 @@ Publishers (ingest, alpha, execution) hand over an already-encoded envelope; not
     from markets.realtime import get_broadcaster
     await get_broadcaster().publish(channel="public.market", symbol="BTC", text=envelope.encode().decode(),
                                     event_type="agg_update")
-    seq = await get_broadcaster().publish_private(user_id=7, event_type="order_update", data={...}, symbol="BTC")
+    await get_broadcaster().publish_private(user_id=7, event_type="order_update", data={...}, symbol="BTC", seq=42)
     await get_broadcaster().close_session_sockets(session_key, "logout")
 
 * Without REDIS_URL (one-process topology) the broadcaster is in memory and hands frames straight to the local
@@ -14,9 +14,10 @@ Publishers (ingest, alpha, execution) hand over an already-encoded envelope; not
 * `agg_update` data is a full `SymbolSnapshot.as_dict()` (optionally with "staleness"): full snapshots are what
   make conflation safe. Public frames are conflated per (channel, symbol, event_type) for a lagging client:
   it skips intermediates and gets the latest one when its socket drains.
-* Private frames carry a per-user sequence number (Redis INCR `user:{id}:seq`, a counter in memory otherwise),
-  are kept in a bounded replay list (`user:{id}:events`) for a REST resync, are never conflated and never
-  dropped silently: a client whose private backlog overflows is closed with CLOSE_RESYNC.
+* Private frames are never conflated and never dropped silently: a client whose private backlog overflows is closed
+  with CLOSE_RESYNC. Events the client must not miss carry the user's durable sequence number, assigned and kept in
+  the database by execution.services.events (the REST resync reads them there, so a Redis restart loses nothing and
+  numbers never go backwards); live telemetry (alpha) carries seq 0.
 * The hub records per-symbol demand in hot state (`set_demand`) so ingest can start on-demand symbols.
 """
 
@@ -475,15 +476,21 @@ class Broadcaster(abc.ABC):
 
     @abc.abstractmethod
     async def publish_private(
-        self, *, user_id: int, event_type: str, data: dict[str, Any], symbol: str = ALL_SYMBOLS, source: str = ""
-    ) -> int: ...
+        self,
+        *,
+        user_id: int,
+        event_type: str,
+        data: dict[str, Any],
+        symbol: str = ALL_SYMBOLS,
+        source: str = "",
+        seq: int = 0,
+    ) -> int:
+        """Deliver one private event to the user's sockets in every process. `seq` is the user's durable sequence
+        number for events the client must not miss (execution.services.events numbers and keeps them); 0 marks
+        live state that needs none (alpha's risk/plan telemetry, superseded by the next one)."""
 
     @abc.abstractmethod
     async def close_session_sockets(self, session_key: str, reason: str) -> None: ...
-
-    @abc.abstractmethod
-    async def private_events(self, *, user_id: int, after_seq: int = 0) -> list[dict[str, Any]]:
-        """The replay buffer for a REST resync: envelopes with seq > after_seq, oldest first."""
 
     async def ensure_started(self) -> None:
         """Start this process's receiving side (idempotent); the gateway calls it on every connect."""
@@ -549,31 +556,25 @@ class Broadcaster(abc.ABC):
 class LocalBroadcaster(Broadcaster):
     """One process: frames go straight to the local hub."""
 
-    def __init__(self, hub: Hub | None = None) -> None:
-        super().__init__(hub)
-        self._seq: dict[int, int] = {}
-        self._replay: dict[int, collections.deque[str]] = {}
-
     async def publish(self, *, channel: str, symbol: str, text: str, event_type: str = "") -> None:
         self.hub.dispatch(channel=channel, symbol=symbol, text=text, event_type=event_type)
 
     async def publish_private(
-        self, *, user_id: int, event_type: str, data: dict[str, Any], symbol: str = ALL_SYMBOLS, source: str = ""
+        self,
+        *,
+        user_id: int,
+        event_type: str,
+        data: dict[str, Any],
+        symbol: str = ALL_SYMBOLS,
+        source: str = "",
+        seq: int = 0,
     ) -> int:
-        seq = self._seq.get(user_id, 0) + 1
-        self._seq[user_id] = seq
         text = self._private_envelope(event_type=event_type, symbol=symbol, source=source, seq=seq, data=data)
-        replay = self._replay.setdefault(user_id, collections.deque(maxlen=settings.WS_PRIVATE_REPLAY))
-        replay.append(text)
         self.hub.dispatch_private(user_id=user_id, channel=ch.channel_for_event(event_type), text=text)
         return seq
 
     async def close_session_sockets(self, session_key: str, reason: str) -> None:
         self.hub.close_session(session_key, reason)
-
-    async def private_events(self, *, user_id: int, after_seq: int = 0) -> list[dict[str, Any]]:
-        events = [orjson.loads(t) for t in self._replay.get(user_id, ())]
-        return [e for e in events if e["seq"] > after_seq]
 
 
 class RedisBroadcaster(Broadcaster):
@@ -600,28 +601,22 @@ class RedisBroadcaster(Broadcaster):
         await self._client().publish(f"{REDIS_PREFIX}pub|{channel}|{symbol}|{event_type}", text)
 
     async def publish_private(
-        self, *, user_id: int, event_type: str, data: dict[str, Any], symbol: str = ALL_SYMBOLS, source: str = ""
+        self,
+        *,
+        user_id: int,
+        event_type: str,
+        data: dict[str, Any],
+        symbol: str = ALL_SYMBOLS,
+        source: str = "",
+        seq: int = 0,
     ) -> int:
-        client = self._client()
-        seq = int(await client.incr(f"user:{user_id}:seq"))
         text = self._private_envelope(event_type=event_type, symbol=symbol, source=source, seq=seq, data=data)
-        key = f"user:{user_id}:events"
-        async with client.pipeline(transaction=True) as pipe:
-            pipe.rpush(key, text)
-            pipe.ltrim(key, -settings.WS_PRIVATE_REPLAY, -1)
-            pipe.expire(key, 86400)
-            pipe.publish(f"{REDIS_PREFIX}usr|{user_id}|{ch.channel_for_event(event_type)}", text)
-            await pipe.execute()
+        await self._client().publish(f"{REDIS_PREFIX}usr|{user_id}|{ch.channel_for_event(event_type)}", text)
         return seq
 
     async def close_session_sockets(self, session_key: str, reason: str) -> None:
         payload = dumps_text({"op": "close_session", "session_key": session_key, "reason": reason})
         await self._client().publish(f"{REDIS_PREFIX}ctl", payload)
-
-    async def private_events(self, *, user_id: int, after_seq: int = 0) -> list[dict[str, Any]]:
-        raw = await self._client().lrange(f"user:{user_id}:events", 0, -1)
-        events = [orjson.loads(r) for r in raw]
-        return [e for e in events if e["seq"] > after_seq]
 
     async def ensure_started(self) -> None:
         await super().ensure_started()

@@ -166,7 +166,14 @@ class MemoryBroadcaster:
         self.public.append((channel, symbol, event_type, text))
 
     async def publish_private(
-        self, *, user_id: int, event_type: str, data: dict[str, Any], symbol: str = "*", source: str = ""
+        self,
+        *,
+        user_id: int,
+        event_type: str,
+        data: dict[str, Any],
+        symbol: str = "*",
+        source: str = "",
+        seq: int = 0,
     ) -> int:
         self.private.append((user_id, event_type, data))
         return len(self.private)

@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync
 from rest_framework.test import APIClient
 
 from execution import venue
@@ -37,9 +36,9 @@ def book_mid(hot: Any, symbol: str = SYMBOL) -> Decimal:
 
 
 def private_events(user: Any) -> list[dict[str, Any]]:
-    from markets.realtime import get_broadcaster
+    from execution.services.events import private_events_since
 
-    return async_to_sync(get_broadcaster().private_events)(user_id=user.pk, after_seq=0)
+    return private_events_since(user_id=user.pk, since=0).events
 
 
 def test_limit_order_rests_then_cancels_and_everything_is_audited(trader: Any, hot: Any) -> None:
