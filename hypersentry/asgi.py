@@ -7,6 +7,10 @@ WebSocket layers, outermost first (each refuses before the next one does any wor
 2. the origin check (full origins; a malformed Origin header is refused, never a 500),
 3. AuthMiddlewareStack (session and user: database reads), then the /ws gateway.
 A refusal is a `websocket.close` before `websocket.accept`, which servers answer with HTTP 403.
+
+The ASGI lifespan protocol runs the process's `web` heartbeat (`/system`, `manage.py healthcheck web`) from startup
+to shutdown, whatever starts the app (`serve`, or uvicorn on its own as the compose file runs it); a server without
+lifespan (daphne) starts it on its first request.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.exceptions import ImproperlyConfigured  # noqa: E402
 
+from hypersentry import components  # noqa: E402
 from hypersentry.metrics import Counter  # noqa: E402
 from hypersentry.routing import websocket_urlpatterns  # noqa: E402
 
@@ -183,13 +188,36 @@ _REFUSAL_MESSAGES = {
 class EdgeRouter(ProtocolTypeRouter):  # type: ignore[misc]
     """ProtocolTypeRouter whose websocket branch is entered through the connection caps, before the origin check
     and before AuthMiddlewareStack touches the session store. It stays a ProtocolTypeRouter with the origin
-    validator as its "websocket" app so the system check (hypersentry.E002) still sees the guard."""
+    validator as its "websocket" app so the system check (hypersentry.E002) still sees the guard. It also answers
+    the lifespan protocol, which runs the web heartbeat."""
 
     def __init__(self, application_mapping: dict[str, Any], *, slots: ConnectionSlots) -> None:
         super().__init__(application_mapping)
         self.slots = slots
+        self.heart = components.AsyncHeartbeat("web", detail=self._beat_detail)
+
+    def _beat_detail(self) -> str:
+        return f"{self.slots.open} sockets open"
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        """Startup starts the heartbeat; shutdown (a clean stop) ends it and deletes this process's row."""
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.heart.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.heart.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+            return
+        # Without lifespan (daphne, uvicorn --lifespan off) the first request starts the heartbeat; a no-op when it
+        # runs already or was stopped at shutdown.
+        self.heart.start()
         if scope["type"] != "websocket":
             await super().__call__(scope, receive, send)
             return

@@ -82,15 +82,13 @@ class StateCollector(Protocol):
     def describe(self) -> Iterable[Metric]: ...
 
 
-_STATE_COLLECTORS: list[StateCollector] = []
+# Apart from REGISTRY on purpose: reading REGISTRY (`get_sample_value`, any exporter) must not query a database.
+_STATE_REGISTRY = CollectorRegistry()
 
 
 def register_state_collector(collector: StateCollector) -> None:
-    """Export `collector` from every process that renders /metrics, in single- and multi-process mode.
-
-    `describe()` must not do I/O: registering calls it at import time to check for duplicate names."""
-    _STATE_COLLECTORS.append(collector)
-    REGISTRY.register(collector)
+    """Export `collector` from every process that renders /metrics, in single- and multi-process mode."""
+    _STATE_REGISTRY.register(collector)
 
 
 def multiprocess_dir() -> str:
@@ -120,12 +118,11 @@ def _discover_metrics_modules() -> None:
 
 
 def render_latest() -> bytes:
-    """Render all metrics; in multi-process mode merge every live process's files, plus the state collectors."""
+    """Render all metrics (in multi-process mode merged from every process's files), then the state collectors'."""
     _discover_metrics_modules()
     if multiprocess_dir():
         registry = CollectorRegistry()
         _mp.MultiProcessCollector(registry)
-        for collector in _STATE_COLLECTORS:
-            registry.register(collector)
-        return generate_latest(registry)
-    return generate_latest(REGISTRY)
+    else:
+        registry = REGISTRY
+    return generate_latest(registry) + generate_latest(_STATE_REGISTRY)

@@ -77,24 +77,28 @@ async def run_jobs(stop: asyncio.Event) -> None:
         nonlocal failed_runs
         try:
             await sync_to_async(_run_job, thread_sensitive=False)(job)
-        except Exception:
+        except Exception as exc:
             failed_runs += 1
             COMPONENT_ERRORS.labels("jobs").inc()
             logger.exception("periodic job failed", extra={"job": job.name})
+            await asyncio.to_thread(components.error_seen_safely, "jobs", f"{job.name}: {type(exc).__name__}: {exc}")
 
-    while not stop.is_set():
-        components.heartbeat("jobs", detail=f"{len(jobs)} jobs, {failed_runs} failed runs")
-        now = time.monotonic()
-        for job in jobs:
-            in_flight = running.get(job.name)
-            if now < next_due[job.name] or (in_flight is not None and not in_flight.done()):
-                continue
-            next_due[job.name] = now + job.every_sec
-            running[job.name] = asyncio.create_task(run(job), name=f"job:{job.name}")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 1.0)
-    # Let runs in progress finish (`serve` cancels us after its own shutdown grace period).
-    await asyncio.gather(*running.values())
+    def beat_detail() -> str:
+        return f"{len(jobs)} jobs, {failed_runs} failed runs"
+
+    async with components.AsyncHeartbeat("jobs", detail=beat_detail):
+        while not stop.is_set():
+            now = time.monotonic()
+            for job in jobs:
+                in_flight = running.get(job.name)
+                if now < next_due[job.name] or (in_flight is not None and not in_flight.done()):
+                    continue
+                next_due[job.name] = now + job.every_sec
+                running[job.name] = asyncio.create_task(run(job), name=f"job:{job.name}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+        # Let runs in progress finish (`serve` cancels us after its own shutdown grace period).
+        await asyncio.gather(*running.values())
 
 
 @contextlib.contextmanager
@@ -103,7 +107,9 @@ def _no_signal_capture() -> Iterator[None]:
 
 
 async def run_web(stop: asyncio.Event, *, host: str, port: int) -> None:
-    """Serve the ASGI app with uvicorn in this loop (per-message deflate off: frames are encoded once)."""
+    """Serve the ASGI app with uvicorn in this loop (per-message deflate off: frames are encoded once).
+
+    Lifespan is on: the app's lifespan handler runs the web heartbeat, as it does under uvicorn on its own."""
     import uvicorn
     from django.conf import settings  # local like uvicorn: only the web runner needs it
 
@@ -111,7 +117,7 @@ async def run_web(stop: asyncio.Event, *, host: str, port: int) -> None:
         "hypersentry.asgi:application",
         host=host,
         port=port,
-        lifespan="off",
+        lifespan="on",
         log_config=None,
         access_log=False,
         ws_per_message_deflate=False,
@@ -125,18 +131,15 @@ async def run_web(stop: asyncio.Event, *, host: str, port: int) -> None:
     server = uvicorn.Server(config)
     server.capture_signals = _no_signal_capture  # type: ignore[method-assign]  # signals belong to `serve`
 
-    async def beat() -> None:
-        while not stop.is_set():
-            components.heartbeat("web", detail=f"http://{host}:{port}")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 2.0)
+    async def watch() -> None:
+        await stop.wait()
         server.should_exit = True
 
-    beat_task = asyncio.create_task(beat())
+    watch_task = asyncio.create_task(watch())
     try:
         await server.serve()
     finally:
-        beat_task.cancel()
+        watch_task.cancel()
         if not stop.is_set():
             # The server ended by itself (e.g. the port is taken): bring the whole process down.
             stop.set()

@@ -136,4 +136,11 @@ async def index(request: HttpRequest) -> HttpResponse:
     budget = await sync_to_async(venue_budget_used)()
     # The resolved user goes into the context: a template touching the lazy request.user here would query from
     # the event loop.
-    return render(request, "index.html", {"components": status, "jobs": jobs, "budget": budget, "user": user})
+    context = {
+        "components": status,
+        "row_ttl_min": components.ROW_TTL_SEC // 60,
+        "jobs": jobs,
+        "budget": budget,
+        "user": user,
+    }
+    return render(request, "index.html", context)
