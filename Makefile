@@ -12,10 +12,11 @@ MYPY_PATHS ?= hypersentry/env.py hypersentry/contracts hypersentry/errors.py hyp
 	markets/features.py markets/quality.py markets/normalize.py markets/selectors.py markets/services.py \
 	markets/hotstate.py accounts/services accounts/selectors.py accounts/crypto.py accounts/siwe_rules.py
 
-.PHONY: run test lint typecheck pytest bench venv venv-dev system-deps migrate clean help
+.PHONY: run run-split test lint typecheck pytest bench venv venv-dev system-deps migrate clean help
 
 help:
 	@echo "make run    - install what is missing and start everything on http://$(HOST):$(PORT)"
+	@echo "make run-split - the split topology (docker-compose.yml's services, from the Procfile) without Docker"
 	@echo "make test   - lint, type-check and run the whole test suite (real PostgreSQL + Redis)"
 	@echo "make bench  - run the benchmarks in bench/"
 
@@ -33,6 +34,11 @@ migrate: venv
 
 run: venv migrate
 	$(PY) manage.py serve --host $(HOST) --port $(PORT)
+
+# Local PostgreSQL + Redis in var/split/ unless DATABASE_URL / REDIS_URL name servers you run.
+run-split: venv-dev
+	@bash scripts/ensure-system-deps.sh --no-browser
+	$(PY) -m deploy.split run
 
 lint: venv-dev
 	.venv/bin/ruff check .

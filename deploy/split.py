@@ -36,6 +36,8 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 PROCFILE = ROOT / "Procfile"
@@ -308,9 +310,11 @@ def _pg_bin(name: str) -> str:
     return str(found)
 
 
-def _as_postgres(cmd: list[str]) -> list[str]:
-    # initdb and postgres refuse to run as root.
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+def _as_postgres() -> dict[str, Any]:
+    """Popen arguments that run initdb and postgres (which refuse root) as the `postgres` user when we are root.
+    Switching user in the child itself, not through runuser, so our signals reach postgres (runuser ignores
+    SIGINT, PostgreSQL's fast shutdown)."""
+    return {"user": "postgres", "group": "postgres", "extra_groups": []} if os.geteuid() == 0 else {}
 
 
 @contextlib.contextmanager
@@ -323,29 +327,37 @@ def local_postgres(base: Path) -> Iterator[str]:
         shutil.chown(sock, "postgres", "postgres")
     if not (data / "PG_VERSION").exists():
         subprocess.run(
-            _as_postgres([_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]),
+            [_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
             check=True,
             stdout=subprocess.DEVNULL,
+            **_as_postgres(),
         )
     port = _free_port()
     args = [_pg_bin("postgres"), "-D", str(data), "-p", str(port), "-k", str(sock)]
     args += ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300"]
     with open(base / "postgres.log", "ab") as log:
-        proc = subprocess.Popen(_as_postgres(args), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **_as_postgres())
     try:
         _wait_port(port, proc, "postgres")
-        admin = ["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", "postgres", "-tAc"]
-        deadline = time.monotonic() + 30
-        while subprocess.run([*admin, "SELECT 1"], capture_output=True).returncode != 0:
-            if time.monotonic() > deadline:
-                raise SplitError(f"postgres on port {port} accepts no logins (see {base / 'postgres.log'})")
-            time.sleep(0.3)
-        exists = subprocess.run([*admin, "SELECT 1 FROM pg_database WHERE datname='hypersentry'"], capture_output=True)
-        if exists.stdout.strip() != b"1":
-            subprocess.run([*admin, "CREATE DATABASE hypersentry"], check=True, capture_output=True)
+        _create_database(f"postgresql://postgres@127.0.0.1:{port}", "hypersentry", log=base / "postgres.log")
         yield f"postgresql://postgres@127.0.0.1:{port}/hypersentry"
     finally:
         _stop(proc, signal.SIGINT)  # PostgreSQL's fast shutdown
+
+
+def _create_database(server: str, name: str, *, log: Path) -> None:
+    """Create `name` unless it exists, once the server accepts logins (accepting TCP comes first)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with psycopg.connect(f"{server}/postgres", connect_timeout=2, autocommit=True) as conn:
+                if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
+                    conn.execute(f'CREATE DATABASE "{name}"')
+            return
+        except psycopg.OperationalError as exc:
+            if time.monotonic() > deadline:
+                raise SplitError(f"postgres accepts no logins ({exc}); see {log}") from exc
+            time.sleep(0.3)
 
 
 @contextlib.contextmanager
