@@ -36,7 +36,7 @@ from django.conf import settings  # noqa: E402
 from django.core.exceptions import ImproperlyConfigured  # noqa: E402
 
 from hypersentry import components  # noqa: E402
-from hypersentry.metrics import Counter  # noqa: E402
+from hypersentry.metrics import Counter, mark_process_dead  # noqa: E402
 from hypersentry.routing import websocket_urlpatterns  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -200,7 +200,8 @@ class EdgeRouter(ProtocolTypeRouter):  # type: ignore[misc]
         return f"{self.slots.open} sockets open"
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
-        """Startup starts the heartbeat; shutdown (a clean stop) ends it and deletes this process's row."""
+        """Startup starts the heartbeat; shutdown (a clean stop) ends it and deletes this process's row, and marks
+        this process's Prometheus files dead: uvicorn ends by re-raising SIGTERM, so no exit hook runs after it."""
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -208,6 +209,7 @@ class EdgeRouter(ProtocolTypeRouter):  # type: ignore[misc]
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.heart.stop()
+                mark_process_dead(os.getpid())
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

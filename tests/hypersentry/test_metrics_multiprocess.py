@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -166,9 +167,17 @@ def _test_database_url() -> str:
     return f"postgresql://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
+@dataclass
+class Web:
+    base: str
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes]
+    mp_dir: Path
+
+
 @pytest.fixture
-def multiprocess_web(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """A web process in multiprocess mode on the test database; yields its URL and the environment to share."""
+def multiprocess_web(tmp_path: Path) -> Iterator[Web]:
+    """A web process in multiprocess mode on the test database, under plain uvicorn as the compose file runs it."""
     mp_dir = tmp_path / "prom"
     mp_dir.mkdir()
     port = free_port()
@@ -181,7 +190,16 @@ def multiprocess_web(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     }
     log = open(tmp_path / "web.log", "wb")  # noqa: SIM115 - closed with the process
     web = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--port", str(port), "--components="],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "hypersentry.asgi:application",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -199,10 +217,11 @@ def multiprocess_web(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
                 pass
             assert time.monotonic() < deadline, "web did not start"
             time.sleep(0.2)
-        yield base, env
+        yield Web(base=base, env=env, proc=web, mp_dir=mp_dir)
     finally:
-        web.send_signal(signal.SIGTERM)
-        web.wait(timeout=30)
+        if web.poll() is None:
+            web.send_signal(signal.SIGTERM)
+            web.wait(timeout=30)
         log.close()
 
 
@@ -227,12 +246,19 @@ def _killswitch(env: dict[str, str], state: str) -> None:
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_metrics_show_the_kill_switch_as_the_database_has_it_after_commands_in_other_processes(
-    multiprocess_web: tuple[str, dict[str, str]],
+    multiprocess_web: Web,
 ) -> None:
-    base, env = multiprocess_web
-    assert _samples(_scrape(base), KILL_SWITCH) == [("", 0.0)]
-    _killswitch(env, "on")
-    assert _samples(_scrape(base), KILL_SWITCH) == [("", 1.0)]
-    _killswitch(env, "off")
+    web = multiprocess_web
+    assert _samples(_scrape(web.base), KILL_SWITCH) == [("", 0.0)]
+    _killswitch(web.env, "on")
+    assert _samples(_scrape(web.base), KILL_SWITCH) == [("", 1.0)]
+    _killswitch(web.env, "off")
     # Exactly one sample, from the database: no per-process value left behind by the exited commands.
-    assert _samples(_scrape(base), KILL_SWITCH) == [("", 0.0)]
+    assert _samples(_scrape(web.base), KILL_SWITCH) == [("", 0.0)]
+
+    # uvicorn ends by re-raising SIGTERM (no exit hooks): its lifespan shutdown marks its gauges dead.
+    live_files = f"gauge_live*_{web.proc.pid}.db"
+    assert list(web.mp_dir.glob(live_files))
+    web.proc.send_signal(signal.SIGTERM)
+    web.proc.wait(timeout=30)
+    assert list(web.mp_dir.glob(live_files)) == []
