@@ -62,8 +62,9 @@ def _breaker_family(tripped: frozenset[str] | None) -> GaugeMetricFamily:
     family = GaugeMetricFamily(
         BREAKER_METRIC, "1 when a circuit breaker of this kind is tripped (read from the database)", labels=["kind"]
     )
-    for kind in BreakerKind.values if tripped is not None else ():
-        family.add_metric([kind], 1.0 if kind in tripped else 0.0)
+    if tripped is not None:
+        for kind in BreakerKind.values:
+            family.add_metric([kind], 1.0 if kind in tripped else 0.0)
     return family
 
 

@@ -21,6 +21,13 @@ import os
 from collections.abc import Iterable
 from typing import Any, Literal, Protocol
 
+# prometheus_client picks multi-process mode at import when the variable merely exists. Empty (as `.env.example`
+# ships it) means off here: otherwise every process would write its files into the working directory, and
+# nothing would ever read or clean them. This module is the first to import prometheus_client (the package's
+# __init__ loads Celery, which loads this).
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR") == "":
+    del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
 import prometheus_client
 from django.utils.module_loading import autodiscover_modules
 from prometheus_client import (

@@ -124,8 +124,9 @@ def metrics(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 async def index(request: HttpRequest) -> HttpResponse:
-    """What runs where: staff only. Anonymous users go to sign-in (as the admin site does); others get a 403 page
-    that says why, with the header's wallet widget to switch wallets."""
+    """What runs where: every component with each process that beats for it (running, stale or gone), the periodic
+    jobs and the venue budget. Staff only: anonymous users go to sign-in (as the admin site does); others get a 403
+    page that says why, with the header's wallet widget to switch wallets."""
     user = await request.auser()
     if not user.is_authenticated:
         return redirect_to_login(request.get_full_path())

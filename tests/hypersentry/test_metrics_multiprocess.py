@@ -161,6 +161,21 @@ def test_a_dead_processs_gauges_leave_the_merge_and_its_counters_stay(
     assert [value for labels, value in loops if labels["component"] == "probe"] == [3.0]  # all three runs counted
 
 
+@pytest.mark.slow
+def test_an_empty_multiprocess_dir_means_one_process_mode_and_writes_no_files(tmp_path: Path) -> None:
+    # `.env.example` ships PROMETHEUS_MULTIPROC_DIR= (empty): prometheus_client alone would then write every
+    # process's files into the working directory.
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": "", "PYTHONPATH": str(ROOT), "LOG_LEVEL": "warning"}
+    script = _PROBE.replace("SUBSCRIBED.set(7)", "SUBSCRIBED.set(7)\nfrom hypersentry.metrics import render_latest")
+    script += "\nprint(b'hs_ingest_subscribed_symbols 7.0' in render_latest())\n"
+    done = subprocess.run(
+        [sys.executable, "-c", script, "clean"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "True"
+    assert list(tmp_path.iterdir()) == []
+
+
 def _test_database_url() -> str:
     db = connection.settings_dict
     auth = quote(db["USER"] or "", safe="") + (f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else "")
