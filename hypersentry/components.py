@@ -404,3 +404,33 @@ def component_status(*, names: list[str] | None = None, now: float | None = None
 
 def component_names() -> list[str]:
     return list(COMPONENTS)
+
+
+def instance_alive(instance: str, *, now: float | None = None) -> bool | None:
+    """Does the process `instance` (host:pid, as heartbeats name it) still run?
+
+    True when it is this process or has a fresh beat under any component; False when its beats are all stale, or
+    none is on record (on this host: when no process has that pid, so a command that never beats is not taken for
+    dead while it runs); None when the heartbeats cannot be read."""
+    state = _state
+    if instance == state.instance:
+        return True
+    now = time.time() if now is None else now
+    try:
+        beats: dict[str, Beat] = cache.get_many([_row_key(name, instance) for name in COMPONENTS])
+    except (RedisError, OSError):
+        return None
+    if beats:
+        return any(now - b["last_beat"] <= COMPONENTS[b["component"]].fresh_within_sec for b in beats.values())
+    host, _, pid = instance.rpartition(":")
+    return host == state.host and pid.isdigit() and _pid_running(int(pid))
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: existence and permission check only
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by another user
+    return True

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -136,6 +137,29 @@ def test_the_last_error_shows_on_the_process_row() -> None:
     assert proc is not None and proc["error"] == "RuntimeError: venue timed out" and proc["error_age_s"] is not None
 
 
+def test_a_process_is_alive_while_it_beats_anywhere_and_dead_once_stale_or_unknown() -> None:
+    assert components.instance_alive(ME) is True  # this process, beating or not
+    pid = os.fork()
+    if pid == 0:
+        try:
+            components.heartbeat("celery", min_interval=0)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    child = f"{HOST}:{pid}"
+    assert components.instance_alive(child) is True  # its beat is fresh (it died a moment ago)
+    bound = components.COMPONENTS["celery"].fresh_within_sec
+    assert components.instance_alive(child, now=time.time() + bound + 1) is False
+    assert components.instance_alive("gone-host:999999") is False  # nothing on record from another host
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:  # on this host, a process that never beats (a management command) counts while its pid runs
+        assert components.instance_alive(f"{HOST}:{sleeper.pid}") is True
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert components.instance_alive(f"{HOST}:{sleeper.pid}") is False
+
+
 class _BrokenCache:
     def __getattr__(self, name: str) -> Any:
         def fail(*args: Any, **kwargs: Any) -> Any:
@@ -153,6 +177,7 @@ def test_a_cache_outage_is_logged_once_and_never_raised_into_the_beating_process
         writer.beat()
     components.error_seen_safely("ingest", "boom")
     assert [r.message for r in caplog.records].count("heartbeat not recorded") == 1
+    assert components.instance_alive("otherhost:1") is None  # unknown, not dead
     monkeypatch.undo()
     writer.beat()
     assert "heartbeat recorded again" in [r.message for r in caplog.records]
