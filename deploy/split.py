@@ -72,6 +72,7 @@ class Service:
     restart: str
     depends_on: dict[str, str]  # service -> condition
     volume_targets: list[str]
+    tmpfs: list[str]  # container paths of tmpfs mounts (empty at each start)
 
 
 @dataclass
@@ -82,6 +83,10 @@ class LocalPlan:
     redis_url: str
     ports: dict[str, list[int]]  # service -> local port of each replica
     workdir: Path = ROOT
+    scratch: Path = Path(tempfile.gettempdir())  # where tmpfs mounts go: a fresh directory per run
+
+    def tmpfs_dir(self, target: str) -> Path:
+        return self.scratch / target.strip("/").replace("/", "-")
 
     def port(self, service: str, replica: int = 0) -> int:
         return self.ports[service][replica]
@@ -168,6 +173,7 @@ def _service(name: str, raw: Mapping[str, Any]) -> Service:
         if raw.get("depends_on")
         else {},
         volume_targets=[v["target"] for v in raw.get("volumes") or []],
+        tmpfs=[t.split(":", 1)[0] for t in raw.get("tmpfs") or []],
     )
 
 
@@ -204,6 +210,9 @@ def local_env(service: Service, topology: Topology, plan: LocalPlan, base: Mappi
     env = dict(base)
     for key, value in service.environment.items():
         env[key] = _URL.sub(lambda m: _map_url(m, topology, plan), value)
+        for target in service.tmpfs:
+            if value == target or value.startswith(target + "/"):
+                env[key] = str(plan.tmpfs_dir(target)) + value.removeprefix(target)
     web = [f"http://{host}:{port}" for port in plan.ports.get("web", []) for host in _LOCAL_HOSTS]
     origins = [o for o in env.get("ALLOWED_ORIGINS", "").split(",") if o.strip()]
     env["ALLOWED_ORIGINS"] = ",".join(dict.fromkeys([*origins, *web]))
@@ -275,11 +284,15 @@ def local_ports(topology: Topology, first: Mapping[str, int]) -> dict[str, list[
     return ports
 
 
-def prepare_volumes(service: Service, workdir: Path) -> None:
-    """Named volumes under the image's WORKDIR become the same directories under `workdir` (beat's schedule)."""
+def prepare_volumes(service: Service, plan: LocalPlan) -> None:
+    """Named volumes under the image's WORKDIR become the same directories under the working directory (beat's
+    schedule); tmpfs mounts become directories under the plan's scratch directory. The processes of one run share
+    them (honcho gives every process one environment), where each container has its own."""
     for target in service.volume_targets:
         if target.startswith(APP_DIR + "/"):
-            (workdir / target.removeprefix(APP_DIR + "/")).mkdir(parents=True, exist_ok=True)
+            (plan.workdir / target.removeprefix(APP_DIR + "/")).mkdir(parents=True, exist_ok=True)
+    for target in service.tmpfs:
+        plan.tmpfs_dir(target).mkdir(parents=True, exist_ok=True)
 
 
 # --- make run-split ----------------------------------------------------------------------------------------------
@@ -399,7 +412,8 @@ def run() -> int:
     with contextlib.ExitStack() as stack:
         database_url = os.environ.get("DATABASE_URL") or stack.enter_context(local_postgres(ROOT / "var/split/pg"))
         redis_url = os.environ.get("REDIS_URL") or stack.enter_context(local_redis(ROOT / "var/split/redis"))
-        plan = LocalPlan(database_url=database_url, redis_url=redis_url, ports=ports)
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hs-run-split-")))
+        plan = LocalPlan(database_url=database_url, redis_url=redis_url, ports=ports, scratch=scratch)
         expected = procfile_entries(topology, plan)
         if parse_procfile(PROCFILE.read_text()) != expected:
             raise SplitError("Procfile differs from docker-compose.yml; it should read:\n" + render_procfile(expected))
@@ -407,7 +421,7 @@ def run() -> int:
         base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
         envs = {name: local_env(service, topology, plan, base) for name, service in topology.app.items()}
         for service in topology.app.values():
-            prepare_volumes(service, plan.workdir)
+            prepare_volumes(service, plan)
         shared = {json.dumps(envs[name], sort_keys=True) for name in topology.long_running}
         if len(shared) != 1:
             raise SplitError("the app services' environments differ, but honcho gives every Procfile process one")

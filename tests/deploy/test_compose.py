@@ -105,6 +105,8 @@ def test_services_find_each_other_by_hostname_and_run_every_component_on_its_own
         switches = ("HYPERSENTRY_EMBED_SIMULATOR", "AGGREGATOR_EMBEDDED", "ALPHA_EMBEDDED", "EXECUTION_EMBEDDED")
         assert {env[k] for k in switches} == {"false"}, service.name
         assert env["BEHIND_TLS_PROXY"] == "true", f"{service.name}: web is reached through the proxy only"
+        # Set at all (even empty), it switches prometheus-client to files in that directory: a tmpfs of its own.
+        assert env["PROMETHEUS_MULTIPROC_DIR"] in service.tmpfs, service.name
         for dep in ("postgres", "redis"):
             if dep in service.depends_on:
                 assert service.depends_on[dep] == "service_healthy"
@@ -299,11 +301,13 @@ def deployment(topology: Topology) -> Iterator[Deployment]:
     redis_url = os.environ["REDIS_URL"].rsplit("/", 1)[0] + f"/{random.choice([14, 15])}"
     redis.Redis.from_url(redis_url).flushdb()
     ports = {name: [free_port() for _ in range(s.replicas)] for name, s in topology.long_running.items() if s.ports}
-    plan = LocalPlan(database_url=f"{server}/{db}", redis_url=redis_url, ports=ports, workdir=_app_dir(tmp))
+    plan = LocalPlan(
+        database_url=f"{server}/{db}", redis_url=redis_url, ports=ports, workdir=_app_dir(tmp), scratch=tmp / "tmpfs"
+    )
     dep = Deployment(topology=topology, plan=plan, web=[f"http://127.0.0.1:{p}" for p in ports["web"]])
     for service in topology.app.values():
         env = split.local_env(service, topology, plan, _base_env())
-        split.prepare_volumes(service, plan.workdir)
+        split.prepare_volumes(service, plan)
         for replica, name in enumerate(split.process_names(service)):
             argv = split.local_argv(service.command, service, plan, replica)
             health = split.local_argv(service.healthcheck, service, plan, replica) if service.healthcheck else None
@@ -351,6 +355,9 @@ def test_every_service_turns_healthy_a_trader_gets_filled_and_all_stop_cleanly(d
 
     beat_dir = deployment.plan.workdir / "var" / "beat"
     assert any(beat_dir.glob("celerybeat-schedule*")), "beat keeps its schedule on its volume"
+    # Prometheus files go to the tmpfs, never into the working directory (/app: not writable in the image).
+    assert any(deployment.plan.tmpfs_dir("/tmp/prometheus").glob("counter_*.db"))
+    assert not list(deployment.plan.workdir.glob("*.db")), "metrics files written into the working directory"
 
     for unit in deployment.units:
         if not unit.service.one_shot:

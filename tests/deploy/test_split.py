@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -34,6 +35,7 @@ def _service(name: str, **kw: object) -> Service:
         restart="unless-stopped",
         depends_on={},
         volume_targets=[],
+        tmpfs=[],
     )
     return replace(base, **kw)  # type: ignore[arg-type]
 
@@ -58,7 +60,9 @@ INGEST = _service(
         "ALLOWED_ORIGINS": "https://trade.example.com",
         "BEHIND_TLS_PROXY": "true",
         "SIWE_CHAIN_IDS": "1,42161",
+        "PROMETHEUS_MULTIPROC_DIR": "/tmp/prometheus",
     },
+    tmpfs=["/tmp/prometheus"],
 )
 MIGRATE = _service("migrate", command=["python", "manage.py", "migrate"], one_shot=True, restart="no")
 TOPOLOGY = Topology(
@@ -77,6 +81,7 @@ PLAN = LocalPlan(
     database_url="postgresql://postgres@127.0.0.1:5999/fresh",
     redis_url="redis://127.0.0.1:6999/14",
     ports={"web": [9001, 9002], "hlsim": [9100]},
+    scratch=Path("/scratch/run1"),
 )
 
 
@@ -104,6 +109,11 @@ def test_service_hostnames_become_the_local_servers() -> None:
     assert env["REDIS_URL"] == env["CELERY_BROKER_URL"] == PLAN.redis_url
     assert env["HYPERSENTRY_VENUE_URL"] == "http://127.0.0.1:9100"
     assert env["SIWE_CHAIN_IDS"] == "1,42161"
+
+
+def test_a_tmpfs_path_becomes_a_directory_of_this_run() -> None:
+    env = local_env(INGEST, TOPOLOGY, PLAN, {})
+    assert env["PROMETHEUS_MULTIPROC_DIR"] == "/scratch/run1/tmp-prometheus"
 
 
 def test_without_a_proxy_the_first_replica_is_the_public_origin_and_forwarded_headers_are_not_trusted() -> None:
