@@ -110,8 +110,8 @@ class _ProcessState:
         self.lock = threading.Lock()
         self.host = socket.gethostname()
         self.pid = os.getpid()
-        self.started: dict[str, float] = {}
-        self.last_write: dict[str, float] = {}
+        self.started: dict[str, float] = {}  # epoch seconds, shown as uptime
+        self.last_write: dict[str, float] = {}  # monotonic: a wall clock stepped back must not stop the writes
         self.exit_hook = False
 
     @property
@@ -134,12 +134,13 @@ def heartbeat(name: str, *, detail: str = "", min_interval: float = 2.0) -> None
     """Record that this process runs `name` (throttled: at most one cache write per `min_interval`).
 
     Raises what the cache raises; the beating helpers below log it instead."""
-    now = time.time()
+    now, tick = time.time(), time.monotonic()
     state = _state
     with state.lock:
-        if now - state.last_write.get(name, 0.0) < min_interval:
+        last = state.last_write.get(name)
+        if last is not None and tick - last < min_interval:
             return
-        state.last_write[name] = now
+        state.last_write[name] = tick
         started = state.started.setdefault(name, now)
         if not state.exit_hook:
             # A clean exit deletes the rows this process still has (ingest and the embedded components have no

@@ -24,6 +24,12 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_NAMES = ("ingest", "alpha", "execution", "celery", "beat", "hlsim", "web")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This test process's heartbeat memory (start times, throttles) starts empty, as a new process's does."""
+    monkeypatch.setattr(components, "_state", components._ProcessState())
+
+
 def _healthcheck(*args: str) -> tuple[int, str]:
     out = io.StringIO()
     try:

@@ -32,6 +32,12 @@ HOST = socket.gethostname()
 ME = f"{HOST}:{os.getpid()}"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This test process's heartbeat memory (start times, throttles) starts empty, as a new process's does."""
+    monkeypatch.setattr(components, "_state", components._ProcessState())
+
+
 def _status(name: str, now: float | None = None) -> components.ComponentRow:
     [row] = components.component_status(names=[name], now=now)
     return row
