@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from celery.beat import Scheduler
-from celery.signals import task_failure
+from celery.signals import task_failure, worker_ready, worker_shutdown
 from channels.testing import ApplicationCommunicator, HttpCommunicator
 from django.core.cache import cache
 
@@ -371,8 +371,6 @@ def test_a_failed_task_shows_on_the_worker_row() -> None:
 
 
 def test_the_celery_worker_beats_between_ready_and_shutdown() -> None:
-    from celery.signals import worker_ready, worker_shutdown
-
     class Consumer:
         hostname = "w1@test"
 
