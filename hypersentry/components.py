@@ -384,12 +384,20 @@ def _component_row(component: Component, processes: list[ProcessRow]) -> Compone
     }
 
 
-def component_status(*, names: list[str] | None = None, now: float | None = None) -> list[ComponentRow]:
-    """Every known component (or `names`) with each process on record; three cache round trips in all."""
+def component_status(
+    *, names: list[str] | None = None, host: str | None = None, now: float | None = None
+) -> list[ComponentRow]:
+    """Every known component (or `names`) with each process on record (or only those on `host`); three cache
+    round trips in all."""
     now = time.time() if now is None else now
     wanted = [COMPONENTS[n] for n in (names if names is not None else list(COMPONENTS))]
     indexes: dict[str, dict[str, float]] = cache.get_many([_index_key(c.name) for c in wanted])
-    pairs = [(c, inst) for c in wanted for inst in indexes.get(_index_key(c.name), {})]
+    pairs = [
+        (c, inst)
+        for c in wanted
+        for inst in indexes.get(_index_key(c.name), {})
+        if host is None or inst.rpartition(":")[0] == host
+    ]
     beats: dict[str, Beat] = cache.get_many([_row_key(c.name, i) for c, i in pairs])
     errors: dict[str, SeenError] = cache.get_many([_error_key(c.name, i) for c, i in pairs])
     rows = []

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -86,6 +87,16 @@ def test_one_fresh_process_is_enough(monkeypatch: pytest.MonkeyPatch) -> None:
     _later(monkeypatch, bound + 1)
     code, out = _healthcheck("web")
     assert code == 0 and "1 of 2 processes fresh" in out, out
+
+
+def test_local_counts_only_the_processes_on_this_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    components.heartbeat("celery", min_interval=0)
+    assert _healthcheck("celery", "--local")[0] == 0
+    # The same beat seen from another container: a replica elsewhere is fresh, none here.
+    monkeypatch.setattr(socket, "gethostname", lambda: "another-container")
+    code, out = _healthcheck("celery", "--local")
+    assert code == 1 and out.startswith("celery: not running"), out
+    assert _healthcheck("celery")[0] == 0
 
 
 def test_json_carries_the_verdict_and_every_process() -> None:

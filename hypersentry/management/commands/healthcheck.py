@@ -2,13 +2,16 @@
 
 Exit 0 when at least one process of the component has beaten within the component's bound (hypersentry.components);
 exit 1 otherwise, with one line naming the component and the age of its newest beat. The compose file's health
-checks run it in each container (`healthcheck ingest|alpha|execution|celery|beat|hlsim|web`). It reads the shared
-cache only: no database, no system checks, so it stays cheap when run every few seconds.
+checks run it in each container (`healthcheck ingest|alpha|execution|celery|beat|hlsim|web`); `--local` counts only
+the processes on this host (a container's hostname), so a hung replica is not reported healthy because another
+replica beats. It reads the shared cache only: no database, no system checks, so it stays cheap when run every few
+seconds.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import sys
 from typing import Any
 
@@ -51,12 +54,17 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("component", help="one of: " + ", ".join(components.COMPONENTS))
         parser.add_argument("--json", action="store_true", help="print the component and its processes as JSON")
+        parser.add_argument(
+            "--local",
+            action="store_true",
+            help="only processes on this host: a container checks itself, not a healthy replica elsewhere",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         name = options["component"]
         if name not in components.COMPONENTS:
             raise CommandError(f"unknown component {name!r}; choose from {', '.join(components.COMPONENTS)}")
-        healthy, line, row = self._check(name)
+        healthy, line, row = self._check(name, host=socket.gethostname() if options["local"] else None)
         if options["json"]:
             body = {"component": name, "healthy": healthy, "message": line, "status": row}
             self.stdout.write(json.dumps(body, indent=2))
@@ -65,11 +73,11 @@ class Command(BaseCommand):
         if not healthy:
             sys.exit(1)
 
-    def _check(self, name: str) -> tuple[bool, str, components.ComponentRow | None]:
+    def _check(self, name: str, *, host: str | None) -> tuple[bool, str, components.ComponentRow | None]:
         if not _shared_cache():
             return False, f"{name}: unknown — {_NO_SHARED_CACHE}", None
         try:
-            [row] = components.component_status(names=[name])
+            [row] = components.component_status(names=[name], host=host)
         except (RedisError, OSError) as exc:
             # An unreachable cache is an unhealthy answer with its reason, not a traceback.
             return False, f"{name}: unknown — heartbeats unreadable: {type(exc).__name__}: {exc}", None
