@@ -6,7 +6,9 @@ PORT ?= 8000
 # Typed parts checked by mypy (services, selectors, pure modules, contracts).
 MYPY_PATHS ?= hypersentry/env.py hypersentry/contracts hypersentry/errors.py hypersentry/workers.py \
 	hypersentry/schedule.py hypersentry/readiness.py hypersentry/runtime.py hypersentry/ratelimit.py \
-	hypersentry/venue_client.py hypersentry/singleflight.py hypersentry/parsers.py \
+	hypersentry/venue_client.py hypersentry/singleflight.py hypersentry/parsers.py hypersentry/cache_safe.py \
+	hypersentry/components.py hypersentry/metrics.py hypersentry/celery.py hypersentry/asgi.py \
+	hypersentry/management/commands/healthcheck.py execution/metrics.py \
 	alpha/engine alpha/gates.py alpha/readings.py alpha/services.py alpha/selectors.py \
 	execution/risk.py execution/rounding.py execution/pnl.py execution/selectors.py execution/services \
 	markets/features.py markets/quality.py markets/normalize.py markets/selectors.py markets/services.py \

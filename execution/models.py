@@ -305,6 +305,7 @@ class IdempotencyRecord(models.Model):
     response_body = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    owner = models.CharField(max_length=128, blank=True, default="", help_text="host:pid of the process running it")
 
     class Meta:
         constraints = (models.UniqueConstraint(fields=("user", "key"), name="idempotency_unique_per_user"),)

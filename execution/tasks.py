@@ -28,7 +28,7 @@ def reconcile() -> dict[str, int]:
 @periodic(name="execution.killswitch_maintain", every_sec=15, run_at_start=True)
 def killswitch_maintain() -> dict[str, Any]:
     """While the kill switch is engaged: re-arm the venue dead-man switch (KILLSWITCH_DEADMAN_SEC ahead) and
-    cancel whatever appeared; always: refresh the kill-switch and breaker gauges."""
+    cancel whatever could add risk that appeared meanwhile."""
     from execution.services.killswitch import killswitch_maintain as maintain
 
     return maintain()

@@ -20,6 +20,7 @@ from django.core.cache import cache
 
 from execution.rounding import AssetSpec
 from hypersentry import venue_client as vc
+from hypersentry.cache_safe import cache_call
 from hypersentry.venue_client import VenueError, VenueTimeout
 
 __all__ = [
@@ -62,10 +63,10 @@ def _cached(name: str, loader: Callable[[], Any]) -> Any:
         hit = _memo.get(key)
         if hit and now - hit[0] < ttl:
             return hit[1]
-    value = cache.get(f"exec:venue:{key}")
+    value = cache_call(lambda: cache.get(f"exec:venue:{key}"), fallback=None, what="venue_meta")
     if value is None:
         value = loader()
-        cache.set(f"exec:venue:{key}", value, ttl)
+        cache_call(lambda: cache.set(f"exec:venue:{key}", value, ttl), fallback=None, what="venue_meta")
     with _memo_lock:
         _memo[key] = (now, value)
     return value
@@ -128,12 +129,27 @@ def post_signed(
     return vc.get_client(base_url()).exchange(payload, priority=priority, timeout=timeout)
 
 
+_local_nonces: dict[str, int] = {}
+_nonce_lock = threading.Lock()
+
+
 def next_nonce(agent_address: str) -> int:
-    """Strictly increasing ms nonces per signer across processes (the venue rejects duplicates)."""
+    """Strictly increasing ms nonces per signer across processes (the venue rejects duplicates). Without the shared
+    cache, strictly increasing within this process: a clash with another process is refused by the venue as a
+    duplicate nonce (nothing executes), never accepted twice."""
     key = f"exec:nonce:{agent_address.lower()}"
     now = int(time.time() * 1000)
-    cache.add(key, now, timeout=None)
-    n = int(cache.incr(key))
-    if n < now:
-        n = int(cache.incr(key, now - n))
+
+    def shared() -> int:
+        cache.add(key, now, timeout=None)
+        n = int(cache.incr(key))
+        if n < now:
+            n = int(cache.incr(key, now - n))
+        return n
+
+    n = cache_call(shared, fallback=-1, what="nonce")
+    with _nonce_lock:
+        if n < 0:
+            n = max(now, _local_nonces.get(key, 0) + 1)
+        _local_nonces[key] = max(n, _local_nonces.get(key, 0))
     return n

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
 
+from hypersentry.cache_safe import cache_call
 from hypersentry.errors import RateLimited
 
 __all__ = ["Limit", "client_ip", "hit", "reset"]
@@ -58,14 +59,19 @@ def hit(*, scope: str, key: str, limit: Limit, now: float | None = None) -> int:
     now = time.time() if now is None else now
     window = int(now // limit.per_sec)
     cache_key = _cache_key(scope, key, window)
-    if cache.add(cache_key, 1, timeout=limit.per_sec + 1):
-        count = 1
-    else:
+
+    def count_one() -> int:
+        if cache.add(cache_key, 1, timeout=limit.per_sec + 1):
+            return 1
         try:
-            count = cache.incr(cache_key)
+            return int(cache.incr(cache_key))
         except ValueError:  # expired between add and incr
             cache.add(cache_key, 1, timeout=limit.per_sec + 1)
-            count = 1
+            return 1
+
+    # Without the shared cache nothing can be counted: the request goes through (a limit is protection, not the
+    # truth of anything) and the fallback is logged and counted.
+    count = cache_call(count_one, fallback=0, what=f"ratelimit:{scope}")
     if count > limit.count:
         retry_after = (window + 1) * limit.per_sec - now
         raise RateLimited(f"Too many requests for {scope}; retry later.", retry_after=retry_after)
@@ -74,4 +80,5 @@ def hit(*, scope: str, key: str, limit: Limit, now: float | None = None) -> int:
 
 def reset(*, scope: str, key: str, limit: Limit, now: float | None = None) -> None:
     now = time.time() if now is None else now
-    cache.delete(_cache_key(scope, key, int(now // limit.per_sec)))
+    cache_key = _cache_key(scope, key, int(now // limit.per_sec))
+    cache_call(lambda: cache.delete(cache_key), fallback=False, what=f"ratelimit:{scope}")

@@ -341,6 +341,13 @@ EXECUTION_EMBEDDED = env.flag("EXECUTION_EMBEDDED", True)
 # Per-user limits on new trading requests (replays of a stored Idempotency-Key answer are not counted).
 EXECUTION_ORDERS_PER_MIN = env.integer("EXECUTION_ORDERS_PER_MIN", 60, min_value=1, max_value=100000)
 EXECUTION_CANCELS_PER_MIN = env.integer("EXECUTION_CANCELS_PER_MIN", 300, min_value=1, max_value=100000)
+# A trading request still `in flight` this long whose process is gone (no heartbeat) is finalised by the
+# reconciler from the venue's answer by cloid (twice this long when its process still runs).
+EXECUTION_INFLIGHT_STALE_SEC = env.number("EXECUTION_INFLIGHT_STALE_SEC", 30.0, min_value=5.0, max_value=3600.0)
+# After a relay timeout the order is asked at the venue by cloid this many seconds later (then 2x, 4x).
+EXECUTION_UNKNOWN_RESOLVE_DELAY_SEC = env.number(
+    "EXECUTION_UNKNOWN_RESOLVE_DELAY_SEC", 3.0, min_value=0.5, max_value=300.0
+)
 # Private stream events (order/fill/account/risk updates) are kept this long for the REST resync, then purged.
 EXECUTION_PRIVATE_EVENTS_KEEP_HOURS = env.number(
     "EXECUTION_PRIVATE_EVENTS_KEEP_HOURS", 48.0, min_value=1.0, max_value=24 * 90.0

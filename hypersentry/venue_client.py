@@ -7,9 +7,10 @@ kept here, for every caller:
 * Weights per request (venue docs, rate limits): `info_weight(body)`, `exchange_weight(action)`.
 * The ledger lives in the Django cache — Redis in split topologies, so every process spends from one budget — as
   a sliding minute of 10 s buckets holding at most VENUE_WEIGHT_PER_MIN. Each priority may fill the minute only up
-  to its share, so background work and one user's reads can never starve orders: background 50 %, market data
-  65 %, account reads 85 %, orders 100 %; cancels are counted but never refused (cancelling is how risk goes
-  down). Per-item extras (userFills, candles) are charged once the answer tells how many items came back.
+  to its share, so market data, reconciliation and one user's reads can never starve orders: market data 60 %,
+  background (reconciliation) 75 %, account reads 85 %, orders 100 %; cancels are counted but never refused
+  (cancelling is how risk goes down). Per-item extras (userFills, candles) are charged once the answer tells how
+  many items came back.
 * Per-user quotas (`user_quota_take`) cap the account reads one user may cause.
 * A venue 429 starts a shared backoff (0.5 s, doubling per further 429 up to VENUE_BACKOFF_MAX_SEC): nothing but
   cancels is sent meanwhile. Refusals raise `VenueError` with kind `budget` / `backoff` — the request was NOT sent,
@@ -33,6 +34,7 @@ import requests
 from django.conf import settings
 from django.core.cache import cache
 
+from hypersentry.cache_safe import cache_call
 from hypersentry.metrics import Counter
 
 logger = logging.getLogger(__name__)
@@ -45,7 +47,9 @@ ORDER: Final = "order"
 ACCOUNT: Final = "account"
 MARKET: Final = "market"
 BACKGROUND: Final = "background"
-SHARE: Final[dict[str, float]] = {CANCEL: float("inf"), ORDER: 1.0, ACCOUNT: 0.85, MARKET: 0.65, BACKGROUND: 0.5}
+# Reconciliation (background) outranks market data: keeping our books equal to the venue's is money safety, a
+# candle backfill is not; market data falls back to the WebSocket feed and cached answers.
+SHARE: Final[dict[str, float]] = {CANCEL: float("inf"), ORDER: 1.0, ACCOUNT: 0.85, BACKGROUND: 0.75, MARKET: 0.6}
 
 WINDOW_SEC: Final = 10
 BUCKETS: Final = 6  # a sliding minute
@@ -143,9 +147,12 @@ def _bucket_keys(now: float) -> list[str]:
 
 
 def minute_used(now: float | None = None) -> int:
-    """Weight spent over the last minute (the current 10 s bucket and the five before it), all processes."""
+    """Weight spent over the last minute (the current 10 s bucket and the five before it), all processes. With the
+    shared cache unreachable nothing is known: 0 (requests go through; the venue's own 429 still protects)."""
     now = time.time() if now is None else now
-    return sum(int(v) for v in cache.get_many(_bucket_keys(now)).values())
+    empty: dict[str, Any] = {}
+    buckets: dict[str, Any] = cache_call(lambda: cache.get_many(_bucket_keys(now)), fallback=empty, what="venue_budget")
+    return sum(int(v) for v in buckets.values())
 
 
 def budget_take(weight: int, *, priority: str, now: float | None = None) -> None:
@@ -171,7 +178,8 @@ def budget_charge(weight: int, *, now: float | None = None) -> None:
     """Count weight without asking (cancels; the per-item extra of an answer, known only after it arrived)."""
     now = time.time() if now is None else now
     if weight > 0:
-        counter_add(f"venue:ipw:{int(now // WINDOW_SEC)}", weight, WINDOW_SEC * (BUCKETS + 1))
+        key = f"venue:ipw:{int(now // WINDOW_SEC)}"
+        cache_call(lambda: counter_add(key, weight, WINDOW_SEC * (BUCKETS + 1)), fallback=0, what="venue_budget")
 
 
 def user_quota_take(user_id: int, weight: int, *, now: float | None = None) -> None:
@@ -179,9 +187,9 @@ def user_quota_take(user_id: int, weight: int, *, now: float | None = None) -> N
     now = time.time() if now is None else now
     window = int(now // 60)
     key = f"venue:user:{user_id}:{window}"
-    used = counter_add(key, weight, 120)
+    used = cache_call(lambda: counter_add(key, weight, 120), fallback=0, what="venue_user_quota")
     if used > settings.VENUE_USER_WEIGHT_PER_MIN:
-        cache.decr(key, weight)
+        cache_call(lambda: cache.decr(key, weight), fallback=0, what="venue_user_quota")
         VENUE_REFUSED.labels(ACCOUNT, "user_quota").inc()
         raise VenueError(
             "your share of the venue's read budget is used up for this minute",
@@ -199,7 +207,7 @@ def budget_used(now: float | None = None) -> dict[str, Any]:
 
 
 def backoff_remaining(now: float | None = None) -> float:
-    until = cache.get(_BACKOFF_KEY)
+    until = cache_call(lambda: cache.get(_BACKOFF_KEY), fallback=None, what="venue_backoff")
     if until is None:
         return 0.0
     return max(0.0, float(until) - (time.time() if now is None else now))
@@ -207,17 +215,21 @@ def backoff_remaining(now: float | None = None) -> float:
 
 def backoff_start() -> float:
     """A venue 429: back off 0.5 s, doubling per further 429 while in trouble, capped at VENUE_BACKOFF_MAX_SEC."""
-    level = min(counter_add(_BACKOFF_LEVEL_KEY, 1, 120), 16)
+    level = min(cache_call(lambda: counter_add(_BACKOFF_LEVEL_KEY, 1, 120), fallback=1, what="venue_backoff"), 16)
     seconds = min(float(settings.VENUE_BACKOFF_MAX_SEC), 0.5 * 2 ** (level - 1))
     until = time.time() + seconds
-    current = cache.get(_BACKOFF_KEY)
-    if current is None or float(current) < until:
-        cache.set(_BACKOFF_KEY, until, int(seconds) + 2)
+
+    def store() -> None:
+        current = cache.get(_BACKOFF_KEY)
+        if current is None or float(current) < until:
+            cache.set(_BACKOFF_KEY, until, int(seconds) + 2)
+
+    cache_call(store, fallback=None, what="venue_backoff")
     return seconds
 
 
 def _backoff_clear_level() -> None:
-    cache.delete(_BACKOFF_LEVEL_KEY)
+    cache_call(lambda: cache.delete(_BACKOFF_LEVEL_KEY), fallback=False, what="venue_backoff")
 
 
 # --- transport ------------------------------------------------------------------------------------------------

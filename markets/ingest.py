@@ -516,8 +516,9 @@ class Ingestor:
                 await fn()
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 logger.exception("ingest loop round failed", extra={"loop": getattr(fn, "__name__", "?")})
+                await asyncio.to_thread(components.error_seen_safely, "ingest", exc)
             await _sleep(stop, max(0.0, period - (time.monotonic() - started)))
 
     async def _connection_loop(self, stop: asyncio.Event) -> None:
@@ -550,6 +551,8 @@ class Ingestor:
             except Exception as exc:
                 self.health.last_error = f"{type(exc).__name__}: {exc}"
                 logger.exception("venue session failed", extra={"source": SOURCE})
+            if self.health.last_error:
+                await asyncio.to_thread(components.error_seen_safely, "ingest", self.health.last_error)
             self._on_disconnect()
             if stop.is_set():
                 break

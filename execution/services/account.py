@@ -25,6 +25,7 @@ from django.core.cache import cache
 from accounts.models import User
 from execution import venue
 from hypersentry import venue_client as vc
+from hypersentry.cache_safe import cache_call
 from hypersentry.errors import ApplicationError
 from hypersentry.singleflight import Singleflight
 
@@ -85,12 +86,13 @@ def _epoch_key(user_id: int) -> str:
 
 
 def account_epoch(*, user: User) -> int:
-    return int(cache.get(_epoch_key(user.pk)) or 0)
+    """The user's account epoch; -1 when the shared cache cannot tell (no cached state is then trusted)."""
+    return int(cache_call(lambda: cache.get(_epoch_key(user.pk)) or 0, fallback=-1, what="account_epoch"))
 
 
 def account_invalidate(*, user: User) -> None:
     """Something changed the account (a fill): states fetched before now are no longer used."""
-    vc.counter_add(_epoch_key(user.pk), 1, None)
+    cache_call(lambda: vc.counter_add(_epoch_key(user.pk), 1, None), fallback=0, what="account_epoch")
 
 
 def _state_of(raw: dict[str, Any], *, at: float, epoch: int, stale: bool, reason: str = "") -> AccountState:
@@ -108,8 +110,13 @@ def _fetch(user: User, *, priority: str, quota: bool) -> AccountState:
     if not isinstance(raw, dict):
         raise vc.VenueError(f"clearinghouseState answer is not an object: {str(raw)[:100]}", kind="error")
     at = time.time()
-    cache.set(f"exec:acct:{user.pk}", {"at": at, "epoch": epoch, "state": raw}, 120)
-    cache.set(f"exec:acct-last:{user.pk}", {"at": at, "epoch": epoch, "state": raw}, LAST_KNOWN_TTL_SEC)
+    entry = {"at": at, "epoch": epoch, "state": raw}
+
+    def store() -> None:
+        cache.set(f"exec:acct:{user.pk}", entry, 120)
+        cache.set(f"exec:acct-last:{user.pk}", entry, LAST_KNOWN_TTL_SEC)
+
+    cache_call(store, fallback=None, what="account_state")
     result = _state_of(raw, at=at, epoch=epoch, stale=False)
     _observe_equity(user=user, result=result)
     return result
@@ -140,7 +147,11 @@ def account_read(
     otherwise the last known state with stale=True. `fresh` skips the cache (and singleflight) entirely."""
     limit = settings.TRADING_ACCOUNT_CACHE_SEC if max_age is None else max_age
     epoch = account_epoch(user=user)
-    hit = None if fresh else cache.get(f"exec:acct:{user.pk}")
+    hit = (
+        None
+        if fresh or epoch < 0
+        else cache_call(lambda: cache.get(f"exec:acct:{user.pk}"), fallback=None, what="account_state")
+    )
     if hit is not None and hit.get("epoch") == epoch and time.time() - hit["at"] <= limit:
         return _state_of(hit["state"], at=hit["at"], epoch=epoch, stale=False)
     try:
@@ -155,7 +166,7 @@ def account_read(
 
 
 def _last_known(*, user: User, reason: str, error: BaseException) -> AccountState:
-    last = cache.get(f"exec:acct-last:{user.pk}")
+    last = cache_call(lambda: cache.get(f"exec:acct-last:{user.pk}"), fallback=None, what="account_state")
     if last is None:
         retry = getattr(error, "retry_after", 0.0) or 1.0
         raise AccountUnavailable(

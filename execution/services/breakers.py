@@ -37,6 +37,7 @@ from accounts.models import User
 from execution.audit import audit_append
 from execution.models import GLOBAL_BREAKERS, USER_BREAKERS, BreakerKind, CircuitBreaker
 from execution.services.controls import actor_name
+from hypersentry.cache_safe import cache_call
 from hypersentry.errors import PermissionDenied, ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ def breaker_trip(*, kind: str, user: User | None = None, reason: str, details: d
         return False
     CircuitBreaker.objects.filter(pk=row.pk).update(trips=row.trips + 1)
     if user is None:
-        cache.set(_GLOBAL_FLAG, 1, None)
+        cache_call(lambda: cache.set(_GLOBAL_FLAG, 1, None), fallback=None, what="breakers")
     data = {
         "kind": kind,
         "reason": reason,
@@ -188,7 +189,7 @@ def _after_clear(*, kind: str, user: User | None, actor: str, reason: str, actor
 
         peak_rebase(user=user, reason=reason)
     if user is None and not CircuitBreaker.objects.filter(user__isnull=True, tripped=True).exists():
-        cache.delete(_GLOBAL_FLAG)
+        cache_call(lambda: cache.delete(_GLOBAL_FLAG), fallback=False, what="breakers")
     audit_append(
         event="breaker.reset" if actor != "system" else "breaker.closed",
         user_id=actor_id if actor_id is not None else (user.pk if user else None),
@@ -204,7 +205,7 @@ def _notify(*, user: User | None, data: dict[str, Any]) -> None:
     if user is not None:
         publish_private(user_id=user.pk, event_type="risk_update", data=data)
     else:
-        cache.set("exec:controls:version", time.time(), None)
+        cache_call(lambda: cache.set("exec:controls:version", time.time(), None), fallback=None, what="breakers")
 
 
 # --- evidence: the venue ----------------------------------------------------------------------------------------
@@ -220,15 +221,25 @@ def _bucket_keys(name: str, window: int, now: float) -> list[str]:
 def _window_add(name: str, now: float) -> None:
     from hypersentry.venue_client import counter_add
 
-    counter_add(f"exec:win:{name}:{int(now // _BUCKET)}", 1, settings.BREAKER_ERROR_WINDOW_SEC + 60)
+    key = f"exec:win:{name}:{int(now // _BUCKET)}"
+    cache_call(lambda: counter_add(key, 1, settings.BREAKER_ERROR_WINDOW_SEC + 60), fallback=0, what="breakers")
 
 
 def _window_sum(name: str, window: int, now: float) -> int:
-    return sum(int(v) for v in cache.get_many(_bucket_keys(name, window, now)).values())
+    keys = _bucket_keys(name, window, now)
+    empty: dict[str, Any] = {}
+    counts: dict[str, Any] = cache_call(lambda: cache.get_many(keys), fallback=empty, what="breakers")
+    return sum(int(v) for v in counts.values())
 
 
 def _window_clear(name: str) -> None:
-    cache.delete_many(_bucket_keys(name, settings.BREAKER_ERROR_WINDOW_SEC, time.time()))
+    keys = _bucket_keys(name, settings.BREAKER_ERROR_WINDOW_SEC, time.time())
+    cache_call(lambda: cache.delete_many(keys), fallback=None, what="breakers")
+
+
+def _global_tripped() -> bool:
+    """A cheap hint that some global breaker is tripped; unknown (cache down) counts as yes — the DB decides."""
+    return bool(cache_call(lambda: cache.get(_GLOBAL_FLAG), fallback=True, what="breakers"))
 
 
 def _half_open(kind: str) -> bool:
@@ -245,7 +256,7 @@ def venue_outcome_record(*, ok: bool) -> None:
     window = settings.BREAKER_ERROR_WINDOW_SEC
     _window_add("tot", now)
     if ok:
-        if cache.get(_GLOBAL_FLAG):
+        if _global_tripped():
             breaker_close(kind=BreakerKind.ERROR_RATE, evidence="the venue answered")
             breaker_close(kind=BreakerKind.RATE_BUDGET, evidence="the venue answered")
         return
@@ -288,7 +299,7 @@ def stale_data_record(*, symbol: str, age_ms: int | None, feed_down: bool) -> No
 
 
 def fresh_data_record() -> None:
-    if cache.get(_GLOBAL_FLAG):
+    if _global_tripped():
         breaker_close(kind=BreakerKind.STALE_DATA, evidence="an order met fresh market data")
 
 

@@ -21,6 +21,7 @@ from execution.audit import audit_append
 from execution.models import BreakerKind, CircuitBreaker, EquityPeak
 from execution.services import breakers
 from execution.services.controls import limits_row_for
+from hypersentry.cache_safe import cache_call
 
 logger = logging.getLogger(__name__)
 HUNDRED = Decimal(100)
@@ -38,14 +39,21 @@ def _peak_key(user_id: int) -> str:
 
 
 def peak_get(*, user: User) -> Decimal | None:
-    cached = cache.get(_peak_key(user.pk))
+    cached = cache_call(lambda: cache.get(_peak_key(user.pk)), fallback=None, what="equity_peak")
     if cached is not None:
         return Decimal(cached)
     row = EquityPeak.objects.filter(user=user).first()
     if row is None:
         return None
-    cache.set(_peak_key(user.pk), str(row.peak_equity), 300)
+    _peak_cache(user.pk, row.peak_equity)
     return row.peak_equity
+
+
+def _peak_cache(user_id: int, value: Decimal | None) -> None:
+    if value is None:
+        cache_call(lambda: cache.delete(_peak_key(user_id)), fallback=False, what="equity_peak")
+    else:
+        cache_call(lambda: cache.set(_peak_key(user_id), str(value), 300), fallback=None, what="equity_peak")
 
 
 def equity_observe(*, user: User, equity: Decimal) -> Decimal | None:
@@ -57,13 +65,13 @@ def equity_observe(*, user: User, equity: Decimal) -> Decimal | None:
                 EquityPeak.objects.create(user=user, peak_equity=equity, last_equity=equity)
         except IntegrityError:
             pass  # another process created it first
-        cache.set(_peak_key(user.pk), str(equity), 300)
+        _peak_cache(user.pk, equity)
         return Decimal(0)
     if equity > peak:
         EquityPeak.objects.filter(user=user, peak_equity__lt=equity).update(
             peak_equity=equity, peak_at=timezone.now(), last_equity=equity
         )
-        cache.set(_peak_key(user.pk), str(equity), 300)
+        _peak_cache(user.pk, equity)
         peak = equity
     else:
         EquityPeak.objects.filter(user=user).update(last_equity=equity)  # what a re-base starts from
@@ -89,11 +97,11 @@ def peak_rebase(*, user: User, reason: str) -> None:
     """The peak becomes the last observed equity (after a reset or a half-open drawdown breaker)."""
     row = EquityPeak.objects.filter(user=user).first()
     if row is None or row.last_equity is None:
-        cache.delete(_peak_key(user.pk))
+        _peak_cache(user.pk, None)
         return
     before = row.peak_equity
     EquityPeak.objects.filter(pk=row.pk).update(peak_equity=row.last_equity, peak_at=timezone.now())
-    cache.set(_peak_key(user.pk), str(row.last_equity), 300)
+    _peak_cache(user.pk, row.last_equity)
     audit_append(
         event="drawdown.peak_rebased",
         user_id=user.pk,

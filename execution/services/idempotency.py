@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
+import socket
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -31,6 +33,11 @@ from hypersentry.errors import ApplicationError
 logger = logging.getLogger(__name__)
 
 KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-:.]{7,127}$")
+
+
+def process_instance() -> str:
+    """host:pid of this process — the owner of the requests it claims (as components' heartbeats name it)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def key_validate(key: str | None) -> str:
@@ -75,30 +82,56 @@ def idempotent(
     digest = request_hash_safe(endpoint=endpoint, payload=payload)
     try:
         with transaction.atomic():
-            record = IdempotencyRecord.objects.create(user=user, key=key, endpoint=endpoint, request_hash=digest)
+            record = IdempotencyRecord.objects.create(
+                user=user, key=key, endpoint=endpoint, request_hash=digest, owner=process_instance()
+            )
     except IntegrityError:
         return _existing(user=user, key=key, digest=digest)
     if before_claim is not None:
         try:
             before_claim()
-        except ApplicationError:
-            # Refused before any work (rate limit): release the key so a later retry with it is not a replay.
+        except Exception as exc:
+            # Refused (rate limit) or failed (a dependency) before any work: release the key so a retry with it is
+            # not a replay — and never leave it in flight.
             IdempotencyRecord.objects.filter(pk=record.pk).delete()
-            raise
+            if isinstance(exc, ApplicationError):
+                raise
+            logger.warning("trading request refused before any work", extra={"user_id": user.pk}, exc_info=True)
+            raise _unavailable() from exc
     metrics.IDEMPOTENCY.labels(outcome="first").inc()
     try:
         status, body = run(key)
     except ApplicationError as exc:
         status, body = exc.status, exc.as_dict()
-    except Exception:  # the request boundary: logged, then answered from what reached the venue
+    except Exception as exc:  # the request boundary: logged, then answered from what reached the venue
         logger.exception("trading request failed", extra={"user_id": user.pk, "endpoint": endpoint})
-        status, body = 500, {"type": "error", "code": "internal_error", "message": "the request failed"}
+        if _is_dependency_failure(exc):
+            status, body = 503, _unavailable().as_dict()
+        else:
+            status, body = 500, {"type": "error", "code": "internal_error", "message": "the request failed"}
     if status >= 500:
         return _server_error(user=user, key=key, record_id=record.pk, status=status, body=body)
     IdempotencyRecord.objects.filter(pk=record.pk).update(
         status=IdempotencyStatus.DONE, response_status=status, response_body=body, completed_at=timezone.now()
     )
     return status, body
+
+
+def _unavailable() -> ApplicationError:
+    return ApplicationError(
+        "a dependency (database or cache) is unavailable; retry shortly",
+        code="temporarily_unavailable",
+        status=503,
+        extra={"retry_after_s": 2},
+    )
+
+
+def _is_dependency_failure(exc: BaseException) -> bool:
+    """The database or the shared cache failed (restart, network): a 503 to retry, not a 500 bug."""
+    if isinstance(exc, DatabaseError | ConnectionError | TimeoutError | OSError):
+        return True
+    module = type(exc).__module__
+    return module.startswith("redis") or module.startswith("psycopg")
 
 
 def _server_error(

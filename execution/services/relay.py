@@ -518,6 +518,8 @@ def _send(
 
 
 def _outcome_unknown(*, user: User, orders: list[Order], cid: str, error: BaseException) -> None:
+    from execution.services.sync import unknown_resolve_soon  # sync imports this module
+
     best_effort("error-rate breaker", lambda: breakers.venue_outcome_record(ok=False))
     audit_append(event="venue.unknown", correlation_id=cid, user_id=user.pk, actor="relay", data={"error": str(error)})
     for o in orders:
@@ -534,6 +536,7 @@ def _outcome_unknown(*, user: User, orders: list[Order], cid: str, error: BaseEx
         },
     )
     logger.warning("order outcome unknown", extra={"correlation_id": cid, "user_id": user.pk})
+    best_effort("on-demand resolve", lambda: unknown_resolve_soon(order_ids=[o.pk for o in orders]))
 
 
 def _venue_refused(*, user: User, orders: list[Order], cid: str, error: venue.VenueError) -> None:

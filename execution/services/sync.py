@@ -8,14 +8,16 @@ address); they are never re-sent.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import AgentStatus, AgentWallet, User
@@ -35,7 +37,13 @@ from execution.services import breakers
 from execution.services import controls as ctl
 from execution.services.account import AccountState, account_read, positions_from_state
 from execution.services.events import publish_private
-from execution.services.orders import cloid_for, new_correlation_id, order_dict, order_transition
+from execution.services.orders import (
+    new_correlation_id,
+    order_dict,
+    order_transition,
+    orders_abandon_unsent,
+    orders_reached_venue,
+)
 from hypersentry import venue_client as vc
 
 logger = logging.getLogger(__name__)
@@ -428,27 +436,93 @@ def reconcile_budget_take(weight: int) -> bool:
     return vc.counter_add(key, weight, 120) <= settings.EXECUTION_RECONCILE_WEIGHT_PER_MIN
 
 
-def idempotency_finalize_stale(*, older_than: timedelta = timedelta(minutes=2)) -> int:
-    """A record stuck in_flight (its process died) is closed from its order's state, so retries get an answer
-    instead of 409 forever. Never a 5xx: an order that was sent answers 202/200 with its (reconciled) state; a key
-    whose order was never sent is released, so the client can retry it."""
+def idempotency_finalize_stale(*, now: datetime | None = None) -> int:
+    """Records stuck `in_flight` whose process died (or that ran past every bound) are finalised with the TRUE
+    outcome: the key's orders are first resolved by cloid at the venue, then the answer is stored as the request
+    would have answered (201 / 202 / 422) — never a 5xx. A key whose order was never sent is released, so the
+    client may retry it. Bounds: EXECUTION_INFLIGHT_STALE_SEC when the owner is gone, twice that otherwise."""
+    now = now or timezone.now()
+    bound = timedelta(seconds=settings.EXECUTION_INFLIGHT_STALE_SEC)
     done = 0
-    cutoff = timezone.now() - older_than
-    for rec in IdempotencyRecord.objects.filter(status=IdempotencyStatus.IN_FLIGHT, created_at__lt=cutoff):
-        order = Order.objects.filter(cloid=cloid_for(user_id=rec.user_id, key=rec.key)).first()
-        if order is None or order.submitted_at is None:
-            if order is not None:
-                order_transition(order, OrderState.REJECTED, reject_reason="interrupted before sending")
-            done += IdempotencyRecord.objects.filter(pk=rec.pk, status=IdempotencyStatus.IN_FLIGHT).delete()[0]
-            continue
-        status = 202 if order.state in (OrderState.UNKNOWN, OrderState.SUBMITTED, OrderState.PENDING) else 200
-        done += IdempotencyRecord.objects.filter(pk=rec.pk, status=IdempotencyStatus.IN_FLIGHT).update(
-            status=IdempotencyStatus.DONE,
-            response_status=status,
-            response_body={"order": order_dict(order), "note": "the request was interrupted; this is the order now"},
-            completed_at=timezone.now(),
-        )
+    for rec in IdempotencyRecord.objects.filter(status=IdempotencyStatus.IN_FLIGHT, created_at__lt=now - bound):
+        if now - rec.created_at < 2 * bound and owner_alive(rec.owner):
+            continue  # a slow request of a live process: it will store its own answer
+        done += _finalize(rec)
     return done
+
+
+def owner_alive(owner: str) -> bool:
+    """Does the process that claimed a request still run? (its heartbeat, any component; unknown counts as alive)."""
+    from hypersentry.components import instance_alive
+
+    alive = instance_alive(owner) if owner else None
+    return alive is not False
+
+
+def _finalize(rec: IdempotencyRecord) -> int:
+    user = rec.user
+    sent = orders_reached_venue(user=user, key=rec.key)
+    if not sent:
+        orders_abandon_unsent(user=user, key=rec.key, reason="interrupted before sending")
+        return IdempotencyRecord.objects.filter(pk=rec.pk, status=IdempotencyStatus.IN_FLIGHT).delete()[0]
+    for order in sent:
+        if order.state in (OrderState.SUBMITTED, OrderState.UNKNOWN, OrderState.PENDING):
+            try:
+                order_resolve(order=order)
+            except (venue.VenueError, venue.VenueTimeout):
+                logger.info("in-flight order not resolved yet", extra={"order_id": order.pk}, exc_info=True)
+    parent = sent[0]
+    parent.refresh_from_db()
+    status: dict[str, int] = {
+        OrderState.REJECTED: 422,
+        OrderState.UNKNOWN: 202,
+        OrderState.SUBMITTED: 202,
+        OrderState.PENDING: 202,
+    }
+    body: dict[str, Any] = {
+        "order": order_dict(parent),
+        "children": [order_dict(o) for o in sent[1:]],
+        "note": "the request was interrupted; this is the order's outcome at the venue",
+    }
+    if parent.state == OrderState.REJECTED:
+        body.update({"type": "error", "code": "venue_rejected", "message": parent.reject_reason})
+    return IdempotencyRecord.objects.filter(pk=rec.pk, status=IdempotencyStatus.IN_FLIGHT).update(
+        status=IdempotencyStatus.DONE,
+        response_status=status.get(parent.state, 201),
+        response_body=body,
+        completed_at=timezone.now(),
+    )
+
+
+def unknown_resolve_soon(*, order_ids: list[int], delay: float | None = None, attempts: int = 3) -> None:
+    """On demand after a relay timeout: ask the venue by cloid shortly after, a few times, in a background thread
+    of this process (any topology); what is still unknown after that is the periodic reconciliation's."""
+    wait = settings.EXECUTION_UNKNOWN_RESOLVE_DELAY_SEC if delay is None else delay
+
+    def run(left: int) -> None:
+        try:
+            pending = [
+                o
+                for o in Order.objects.filter(pk__in=order_ids).select_related("user")
+                if o.state in (OrderState.UNKNOWN, OrderState.SUBMITTED)
+            ]
+            for order in pending:
+                order_resolve(order=order, priority=vc.ORDER)
+            still = Order.objects.filter(pk__in=order_ids, state__in=(OrderState.UNKNOWN, OrderState.SUBMITTED))
+            if still.exists() and left > 1:
+                _later(wait * 2, lambda: run(left - 1))
+        except Exception:
+            logger.warning("on-demand resolve of unknown orders failed", extra={"orders": order_ids}, exc_info=True)
+        finally:
+            connection.close()
+
+    _later(wait, lambda: run(attempts))
+
+
+def _later(delay: float, fn: Callable[[], None]) -> None:
+    timer = threading.Timer(delay, fn)
+    timer.daemon = True
+    timer.start()
 
 
 def reconcile_all() -> dict[str, int]:

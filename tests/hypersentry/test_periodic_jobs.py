@@ -45,6 +45,8 @@ EXPECTED_JOBS = {
     "execution.killswitch_maintain",
     "execution.trailing_stops",
     "execution.idempotency_purge",
+    "execution.private_events_redeliver",
+    "execution.private_events_purge",
 }
 
 
