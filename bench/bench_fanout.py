@@ -12,8 +12,8 @@ Modes (each server is its own process, pinned to CPU 0; the client processes are
               OriginValidator(AuthMiddlewareStack(URLRouter)) stack and markets/gateway.py; frames go through
               markets.realtime.get_broadcaster().publish, the call ingest makes (in-memory broadcaster: one process).
   split       the split topology (bench_fanout_scaled.py): a throwaway redis-server, `--webs` (2) processes running
-              `uvicorn hypersentry.asgi:application` with docker-compose.yml's flags and REDIS_URL (RedisBroadcaster:
-              one pattern subscription per web process, local fan-out), and a publisher process calling
+              the Procfile's web command (`uvicorn hypersentry.asgi:application` with docker-compose.yml's flags) and
+              REDIS_URL (RedisBroadcaster: one pattern subscription per web process, local fan-out), a publisher calling
               get_broadcaster().publish as ingest does; clients alternate between the web processes. All of them
               on CPU 0; server CPU = the web processes + redis-server (the publisher's is printed apart).
   websockets  plain `websockets` server + websockets.broadcast of the same text: the practical limit.
@@ -518,10 +518,11 @@ def _cpus() -> tuple[list[int], list[int]]:
     return available[:1], available[1:]
 
 
-# The split topology's web process: docker-compose.yml's `web` command, flag for flag (bound to loopback here;
-# --ws-max-size is WS_MAX_FRAME_BYTES' default). uvicorn's "auto" websocket implementation is websockets-sansio.
-WEB_APP = "hypersentry.asgi:application"
-WEB_FLAGS = ["--proxy-headers", "--ws-per-message-deflate", "false", "--ws-max-size", "4096"]
+# The split topology's web process: the Procfile's first web replica, i.e. docker-compose.yml's `web` command as
+# deploy/split.py maps it onto this machine (tests/deploy/test_compose.py keeps the two in step), on a free port.
+# uvicorn's "auto" websocket implementation is websockets-sansio.
+WEB_PROCESS = "web1"
+WEB_PORT_FLAG = "--port 8000"
 METRICS_TOKEN = "bench-fanout"  # the web processes' /metrics bearer token: the hub's counters are read there
 
 
@@ -536,7 +537,7 @@ class _Deployment:
     side_pids: dict[str, int]  # reported next to it, not counted (the split topology's publisher = ingest)
     read_stats: Callable[[], dict[str, Any]]  # {"ticks": [...], "fanout_s": s, "hub": {counter: n}}
     procs: list[subprocess.Popen[bytes]] = dataclasses.field(default_factory=list)
-    files: list[Path] = dataclasses.field(default_factory=list)  # stats files and logs, removed at the end
+    files: list[Path] = dataclasses.field(default_factory=list)  # stats files, logs, directories: removed at the end
 
     def check_alive(self) -> None:
         for proc in self.procs:
@@ -559,7 +560,10 @@ class _Deployment:
                 proc.kill()
                 proc.wait(5)
         for path in self.files:
-            path.unlink(missing_ok=True)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
 
 def _server_env(args: argparse.Namespace) -> dict[str, str]:
@@ -658,20 +662,32 @@ def _scrape_hub(port: int) -> dict[str, int]:
     return counters
 
 
+def _web_argv(port: int) -> list[str]:
+    """The Procfile's web command, on `port`."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    # Imported here, not at the top: the bench runs from bench/ (the project joins sys.path above), and the client
+    # processes, which re-import this module, need none of it.
+    from deploy.split import PROCFILE, parse_procfile
+
+    argv = parse_procfile(PROCFILE.read_text())[WEB_PROCESS]
+    if sum(arg.count(WEB_PORT_FLAG) for arg in argv) != 1:
+        raise RuntimeError(f"the Procfile's {WEB_PROCESS} command has no single {WEB_PORT_FLAG!r}: {argv}")
+    return [arg.replace(WEB_PORT_FLAG, f"--port {port}") for arg in argv]
+
+
 def _start_split(args: argparse.Namespace, symbols: list[str], cpus: list[int]) -> _Deployment:
-    """The split topology: a throwaway redis-server, `--webs` uvicorn processes serving the real ASGI app with
-    REDIS_URL (RedisBroadcaster: one pattern subscription per process, local fan-out) and a publisher process
-    calling `get_broadcaster().publish` as ingest does. Every one of them runs on the server CPUs."""
-    compose = (ROOT / "docker-compose.yml").read_text()
-    drifted = [flag for flag in WEB_FLAGS if flag.startswith("--") and flag not in compose]
-    if drifted:
-        print(f"warning: docker-compose.yml's web command no longer has {drifted}: update WEB_FLAGS", flush=True)
+    """The split topology: a throwaway redis-server, `--webs` processes running the Procfile's web command (uvicorn,
+    the real ASGI app) with REDIS_URL (RedisBroadcaster: one pattern subscription per process, local fan-out) and a
+    publisher process calling `get_broadcaster().publish` as ingest does. Every one of them runs on the server CPUs.
+    As in compose, each web process has its own PROMETHEUS_MULTIPROC_DIR (a tmpfs per container there)."""
     redis = _start_redis(cpus, args.nice)
     if redis is None:
         raise RuntimeError("the split topology needs a redis-server binary on PATH")
     tag = f"/tmp/hs-bench-fanout-{os.getpid()}-split"
     env = _server_env(args)
-    env.update(REDIS_URL=redis[1], METRICS_BEARER_TOKEN=METRICS_TOKEN)
+    env.update(REDIS_URL=redis[1], METRICS_BEARER_TOKEN=METRICS_TOKEN, BEHIND_TLS_PROXY="false")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # the Procfile runs `uvicorn`
     dep = _Deployment(
         label=f"split: {args.webs} webs + Redis",
         urls=[],
@@ -683,10 +699,11 @@ def _start_split(args: argparse.Namespace, symbols: list[str], cpus: list[int]) 
     try:
         ports = [_free_port() for _ in range(args.webs)]
         for i, port in enumerate(ports):
-            log = Path(f"{tag}-web{i}.log")
-            dep.files.append(log)
-            cmd = [sys.executable, "-m", "uvicorn", WEB_APP, "--host", "127.0.0.1", "--port", str(port), *WEB_FLAGS]
-            web = _spawn(cmd, env, cpus, args.nice, log)
+            log, metrics_dir = Path(f"{tag}-web{i}.log"), Path(f"{tag}-web{i}-prometheus")
+            metrics_dir.mkdir()
+            dep.files += [log, metrics_dir]
+            web_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+            web = _spawn(_web_argv(port), web_env, cpus, args.nice, log)
             dep.procs.append(web)
             dep.server_pids[f"web{i}"] = web.pid
             dep.urls.append(f"ws://127.0.0.1:{port}/ws")
@@ -697,7 +714,10 @@ def _start_split(args: argparse.Namespace, symbols: list[str], cpus: list[int]) 
         dep.files += [stats_path, log]
         cmd = [sys.executable, __file__, "--serve", "publisher", "--symbols", ",".join(symbols)]
         cmd += ["--rate", str(args.rate), "--stats", str(stats_path), "--publish", args.publish]
-        publisher = _spawn(cmd, env, cpus, args.nice, log)
+        metrics_dir = Path(f"{tag}-publisher-prometheus")
+        metrics_dir.mkdir()
+        dep.files.append(metrics_dir)
+        publisher = _spawn(cmd, {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}, cpus, args.nice, log)
         dep.procs.append(publisher)
         dep.side_pids["publisher"] = publisher.pid
         _wait_until(stats_path.exists, dep, "publisher")
