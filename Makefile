@@ -14,12 +14,13 @@ MYPY_PATHS ?= hypersentry/env.py hypersentry/contracts hypersentry/errors.py hyp
 	markets/features.py markets/quality.py markets/normalize.py markets/selectors.py markets/services.py \
 	markets/hotstate.py accounts/services accounts/selectors.py accounts/crypto.py accounts/siwe_rules.py
 
-.PHONY: run run-split test lint typecheck pytest bench venv venv-dev system-deps migrate clean help
+.PHONY: run run-split test chaos lint typecheck pytest bench venv venv-dev system-deps migrate clean help
 
 help:
 	@echo "make run    - install what is missing and start everything on http://$(HOST):$(PORT)"
 	@echo "make run-split - the split topology (docker-compose.yml's services, from the Procfile) without Docker"
-	@echo "make test   - lint, type-check and run the whole test suite (real PostgreSQL + Redis)"
+	@echo "make test   - lint, type-check and run the whole test suite (real PostgreSQL + Redis), chaos suite included"
+	@echo "make chaos  - only the chaos suite: the split topology as processes, one fault at a time"
 	@echo "make bench  - run the benchmarks in bench/"
 
 venv:
@@ -53,6 +54,10 @@ pytest: venv-dev system-deps
 	$(PY) -m pytest
 
 test: lint typecheck pytest
+
+# Part of `make test` too; figures land in test-artifacts/chaos.json (and are recorded in docs/runbooks.md).
+chaos: venv-dev system-deps
+	$(PY) -m pytest -p no:cacheprovider tests/chaos -s
 
 # Every benchmark runs; the target fails at the end if any missed its goal (each prints figure, baseline, ratio).
 bench: venv-dev system-deps

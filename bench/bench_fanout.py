@@ -186,10 +186,7 @@ async def serve_publisher(args: argparse.Namespace, symbols: list[str]) -> None:
     import django
 
     django.setup()
-    import redis.asyncio as aioredis
-    from django.conf import settings
-
-    from markets.realtime import REDIS_PREFIX, RedisBroadcaster, get_broadcaster
+    from markets.realtime import RedisBroadcaster, get_broadcaster
 
     broadcaster = get_broadcaster()
     if not isinstance(broadcaster, RedisBroadcaster):
@@ -198,15 +195,10 @@ async def serve_publisher(args: argparse.Namespace, symbols: list[str]) -> None:
     async def publish(symbol: str, text: str) -> None:
         await broadcaster.publish(channel="public.market", symbol=symbol, text=text, event_type="agg_update")
 
-    client = aioredis.Redis.from_url(settings.REDIS_URL)
-
     async def publish_tick(frames: list[tuple[str, str]]) -> None:
-        # What-if (--publish tick), not a production path: the tick's PUBLISHes in one pipeline, on the channels
-        # RedisBroadcaster.publish uses, so each web process reads a tick in one wake-up instead of one per frame.
-        async with client.pipeline(transaction=False) as pipe:
-            for symbol, text in frames:
-                pipe.publish(f"{REDIS_PREFIX}pub|public.market|{symbol}|agg_update", text)
-            await pipe.execute()
+        # What ingest does: a flush's frames in one publish_many (one Redis pipeline), so each web process reads a
+        # tick in one wake-up instead of one per frame.
+        await broadcaster.publish_many([("public.market", symbol, text, "agg_update") for symbol, text in frames])
 
     publisher = Publisher(publish, symbols, args.rate, publish_tick if args.publish == "tick" else None)
     _install_stats(args.stats, publisher, lambda: {})
@@ -747,7 +739,7 @@ def run_mode(
             dep.urls = dep.urls[:1]
             dep.label += " (every client on web0)"
         if args.publish == "tick":
-            dep.label += " (publisher pipelines each tick)"
+            dep.label += " (publisher: one publish_many per tick, as ingest)"
     else:
         dep = _start_single(mode, args, symbols, redis, server_cpus)
     try:
@@ -910,9 +902,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--publish",
         choices=("each", "tick"),
-        default="each",
-        help="split mode's publisher: each = one awaited get_broadcaster().publish per frame (what ingest does); "
-        "tick = what-if, a tick's PUBLISHes in one Redis pipeline",
+        default="tick",
+        help="split mode's publisher: tick = what ingest does, a flush's frames in one get_broadcaster().publish_many "
+        "(one Redis pipeline); each = one awaited publish per frame (what ingest did before)",
     )
     parser.add_argument("--ws", default="websockets-sansio", help="uvicorn websocket implementation")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin server / clients to CPUs")

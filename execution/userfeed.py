@@ -90,7 +90,14 @@ def _apply_frame(user_id: int, channel: str, data: Any) -> None:
                         cid=order.correlation_id,
                         discrepancy=False,
                     )
-        elif channel == "userFills" and not data.get("isSnapshot"):
+                elif upd.get("status") == "open":
+                    # Placed outside HyperSentry (the venue's UI, another client of the master wallet): every order
+                    # we send is stored with its cloid before it leaves, so an open order we cannot match is adopted
+                    # now rather than at the next reconciliation.
+                    sync.order_adopt_from_feed(user=user, venue_order=vo)
+        elif channel == "userFills" and isinstance(data, dict):
+            # The snapshot sent on (re)subscribing too: fills made while the connection was down land here (known
+            # ones are skipped by their (tid, oid)).
             for raw in data.get("fills") or []:
                 touched_fills |= sync.fill_record(user=user, raw=raw, cid="feed", source="userfeed") is not None
         elif channel == "user" and isinstance(data, dict) and data.get("fills"):
@@ -107,6 +114,31 @@ def _apply_frame(user_id: int, channel: str, data: Any) -> None:
         connection.close()
 
 
+CATCH_UP_RETRY_SEC = 5.0
+
+
+@_closing
+def _catch_up(user_id: int) -> bool:
+    from accounts.models import User
+    from execution import venue
+    from execution.services.sync import feed_catch_up
+
+    try:
+        fixes = feed_catch_up(user=User.objects.get(pk=user_id))
+    except (venue.VenueError, venue.VenueTimeout) as exc:
+        logger.info("user feed catch-up deferred", extra={"user_id": user_id, "reason": str(exc)})
+        return False
+    if fixes:
+        logger.info("user feed caught up", extra={"user_id": user_id, "fixes": fixes})
+    return True
+
+
+def _feed_mark(user_id: int) -> None:
+    from execution.services.sync import user_feed_mark
+
+    user_feed_mark(user_id=user_id)
+
+
 async def stream_user(user_id: int, address: str, stop: asyncio.Event) -> None:
     """One connection for one user; returns when it breaks (the worker restarts it)."""
     import websockets
@@ -116,11 +148,23 @@ async def stream_user(user_id: int, address: str, stop: asyncio.Event) -> None:
             await ws.send(
                 orjson.dumps({"method": "subscribe", "subscription": {"type": kind, "user": address}}).decode()
             )
-        last_ping = time.monotonic()
+        last_ping = last_mark = last_try = 0.0
+        caught_up = False
         while not stop.is_set():
-            if time.monotonic() - last_ping > 20:
+            now = time.monotonic()
+            if not caught_up and now - last_try > CATCH_UP_RETRY_SEC:
+                # Subscribed: read once what happened while no feed ran (retried until it succeeds; until then the
+                # user is not marked as streamed, so the relay and reconciliation keep reading by REST).
+                last_try = now
+                caught_up = await sync_to_async(_catch_up, thread_sensitive=False)(user_id)
+            if caught_up and now - last_mark > 3:
+                # While this connection is up, the relay leaves this user's fills to it (no REST fills read) and
+                # reconciliation compares the user in full only every EXECUTION_RECONCILE_STREAMED_SEC.
+                await sync_to_async(_feed_mark, thread_sensitive=False)(user_id)
+                last_mark = now
+            if now - last_ping > 20:
                 await ws.send('{"method":"ping"}')
-                last_ping = time.monotonic()
+                last_ping = now
             try:
                 raw = await asyncio.wait_for(ws.recv(), 1.0)
             except TimeoutError:

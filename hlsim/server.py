@@ -130,6 +130,7 @@ class Simulator:
         app.router.add_post("/info", self._info)
         app.router.add_post("/exchange", self._exchange)
         app.router.add_get("/ws", self._ws)
+        app.router.add_get("/healthz", self._healthz)
         if self.config.control:
             app.router.add_post("/control", self._control)
             app.router.add_get("/control/stats", self._control_stats)
@@ -452,12 +453,19 @@ class Simulator:
             return web.json_response({"ok": False, "error": str(exc)}, status=400)
         return web.json_response({"ok": True, **result})
 
+    async def _healthz(self, request: web.Request) -> web.Response:
+        """Liveness for probes and heartbeats: answered by the serving loop, outside the per-IP rate limit (a probe
+        on /info would spend the same address's weight as the app it shares a host with)."""
+        return web.Response(
+            body=orjson.dumps({"ok": True, "time_ms": int(time.time() * 1000)}), content_type="application/json"
+        )
+
     async def _control_stats(self, request: web.Request) -> web.Response:
         return web.Response(body=orjson.dumps(self.stats), content_type="application/json")
 
     def control(self, body: dict) -> dict:
         """Control actions (same as POST /control): drop_ws, stall, rate_limit, latency, malformed_frame,
-        blackhole_orders, clear_faults, advance, fund, stats."""
+        blackhole_orders, clear_faults, advance, fund, accounts, stats."""
         action = body["action"]
         if action == "drop_ws":
             self.faults.drop_ws()
@@ -478,9 +486,23 @@ class Simulator:
             self._flush_outbox()
         elif action == "fund":
             self.venue.fund(address=str(body["user"]), usdc=Decimal(str(body["usdc"])))
+        elif action == "accounts":
+            return {"accounts": self._accounts_view(), "stats": self.stats}
         elif action != "stats":
             raise ValueError(f"unknown control action {action!r}")
         return {"stats": self.stats}
+
+    def _accounts_view(self) -> dict[str, dict]:
+        """Every account's open orders and positions, outside the REST rate limit (test harnesses compare their
+        books with the venue's without spending the per-IP budget the system under test depends on)."""
+        out: dict[str, dict] = {}
+        for address, acct in self.venue.accounts.items():
+            orders = [o for o in self.venue.user_orders(address) if o.is_open]
+            out[address] = {
+                "open_orders": [{"oid": o.oid, "cloid": o.cloid} for o in orders],
+                "positions": {coin: str(pos.szi) for coin, pos in acct.positions.items() if pos.szi != 0},
+            }
+        return out
 
     def fund(self, *, address: str, usdc: Decimal | int | str) -> None:
         self.venue.fund(address=address, usdc=Decimal(str(usdc)))

@@ -312,6 +312,11 @@ EXECUTION_IDEMPOTENCY_TTL_HOURS = env.integer("EXECUTION_IDEMPOTENCY_TTL_HOURS",
 # Cancels retry on 429 / 5xx with back-off until this deadline (cancels are safe to repeat; creations are not).
 EXECUTION_CANCEL_RETRY_SEC = env.number("EXECUTION_CANCEL_RETRY_SEC", 15.0, min_value=0.0, max_value=300.0)
 EXECUTION_RECONCILE_SEC = env.number("EXECUTION_RECONCILE_SEC", 15.0, min_value=1.0, max_value=3600.0)
+# A user the venue's user feed streams (orders, fills and events pushed as they happen, open orders re-read on every
+# (re)connect) is compared in full by REST only this often; users without a live feed every EXECUTION_RECONCILE_SEC.
+EXECUTION_RECONCILE_STREAMED_SEC = env.number(
+    "EXECUTION_RECONCILE_STREAMED_SEC", 300.0, min_value=5.0, max_value=86400.0
+)
 EXECUTION_META_CACHE_SEC = env.number("EXECUTION_META_CACHE_SEC", 300.0, min_value=5.0, max_value=86400.0)
 # /info weight per minute that reconciliation and user polling may use (the venue allows 1200 per IP).
 EXECUTION_RECONCILE_WEIGHT_PER_MIN = env.integer(

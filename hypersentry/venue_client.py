@@ -6,10 +6,11 @@ kept here, for every caller:
 
 * Weights per request (venue docs, rate limits): `info_weight(body)`, `exchange_weight(action)`.
 * The ledger lives in the Django cache — Redis in split topologies, so every process spends from one budget — as
-  a sliding minute of 10 s buckets holding at most VENUE_WEIGHT_PER_MIN. Each priority may fill the minute only up
-  to its share, so market data, reconciliation and one user's reads can never starve orders: market data 60 %,
-  background (reconciliation) 75 %, account reads 85 %, orders 100 %; cancels are counted but never refused
-  (cancelling is how risk goes down). Per-item extras (userFills, candles) are charged once the answer tells how
+  a sliding minute of 10 s buckets holding at most VENUE_WEIGHT_PER_MIN, counted per priority. Each priority may
+  fill the minute up to its ceiling minus what the others' reserves still hold unused, so a burst of one kind can
+  never starve another: orders keep 15 % for themselves, reconciliation 15 %, account reads 5 %, market data
+  nothing (ceilings: orders 100 %, account and background 95 %, market data 85 %); cancels are counted but never
+  refused (cancelling is how risk goes down). Per-item extras (userFills, candles) are charged once the answer tells how
   many items came back.
 * Per-user quotas (`user_quota_take`) cap the account reads one user may cause.
 * A venue 429 starts a shared backoff (0.5 s, doubling per further 429 up to VENUE_BACKOFF_MAX_SEC): nothing but
@@ -47,9 +48,15 @@ ORDER: Final = "order"
 ACCOUNT: Final = "account"
 MARKET: Final = "market"
 BACKGROUND: Final = "background"
-# Reconciliation (background) outranks market data: keeping our books equal to the venue's is money safety, a
-# candle backfill is not; market data falls back to the WebSocket feed and cached answers.
-SHARE: Final[dict[str, float]] = {CANCEL: float("inf"), ORDER: 1.0, ACCOUNT: 0.85, BACKGROUND: 0.75, MARKET: 0.6}
+# How full the minute may be when a request of each priority asks (its ceiling), and what each priority always
+# keeps for itself. A request may fill the minute up to its ceiling minus what the OTHER priorities' reserves still
+# hold unused, and may always spend its own unused reserve (never past the whole budget). Lower priorities stop
+# lower, so the room above them is the higher ones': a candle backfill (market data) or reconciliation can never
+# starve orders, and orders flooding the minute cannot take reconciliation's reserve. Market data keeps no reserve
+# (the WebSocket feed carries the live data).
+SHARE: Final[dict[str, float]] = {CANCEL: float("inf"), ORDER: 1.0, ACCOUNT: 0.95, BACKGROUND: 0.85, MARKET: 0.75}
+RESERVE: Final[dict[str, float]] = {CANCEL: 0.0, ORDER: 0.15, ACCOUNT: 0.05, BACKGROUND: 0.15, MARKET: 0.0}
+PRIORITIES: Final = (CANCEL, ORDER, ACCOUNT, BACKGROUND, MARKET)
 
 WINDOW_SEC: Final = 10
 BUCKETS: Final = 6  # a sliding minute
@@ -141,18 +148,37 @@ def counter_add(key: str, delta: int, ttl: int | None) -> int:
         return delta
 
 
-def _bucket_keys(now: float) -> list[str]:
+def _bucket_key(priority: str, bucket: int) -> str:
+    return f"venue:ipw:{priority}:{bucket}"
+
+
+def used_by_priority(now: float | None = None) -> dict[str, int]:
+    """Weight each priority spent over the last minute (the current 10 s bucket and the five before it), all
+    processes. With the shared cache unreachable nothing is known: zeros (requests go through; the venue's own
+    429 still protects)."""
+    now = time.time() if now is None else now
     current = int(now // WINDOW_SEC)
-    return [f"venue:ipw:{b}" for b in range(current - BUCKETS + 1, current + 1)]
+    keys = {_bucket_key(p, b): p for p in PRIORITIES for b in range(current - BUCKETS + 1, current + 1)}
+    empty: dict[str, Any] = {}
+    found: dict[str, Any] = cache_call(lambda: cache.get_many(list(keys)), fallback=empty, what="venue_budget")
+    used = dict.fromkeys(PRIORITIES, 0)
+    for key, value in found.items():
+        used[keys[key]] += int(value)
+    return used
 
 
 def minute_used(now: float | None = None) -> int:
-    """Weight spent over the last minute (the current 10 s bucket and the five before it), all processes. With the
-    shared cache unreachable nothing is known: 0 (requests go through; the venue's own 429 still protects)."""
-    now = time.time() if now is None else now
-    empty: dict[str, Any] = {}
-    buckets: dict[str, Any] = cache_call(lambda: cache.get_many(_bucket_keys(now)), fallback=empty, what="venue_budget")
-    return sum(int(v) for v in buckets.values())
+    return sum(used_by_priority(now).values())
+
+
+def room_for(priority: str, used: dict[str, int], capacity: float) -> float:
+    """Pure: the weight `priority` may still spend this minute — up to its ceiling minus what the OTHER priorities'
+    reserves still hold unused, or at least its own unused reserve; never past the whole budget, never negative."""
+    total = sum(used.values())
+    held = sum(max(0.0, RESERVE[q] * capacity - used.get(q, 0)) for q in PRIORITIES if q != priority)
+    by_ceiling = SHARE[priority] * capacity - held - total
+    own_reserve = RESERVE[priority] * capacity - used.get(priority, 0)
+    return max(0.0, min(capacity - total, max(by_ceiling, own_reserve)))
 
 
 def budget_take(weight: int, *, priority: str, now: float | None = None) -> None:
@@ -162,23 +188,23 @@ def budget_take(weight: int, *, priority: str, now: float | None = None) -> None
     sees at most 7/6 of VENUE_WEIGHT_PER_MIN (1000 by default: 1167 < the venue's 1200). Check-then-add is not
     atomic across processes; the overshoot is bounded by the requests in flight and the headroom absorbs it."""
     now = time.time() if now is None else now
-    if priority != CANCEL:
-        limit = settings.VENUE_WEIGHT_PER_MIN * SHARE[priority]
-        if minute_used(now) + weight > limit:
-            VENUE_REFUSED.labels(priority, "budget").inc()
-            raise VenueError(
-                f"venue request budget for {priority} used up for this minute",
-                kind="budget",
-                retry_after=WINDOW_SEC - now % WINDOW_SEC,
-            )
-    budget_charge(weight, now=now)
+    capacity = float(settings.VENUE_WEIGHT_PER_MIN)
+    used = used_by_priority(now) if priority != CANCEL else {}
+    if priority != CANCEL and weight > room_for(priority, used, capacity):
+        VENUE_REFUSED.labels(priority, "budget").inc()
+        raise VenueError(
+            f"venue request budget for {priority} used up for this minute (last minute by priority: {used})",
+            kind="budget",
+            retry_after=WINDOW_SEC - now % WINDOW_SEC,
+        )
+    budget_charge(weight, priority=priority, now=now)
 
 
-def budget_charge(weight: int, *, now: float | None = None) -> None:
+def budget_charge(weight: int, *, priority: str, now: float | None = None) -> None:
     """Count weight without asking (cancels; the per-item extra of an answer, known only after it arrived)."""
     now = time.time() if now is None else now
     if weight > 0:
-        key = f"venue:ipw:{int(now // WINDOW_SEC)}"
+        key = _bucket_key(priority, int(now // WINDOW_SEC))
         cache_call(lambda: counter_add(key, weight, WINDOW_SEC * (BUCKETS + 1)), fallback=0, what="venue_budget")
 
 
@@ -199,9 +225,11 @@ def user_quota_take(user_id: int, weight: int, *, now: float | None = None) -> N
 
 
 def budget_used(now: float | None = None) -> dict[str, Any]:
+    used = used_by_priority(now)
     return {
         "per_min": settings.VENUE_WEIGHT_PER_MIN,
-        "used_last_min": minute_used(now),
+        "used_last_min": sum(used.values()),
+        "by_priority": used,
         "backoff_s": round(backoff_remaining(now), 2),
     }
 
@@ -263,7 +291,7 @@ class VenueClient:
 
     def info(self, body: dict[str, Any], *, priority: str = ACCOUNT, timeout: float | None = None) -> Any:
         answer = self._call("/info", body, weight=info_weight(body), priority=priority, timeout=timeout)
-        budget_charge(info_extra_weight(body, answer))
+        budget_charge(info_extra_weight(body, answer), priority=priority)
         return answer
 
     def exchange(self, payload: dict[str, Any], *, priority: str = ORDER, timeout: float | None = None) -> Any:

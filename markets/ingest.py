@@ -22,6 +22,7 @@ import os
 import socket
 import time
 from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -69,6 +70,8 @@ PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 class Publisher(Protocol):
     async def publish(self, *, channel: str, symbol: str, text: str, event_type: str = "") -> None: ...
+
+    async def publish_many(self, frames: Sequence[tuple[str, str, str, str]]) -> None: ...
 
 
 class StallDetected(Exception):
@@ -145,6 +148,9 @@ def _default_publisher() -> Publisher:
 
 class _NullPublisher:
     async def publish(self, *, channel: str, symbol: str, text: str, event_type: str = "") -> None:
+        return None
+
+    async def publish_many(self, frames: Sequence[tuple[str, str, str, str]]) -> None:
         return None
 
 
@@ -374,7 +380,7 @@ class Ingestor:
             wire.append(fields)  # the snapshot holds the values, so the envelope may reshape this dict
         await self.hot.put_many(snaps)
         published = candles_published = 0
-        publish = self.publisher.publish
+        frames: list[tuple[str, str, str, str]] = []  # published together: one Redis round trip per flush
         for st, fields in zip(picked, wire, strict=True):
             first_change = st.dirty_since if st.dirty else 0.0
             st.dirty = False
@@ -385,7 +391,7 @@ class Ingestor:
             candles = current_candles(st)
             wire_candles = _use_fragments(st, fields, candles)
             text = self._encode_fields(fields, now_ms=now_ms, batch=batch, dropped=dropped, candles=wire_candles)
-            await publish(channel=ch.PUBLIC_MARKET, symbol=st.symbol, text=text, event_type=ch.AGG_UPDATE)
+            frames.append((ch.PUBLIC_MARKET, st.symbol, text, ch.AGG_UPDATE))
             published += 1
             if st.candles_dirty and mono - self._candles_sent.get(st.symbol, 0.0) >= CANDLE_PUBLISH_SEC:
                 # Candles travel at most once a second per symbol (the snapshot's candles_live carries the
@@ -397,10 +403,11 @@ class Ingestor:
                 ctext = self._envelope_text(st.symbol, now_ms, {"kind": "candle", "source": SOURCE, "candles": candles})
                 # The envelope says agg_update; the hub's conflation key gets its own event type so that a lagging
                 # client's latest-wins slot for snapshots is never taken by a candle frame or vice versa.
-                await publish(channel=ch.PUBLIC_MARKET, symbol=st.symbol, text=ctext, event_type=CANDLE_CONFLATION_KEY)
+                frames.append((ch.PUBLIC_MARKET, st.symbol, ctext, CANDLE_CONFLATION_KEY))
                 candles_published += 1
             if first_change:
                 m.PUBLISH_LATENCY.observe(time.monotonic() - first_change)
+        await self.publisher.publish_many(frames)
         if published:
             _PUBLISHED_SNAPSHOTS.inc(published)
         if candles_published:

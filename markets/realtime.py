@@ -34,7 +34,7 @@ import re
 import socket
 import time
 import types
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from typing import Any
 
 import orjson
@@ -77,6 +77,10 @@ _TS_RE = re.compile(r'"ts_ms":(\d{13})')
 PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 SendFn = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+# One pre-encoded public frame for `publish_many`: (channel, symbol, text, event_type).
+PublicFrame = tuple[str, str, str, str]
 
 
 def topic_for(channel: str, symbol: str) -> str:
@@ -474,6 +478,12 @@ class Broadcaster(abc.ABC):
     @abc.abstractmethod
     async def publish(self, *, channel: str, symbol: str, text: str, event_type: str = "") -> None: ...
 
+    async def publish_many(self, frames: Sequence[PublicFrame]) -> None:
+        """Several public frames at once (ingest's flush): in split topologies one Redis round trip, so every web
+        process reads the batch in one wake-up instead of one per frame."""
+        for channel, symbol, text, event_type in frames:
+            await self.publish(channel=channel, symbol=symbol, text=text, event_type=event_type)
+
     @abc.abstractmethod
     async def publish_private(
         self,
@@ -599,6 +609,14 @@ class RedisBroadcaster(Broadcaster):
 
     async def publish(self, *, channel: str, symbol: str, text: str, event_type: str = "") -> None:
         await self._client().publish(f"{REDIS_PREFIX}pub|{channel}|{symbol}|{event_type}", text)
+
+    async def publish_many(self, frames: Sequence[PublicFrame]) -> None:
+        if not frames:
+            return
+        async with self._client().pipeline(transaction=False) as pipe:
+            for channel, symbol, text, event_type in frames:
+                pipe.publish(f"{REDIS_PREFIX}pub|{channel}|{symbol}|{event_type}", text)
+            await pipe.execute()
 
     async def publish_private(
         self,

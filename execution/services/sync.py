@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import AgentStatus, AgentWallet, User
@@ -45,6 +46,7 @@ from execution.services.orders import (
     orders_reached_venue,
 )
 from hypersentry import venue_client as vc
+from hypersentry.cache_safe import cache_call
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -185,28 +187,39 @@ def _adopt(*, user: User, vo: dict[str, Any], cid: str) -> Order:
     if trigger:
         otype = "tp" if "Take Profit" in str(vo.get("orderType", "")) else "sl"
     try:
-        order = Order.objects.create(
-            user=user,
-            cloid=cloid,
-            correlation_id=cid,
-            symbol=str(vo["coin"]),
-            side="buy" if vo.get("side") == "B" else "sell",
-            order_type=otype,
-            size=Decimal(str(vo.get("origSz") or vo["sz"])),
-            price=Decimal(str(vo["limitPx"])),
-            trigger_price=Decimal(str(vo["triggerPx"])) if trigger and vo.get("triggerPx") else None,
-            tif=str(vo.get("tif") or "Gtc"),
-            reduce_only=bool(vo.get("reduceOnly")),
-            source="venue",
-            state=OrderState.RESTING,
-            venue_oid=int(vo["oid"]),
-            venue_status="open",
-        )
+        with transaction.atomic():  # a savepoint: a concurrent adoption's duplicate leaves the caller's work intact
+            order = Order.objects.create(
+                user=user,
+                cloid=cloid,
+                correlation_id=cid,
+                symbol=str(vo["coin"]),
+                side="buy" if vo.get("side") == "B" else "sell",
+                order_type=otype,
+                size=Decimal(str(vo.get("origSz") or vo["sz"])),
+                price=Decimal(str(vo["limitPx"])),
+                trigger_price=Decimal(str(vo["triggerPx"])) if trigger and vo.get("triggerPx") else None,
+                tif=str(vo.get("tif") or "Gtc"),
+                reduce_only=bool(vo.get("reduceOnly")),
+                source="venue",
+                state=OrderState.RESTING,
+                venue_oid=int(vo["oid"]),
+                venue_status="open",
+            )
     except IntegrityError:
-        order = Order.objects.get(cloid=cloid)
+        return Order.objects.get(cloid=cloid)  # adopted a moment ago by the feed or a concurrent round
     _fix(user=user, kind="untracked_order", cid=cid, data={"order_id": order.pk, "oid": vo["oid"]})
     publish_private(user_id=user.pk, event_type="order_update", data=order_dict(order), symbol=order.symbol)
     return order
+
+
+def order_adopt_from_feed(*, user: User, venue_order: dict[str, Any]) -> Order | None:
+    """An `open` order update from the user feed that matches none of ours: adopt it (as reconciliation would).
+    A malformed venue payload is logged and left to reconciliation, which reads the full open-orders list."""
+    try:
+        return _adopt(user=user, vo=venue_order, cid=new_correlation_id())
+    except (KeyError, TypeError, ValueError, ArithmeticError):
+        logger.warning("unadoptable order update from the user feed", extra={"user_id": user.pk}, exc_info=True)
+        return None
 
 
 def fill_dict(fill: Fill) -> dict[str, Any]:
@@ -403,9 +416,34 @@ def account_summary(*, acct: AccountState) -> dict[str, Any]:
 
 
 def account_sync(*, user: User, correlation_id: str | None = None) -> None:
-    """After fills: fills, then positions (quietly: a fill we just saw is not a discrepancy)."""
-    fills_sync(user=user, correlation_id=correlation_id, source="relay", priority=vc.ORDER)
+    """After fills: fills, then positions (quietly: a fill we just saw is not a discrepancy). While the venue's user
+    feed streams this user its fills arrive from there within moments, so the REST fills read (20+ weight of the
+    shared IP budget per fill) is skipped; positions (2 weight) are always refreshed."""
+    if not user_feed_streaming(user_id=user.pk):
+        fills_sync(user=user, correlation_id=correlation_id, source="relay", priority=vc.ORDER)
     positions_sync(user=user, correlation_id=correlation_id, quiet=True, priority=vc.ORDER)
+
+
+FEED_MARK_TTL_SEC = 10
+
+
+def user_feed_mark(*, user_id: int) -> None:
+    """The user feed's connection for this user is up (called by the feed at least every few seconds)."""
+    cache_call(lambda: cache.set(f"exec:feed:{user_id}", time.time(), FEED_MARK_TTL_SEC), fallback=None, what="feed")
+
+
+def user_feed_streaming(*, user_id: int) -> bool:
+    return cache_call(lambda: cache.get(f"exec:feed:{user_id}"), fallback=None, what="feed") is not None
+
+
+def feed_catch_up(*, user: User) -> int:
+    """On each (re)connect of the user feed: the venue pushes no open-order snapshot, so whatever happened while the
+    feed was down (an order placed or cancelled outside, a fill's position) is read once by REST — open orders and
+    positions at account priority; the fills come with the feed's own userFills snapshot. Returns the fixes."""
+    cid = new_correlation_id()
+    fixes = orders_sync(user=user, correlation_id=cid, priority=vc.ACCOUNT)
+    positions_sync(user=user, correlation_id=cid, priority=vc.ACCOUNT)
+    return fixes
 
 
 def reconcile_user(*, user: User, priority: str = vc.BACKGROUND) -> int:
@@ -421,19 +459,40 @@ def reconcile_user(*, user: User, priority: str = vc.BACKGROUND) -> int:
 RECONCILE_WEIGHT = 45
 
 
-def users_to_reconcile() -> list[User]:
-    """Users with unsettled orders first (an `unknown` order matters most), then least recently reconciled."""
+def users_to_reconcile(*, now: float | None = None) -> list[User]:
+    """Users due a full comparison with the venue: those with unsettled orders first (an `unknown` order matters
+    most), then the least recently reconciled. A user the user feed streams — every push applied as it happens, open
+    orders re-read on each (re)connect — is due only every EXECUTION_RECONCILE_STREAMED_SEC; the others every round."""
+    now = time.time() if now is None else now
     with_agents = set(AgentWallet.objects.filter(status=AgentStatus.APPROVED).values_list("user_id", flat=True))
     with_orders = set(Order.objects.filter(state__in=UNSETTLED_STATES).values_list("user_id", flat=True))
     users = list(User.objects.filter(pk__in=with_agents | with_orders))
-    last = cache.get_many([f"exec:reconciled:{u.pk}" for u in users])
-    return sorted(users, key=lambda u: (u.pk not in with_orders, last.get(f"exec:reconciled:{u.pk}", 0.0)))
+    empty: dict[str, Any] = {}
+    keys = [f"exec:reconciled:{u.pk}" for u in users] + [f"exec:feed:{u.pk}" for u in users]
+    seen: dict[str, Any] = cache_call(lambda: cache.get_many(keys), fallback=empty, what="reconcile")
+    streamed_every = float(settings.EXECUTION_RECONCILE_STREAMED_SEC)
+
+    def due(u: User) -> bool:
+        if u.pk in with_orders or f"exec:feed:{u.pk}" not in seen:
+            return True
+        return now - float(seen.get(f"exec:reconciled:{u.pk}", 0.0)) >= streamed_every
+
+    return sorted(
+        (u for u in users if due(u)),
+        key=lambda u: (u.pk not in with_orders, float(seen.get(f"exec:reconciled:{u.pk}", 0.0))),
+    )
 
 
 def reconcile_budget_take(weight: int) -> bool:
     """Share of the venue's per-IP REST budget (1200 weight/min) reconciliation may use, across processes."""
     key = f"exec:reconcile-budget:{int(time.time() // 60)}"
     return vc.counter_add(key, weight, 120) <= settings.EXECUTION_RECONCILE_WEIGHT_PER_MIN
+
+
+def reconcile_budget_refund(weight: int) -> None:
+    """A round refused before anything was sent (the shared IP budget, a backoff) gives its share back."""
+    key = f"exec:reconcile-budget:{int(time.time() // 60)}"
+    cache_call(lambda: vc.counter_add(key, -weight, 120), fallback=0, what="reconcile")
 
 
 def idempotency_finalize_stale(*, now: datetime | None = None) -> int:
@@ -525,9 +584,40 @@ def _later(delay: float, fn: Callable[[], None]) -> None:
     timer.start()
 
 
+def _reconciled_stamp(user_id: int) -> None:
+    cache_call(lambda: cache.set(f"exec:reconciled:{user_id}", time.time(), 86400), fallback=None, what="reconcile")
+
+
+def unsettled_resolve(*, limit: int = 50) -> int:
+    """First thing each round: orders whose outcome we do not know (sent but unanswered, or stored and never sent by
+    a process that died) are asked by cloid — 2 weight each at account priority, so they settle even when the full
+    per-user comparison (45 weight) has to wait for budget."""
+    now = timezone.now()
+    sent_before = now - timedelta(seconds=5)
+    stored_before = now - timedelta(seconds=settings.EXECUTION_INFLIGHT_STALE_SEC)
+    pending = (
+        Order.objects.filter(
+            Q(state__in=(OrderState.SUBMITTED, OrderState.UNKNOWN), submitted_at__lt=sent_before)
+            | Q(state=OrderState.PENDING, created_at__lt=stored_before)
+        )
+        .select_related("user")
+        .order_by("created_at")[:limit]
+    )
+    changed = 0
+    for order in pending:
+        before = order.state
+        try:
+            if order_resolve(order=order, priority=vc.ACCOUNT) != before:
+                changed += 1
+        except (venue.VenueError, venue.VenueTimeout):
+            logger.info("unsettled order not resolved yet", extra={"order_id": order.pk}, exc_info=True)
+    return changed
+
+
 def reconcile_all() -> dict[str, int]:
     """Every user with an agent or unsettled orders, within the reconciliation REST budget
     (EXECUTION_RECONCILE_WEIGHT_PER_MIN); failures per user are logged and the round goes on."""
+    resolved = unsettled_resolve()
     users = users_to_reconcile()
     fixes = failed = skipped = 0
     for user in users:
@@ -536,13 +626,21 @@ def reconcile_all() -> dict[str, int]:
             continue
         try:
             fixes += reconcile_user(user=user)
-            cache.set(f"exec:reconciled:{user.pk}", time.time(), 86400)
-        except (venue.VenueError, venue.VenueTimeout):
+            _reconciled_stamp(user.pk)
+        except venue.VenueError as exc:
+            failed += 1
+            if exc.not_sent:  # our budget or a backoff: nothing reached the venue; the user stays first in line
+                reconcile_budget_refund(RECONCILE_WEIGHT)
+                logger.info("reconcile deferred for user", extra={"user_id": user.pk, "reason": str(exc)})
+            else:
+                logger.warning("reconcile failed for user", extra={"user_id": user.pk}, exc_info=True)
+        except venue.VenueTimeout:
             failed += 1
             logger.warning("reconcile failed for user", extra={"user_id": user.pk}, exc_info=True)
     finalized = idempotency_finalize_stale()
     return {
         "users": len(users),
+        "unsettled_resolved": resolved,
         "fixes": fixes,
         "failed": failed,
         "skipped_for_budget": skipped,

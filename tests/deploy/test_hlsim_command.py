@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from hlsim.cli import config_from_options
 from hypersentry import components
@@ -44,10 +45,11 @@ def test_flags_win_over_settings(settings: Any) -> None:
 
 @pytest.mark.slow
 def test_the_command_reads_the_environment_and_records_its_heartbeat_while_it_answers() -> None:
+    """The heartbeat probes the simulator's unmetered /healthz: it spends none of the per-IP weight the app shares."""
     port = free_port()
     env = {**os.environ, "HLSIM_SEED": "42", "HLSIM_SPEED": "5", "LOG_LEVEL": "warning"}
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "hlsim", "--port", str(port)],
+        [sys.executable, "manage.py", "hlsim", "--port", str(port), "--control"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -66,6 +68,9 @@ def test_the_command_reads_the_environment_and_records_its_heartbeat_while_it_an
                 break
             time.sleep(0.3)
         assert row["running"] and row["detail"] == f"http://127.0.0.1:{port}", row
+        time.sleep(2.5)  # another probe round
+        stats = requests.get(f"http://127.0.0.1:{port}/control/stats", timeout=5).json()
+        assert stats["rest_calls"] == {}, stats["rest_calls"]
     finally:
         proc.terminate()
         proc.wait(timeout=20)

@@ -142,3 +142,49 @@ def test_reconciliation_stays_within_its_rest_budget_and_puts_unsettled_users_fi
     assert result["users"] == 3 and result["skipped_for_budget"] == 2, result
     # The user with the unknown order went first.
     assert Order.objects.get(cloid="0x" + "ab" * 16).state != OrderState.UNKNOWN
+
+
+def test_users_the_feed_streams_are_compared_in_full_only_every_streamed_interval(
+    trader: Any, hot: Any, settings: Any
+) -> None:
+    """A live user feed pushes everything as it happens, so its users cost the shared REST budget only every
+    EXECUTION_RECONCILE_STREAMED_SEC — unless they hold an unsettled order; users without a feed every round."""
+    import time
+
+    from django.core.cache import cache
+
+    from execution.services.sync import reconcile_all, user_feed_mark, users_to_reconcile
+
+    from .conftest import approve_agent, make_trader
+
+    polled, wallet = make_trader()
+    approve_agent(polled, wallet)
+    settings.EXECUTION_RECONCILE_STREAMED_SEC = 300
+    user_feed_mark(user_id=trader.pk)
+    assert {u.pk for u in users_to_reconcile()} == {trader.pk, polled.pk}  # never reconciled yet: due
+    first = reconcile_all()
+    assert first["users"] == 2 and first["failed"] == 0, first
+    user_feed_mark(user_id=trader.pk)
+    assert [u.pk for u in users_to_reconcile()] == [polled.pk]  # streamed and reconciled a moment ago
+    assert {u.pk for u in users_to_reconcile(now=time.time() + 301)} == {polled.pk, trader.pk}
+    # The feed lapses (process gone): the user is due every round again.
+    cache.delete(f"exec:feed:{trader.pk}")
+    assert {u.pk for u in users_to_reconcile()} == {trader.pk, polled.pk}
+
+
+def test_a_round_refused_by_the_shared_budget_gives_its_reconciliation_share_back(
+    trader: Any, hot: Any, settings: Any
+) -> None:
+    from execution.services.sync import reconcile_all
+    from hypersentry import venue_client as vc
+
+    settings.EXECUTION_RECONCILE_WEIGHT_PER_MIN = 45
+    vc.backoff_start()  # nothing but cancels may be sent: the round is refused before reaching the venue
+    refused = reconcile_all()
+    assert refused["failed"] == 1 and refused["skipped_for_budget"] == 0, refused
+    vc._backoff_clear_level()
+    from django.core.cache import cache
+
+    cache.delete("venue:backoff:until")
+    done = reconcile_all()  # the share is still there
+    assert done["failed"] == 0 and done["skipped_for_budget"] == 0, done

@@ -171,6 +171,25 @@ def test_blackholed_order_rests_and_is_queryable(fresh_sim: SimulatorThread) -> 
     assert sim.stats["orders_by_cloid"][cloid.to_raw()] == 1
 
 
+def test_the_accounts_control_shows_open_orders_and_positions_outside_the_rate_limit(
+    fresh_sim: SimulatorThread,
+) -> None:
+    sim = fresh_sim.sim
+    user = eth_account.Account.create()
+    requests.post(sim.base_url + "/control", json={"action": "fund", "user": user.address, "usdc": 50000}, timeout=5)
+    info = Info(sim.base_url, skip_ws=True)
+    ex = Exchange(user, sim.base_url, timeout=5.0)
+    px = round(float(info.all_mids()["ETH"]) * 0.9, 1)
+    ex.order("ETH", True, 0.01, px, {"limit": {"tif": "Gtc"}}, cloid=Cloid.from_int(7))
+    ex.market_open("BTC", True, 0.001)
+    fresh_sim.call(sim.faults.rate_limit, 5.0)  # REST refuses now; the control view does not
+    view = requests.post(sim.base_url + "/control", json={"action": "accounts"}, timeout=5).json()["accounts"]
+    mine = view[user.address.lower()]
+    assert [o["cloid"] for o in mine["open_orders"]] == [Cloid.from_int(7).to_raw()]
+    assert float(mine["positions"]["BTC"]) == 0.001 and "ETH" not in mine["positions"]
+    fresh_sim.call(sim.faults.clear)
+
+
 def test_command_rejects_bad_flags() -> None:
     with pytest.raises(CliError, match="--fund"):
         config_from_options({"fund": ["garbage"]})

@@ -28,6 +28,10 @@ class RecordingPublisher:
     async def publish(self, *, channel: str, symbol: str, text: str, event_type: str = "") -> None:
         self.published.append((channel, symbol, text))
 
+    async def publish_many(self, frames: Any) -> None:
+        for channel, symbol, text, event_type in frames:
+            await self.publish(channel=channel, symbol=symbol, text=text, event_type=event_type)
+
     def envelopes(self, symbol: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
         out = [orjson.loads(t) for _, s, t in self.published if symbol is None or s == symbol]
         return [e for e in out if kind is None or e["data"].get("kind") == kind]

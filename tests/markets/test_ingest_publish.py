@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 
@@ -17,6 +19,10 @@ class KeyedPublisher:
 
     async def publish(self, *, channel: str, symbol: str, text: str, event_type: str = "") -> None:
         self.frames.append((event_type, orjson.loads(text)))
+
+    async def publish_many(self, frames: Any) -> None:
+        for channel, symbol, text, event_type in frames:
+            await self.publish(channel=channel, symbol=symbol, text=text, event_type=event_type)
 
 
 def _ingestor(pub: KeyedPublisher) -> Ingestor:
@@ -59,6 +65,10 @@ class TextPublisher:
     async def publish(self, *, channel: str, symbol: str, text: str, event_type: str = "") -> None:
         if event_type == "agg_update":
             self.texts.append(text)
+
+    async def publish_many(self, frames: Any) -> None:
+        for channel, symbol, text, event_type in frames:
+            await self.publish(channel=channel, symbol=symbol, text=text, event_type=event_type)
 
 
 async def test_pre_encoded_parts_give_the_same_envelope_bytes():

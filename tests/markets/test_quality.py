@@ -122,6 +122,9 @@ def _ingestor():
         async def publish(self, **kw):
             return None
 
+        async def publish_many(self, frames):
+            return None
+
     ing = Ingestor(
         config=IngestConfig.from_settings(venue_url="http://127.0.0.1:9"), hot_state=MemoryHotState(), publisher=Null()
     )

@@ -28,9 +28,10 @@ PROBE_TIMEOUT_SEC = 3.0
 
 
 async def _answers(url: str) -> bool:
-    """The simulator serves a real /info request (listening alone is not enough: the loop must be answering)."""
+    """The simulator's serving loop answers (listening alone is not enough). Its /healthz sits outside the per-IP
+    rate limit: probing /info every 2 s would spend 600 weight a minute of the address the app itself trades from."""
     timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_SEC)
-    async with aiohttp.ClientSession(timeout=timeout) as http, http.post(f"{url}/info", json={"type": "meta"}) as r:
+    async with aiohttp.ClientSession(timeout=timeout) as http, http.get(f"{url}/healthz") as r:
         return r.status == 200
 
 
