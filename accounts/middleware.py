@@ -13,6 +13,8 @@ from django.utils import timezone
 
 from accounts import services
 from accounts.models import UserSession
+from hypersentry.errors import is_dependency_failure
+from hypersentry.middleware import dependency_unavailable_response
 from hypersentry.ratelimit import client_ip
 
 
@@ -21,8 +23,13 @@ class SessionTrackingMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        if request.user.is_authenticated and request.session.session_key:
-            self._upkeep(request)
+        try:
+            if request.user.is_authenticated and request.session.session_key:
+                self._upkeep(request)
+        except Exception as exc:
+            if is_dependency_failure(exc):  # the session store (database) is away: 503, not a 500
+                return dependency_unavailable_response(request, exc)
+            raise
         return self.get_response(request)
 
     def _upkeep(self, request: HttpRequest) -> None:

@@ -107,9 +107,9 @@ def _apply_frame(user_id: int, channel: str, data: Any) -> None:
             sync.pnl_breakers_check(user=user)
             try:
                 sync.positions_sync(user=user, quiet=True)
-            except (venue.VenueError, venue.VenueTimeout):
+            except (venue.VenueError, venue.VenueTimeout) as exc:
                 # The fills are recorded; positions follow at the next read or reconciliation round.
-                logger.info("positions not refreshed after a fill", extra={"user_id": user_id}, exc_info=True)
+                logger.info("positions not refreshed after a fill", extra={"user_id": user_id, "reason": str(exc)})
     finally:
         connection.close()
 

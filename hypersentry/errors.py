@@ -80,6 +80,28 @@ class UpstreamUnavailable(ApplicationError):
     status = 503
 
 
+class DependencyUnavailable(ApplicationError):
+    """Our own database or shared cache failed mid-request (a restart, the network): retry shortly — not a bug."""
+
+    code = "temporarily_unavailable"
+    status = 503
+    retry_after = 2
+
+    def __init__(self, message: str = "a dependency (database or cache) is unavailable; retry shortly", **kw: Any):
+        super().__init__(message, **kw)
+        self.extra.setdefault("retry_after_s", self.retry_after)
+
+
+def is_dependency_failure(exc: BaseException) -> bool:
+    """The database or the shared cache failed (restart, network): a 503 to retry, not a 500 bug."""
+    from django.db import DatabaseError
+
+    if isinstance(exc, DatabaseError | ConnectionError | TimeoutError | OSError):
+        return True
+    module = type(exc).__module__
+    return module.startswith("redis") or module.startswith("psycopg")
+
+
 class UpstreamRateLimited(UpstreamUnavailable):
     """Nothing to serve because of pace — our venue budget or the venue's rate limit — not because the venue is down:
     a 429 with Retry-After, which callers that can serve something older still catch as UpstreamUnavailable."""
@@ -94,7 +116,7 @@ class UpstreamRateLimited(UpstreamUnavailable):
 
 def error_response(error: ApplicationError) -> JsonResponse:
     response = JsonResponse(error.as_dict(), status=error.status)
-    if isinstance(error, RateLimited | UpstreamRateLimited):
+    if isinstance(error, RateLimited | UpstreamRateLimited | DependencyUnavailable):
         response["Retry-After"] = str(error.retry_after)
     return response
 
@@ -103,7 +125,7 @@ def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     """Map ApplicationError and DRF's own errors to `{"type":"error","code","message"}` bodies."""
     if isinstance(exc, ApplicationError):
         app_response = Response(exc.as_dict(), status=exc.status)
-        if isinstance(exc, RateLimited | UpstreamRateLimited):
+        if isinstance(exc, RateLimited | UpstreamRateLimited | DependencyUnavailable):
             app_response["Retry-After"] = str(exc.retry_after)
         return app_response
     default = drf_default_handler(exc, context)

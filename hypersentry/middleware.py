@@ -1,15 +1,22 @@
-"""HTTP middleware: a request id on every request, in every log line of it and in the response header."""
+"""HTTP middleware: a request id on every request, in every log line of it and in the response header; a failing
+database or shared cache answered as 503 with Retry-After, never as a 500."""
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.http import HttpRequest, HttpResponseBase
+from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.utils.deprecation import MiddlewareMixin
 
+from hypersentry.errors import DependencyUnavailable, error_response, is_dependency_failure
 from hypersentry.logging import request_id_var
+
+logger = logging.getLogger(__name__)
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 HEADER = "X-Request-ID"
@@ -54,3 +61,45 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
         response[HEADER] = rid
         return response
+
+
+def dependency_unavailable_response(request: HttpRequest, exception: BaseException) -> HttpResponse:
+    """503 + Retry-After for a request that failed because PostgreSQL or Redis is away: JSON for API clients, a short
+    page for browsers."""
+    logger.warning(
+        "request failed: dependency unavailable",
+        extra={"path": request.path, "error": f"{type(exception).__name__}: {exception}"},
+    )
+    error = DependencyUnavailable()
+    if "text/html" not in request.headers.get("Accept", ""):
+        return error_response(error)
+    page = (
+        "<!doctype html><meta charset=utf-8><title>Temporarily unavailable</title>"
+        "<p>HyperSentry is temporarily unavailable (database or cache restarting). Retry in a few seconds.</p>"
+    )
+    response = HttpResponse(page, status=503, content_type="text/html; charset=utf-8")
+    response["Retry-After"] = str(error.retry_after)
+    return response
+
+
+class DependencyFailureMiddleware(MiddlewareMixin):
+    """A view that fails because PostgreSQL or Redis is away (restart, failover, network) answers 503 with
+    Retry-After, so clients retry and load balancers see a dependency outage rather than a bug. Anything else still
+    propagates as the 500 it is. (Middleware that touch the database themselves answer the same way: Django turns
+    their exceptions into 500s before any outer middleware could see them.)"""
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponseBase | None:
+        return dependency_unavailable_response(request, exception) if is_dependency_failure(exception) else None
+
+
+class SessionMiddleware(DjangoSessionMiddleware):
+    """Django's session middleware, whose save at the end of a request (login, key rotation) answers 503 instead of
+    500 when the database is away."""
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        try:
+            return super().process_response(request, response)
+        except Exception as exc:
+            if is_dependency_failure(exc):
+                return dependency_unavailable_response(request, exc)
+            raise

@@ -28,7 +28,7 @@ from accounts.models import User
 from execution import metrics
 from execution.audit import canonical
 from execution.models import IdempotencyRecord, IdempotencyStatus
-from hypersentry.errors import ApplicationError
+from hypersentry.errors import ApplicationError, DependencyUnavailable, is_dependency_failure
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def idempotent(
         status, body = exc.status, exc.as_dict()
     except Exception as exc:  # the request boundary: logged, then answered from what reached the venue
         logger.exception("trading request failed", extra={"user_id": user.pk, "endpoint": endpoint})
-        if _is_dependency_failure(exc):
+        if is_dependency_failure(exc):
             status, body = 503, _unavailable().as_dict()
         else:
             status, body = 500, {"type": "error", "code": "internal_error", "message": "the request failed"}
@@ -118,20 +118,7 @@ def idempotent(
 
 
 def _unavailable() -> ApplicationError:
-    return ApplicationError(
-        "a dependency (database or cache) is unavailable; retry shortly",
-        code="temporarily_unavailable",
-        status=503,
-        extra={"retry_after_s": 2},
-    )
-
-
-def _is_dependency_failure(exc: BaseException) -> bool:
-    """The database or the shared cache failed (restart, network): a 503 to retry, not a 500 bug."""
-    if isinstance(exc, DatabaseError | ConnectionError | TimeoutError | OSError):
-        return True
-    module = type(exc).__module__
-    return module.startswith("redis") or module.startswith("psycopg")
+    return DependencyUnavailable()
 
 
 def _server_error(

@@ -178,6 +178,17 @@ class Deployment:
     def alive(self) -> list[str]:
         return [n for n, p in self.procs.items() if p.popen is not None and p.popen.poll() is None]
 
+    def server_errors(self) -> list[str]:
+        """Every 500 a web process answered so far (Django logs each as `Internal Server Error: <path>`): a fault in a
+        dependency must answer 503 with Retry-After, never a 500."""
+        return [
+            line[:300]
+            for name, p in self.procs.items()
+            if name.startswith("web") and p.log.exists()
+            for line in p.log.read_text(errors="replace").splitlines()
+            if "Internal Server Error" in line
+        ]
+
     def logs(self, tail: int = 3000) -> str:
         budget = self.manage("shell", "-c", "from hypersentry.venue_client import budget_used; print(budget_used())")
         stats = self.venue_stats().get("rest_calls", {}) if _up(self.venue + "/control/stats") else {}
@@ -218,7 +229,7 @@ def _env(tmp: Path, pg: Postgres, redis: Redis, ports: list[int], venue_port: in
     env.update(
         ENVIRONMENT="development",
         DEBUG="false",
-        LOG_LEVEL="warning",
+        LOG_LEVEL=os.environ.get("CHAOS_LOG_LEVEL", "warning"),
         DATABASE_URL=pg.url,
         REDIS_URL=redis.url,
         CELERY_BROKER_URL=redis.url,
@@ -330,6 +341,7 @@ class OrderFlow:
         self.stop = threading.Event()
         self.paused = threading.Event()
         self.lock = threading.Lock()
+        self.busy = 0  # the flow's own requests on the wire
         self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(len(traders))]
 
     def start(self) -> None:
@@ -340,6 +352,19 @@ class OrderFlow:
         self.stop.set()
         for t in self.threads:
             t.join(30)
+
+    @contextlib.contextmanager
+    def quiet(self, bound: float = 20.0) -> Iterator[None]:
+        """The flow paused and its last requests answered: a scenario owns the venue's next order actions."""
+        self.paused.set()
+        deadline = time.monotonic() + bound
+        try:
+            while self.busy and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not self.busy, f"the flow still has {self.busy} requests on the wire after {bound} s"
+            yield
+        finally:
+            self.paused.clear()
 
     def send(self, trader: Trader, path: str, body: dict[str, Any], key: str) -> Answer:
         """One request of the flow (public: a scenario may add its own, retried like the flow's)."""
@@ -377,24 +402,37 @@ class OrderFlow:
         trader = self.traders[i]
         n = 0
         while not self.stop.is_set():
-            if self.paused.is_set():
+            with self.lock:
+                if self.paused.is_set():
+                    idle = True
+                else:
+                    idle = False
+                    self.busy += 1
+            if idle:
                 time.sleep(0.2)
                 continue
-            n += 1
-            t = trader.on(self.dep.web[n % len(self.dep.web)])
-            self._retry_unanswered(t)
-            if n % 6 == 0:
-                body = {"symbol": "BTC", "side": "buy", "type": "market", "size_usd": "11"}
-                self._post(t, "/trading/order", body, str(uuid.uuid4()))
-            else:
-                px = self._price(t)
-                if px is not None:
-                    body = {"symbol": "BTC", "side": "buy", "type": "limit", "price": px, "size_usd": "12"}
-                    placed = self._post(t, "/trading/order", body, str(uuid.uuid4()))
-                    order = placed.body.get("order") if placed.status in (201, 202) else None
-                    if order and order.get("state") == "resting":
-                        self._post(t, "/trading/cancel", {"order_id": order["id"]}, str(uuid.uuid4()))
+            try:
+                self._step(trader, n := n + 1)
+            finally:
+                with self.lock:
+                    self.busy -= 1
             time.sleep(1.5)
+
+    def _step(self, trader: Trader, n: int) -> None:
+        """Every sixth step a market order, otherwise a limit order near the touch that is cancelled if it rests."""
+        t = trader.on(self.dep.web[n % len(self.dep.web)])
+        self._retry_unanswered(t)
+        if n % 6 == 0:
+            body = {"symbol": "BTC", "side": "buy", "type": "market", "size_usd": "11"}
+            self._post(t, "/trading/order", body, str(uuid.uuid4()))
+        else:
+            px = self._price(t)
+            if px is not None:
+                body = {"symbol": "BTC", "side": "buy", "type": "limit", "price": px, "size_usd": "12"}
+                placed = self._post(t, "/trading/order", body, str(uuid.uuid4()))
+                order = placed.body.get("order") if placed.status in (201, 202) else None
+                if order and order.get("state") == "resting":
+                    self._post(t, "/trading/cancel", {"order_id": order["id"]}, str(uuid.uuid4()))
 
     def _retry_unanswered(self, t: Trader) -> None:
         with self.lock:

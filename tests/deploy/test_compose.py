@@ -91,6 +91,10 @@ def test_every_component_is_a_service_with_a_health_check_and_a_restart_policy(t
     assert web.healthcheck == ["python", "deploy/probe.py", f"http://127.0.0.1:{web.ports[0]}/readyz"]
     checked = {s.healthcheck[3] for s in long_running if s.healthcheck and s.healthcheck[:3] == HEALTHCHECK_CMD}
     assert checked == HEALTHCHECKED_COMPONENTS, "the workers' health checks are `manage.py healthcheck <component>`"
+    # A container is healthy when ITS process beats, not when any replica on another host does.
+    assert all(
+        s.healthcheck[4:] == ["--local"] for s in long_running if s.healthcheck and s.healthcheck[:3] == HEALTHCHECK_CMD
+    )
     assert set(topology.app) == {migrate.name, web.name, *(s.name for s in long_running)}, "no unexplained service"
 
 
