@@ -4,10 +4,7 @@ PY := .venv/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # Typed parts checked by mypy (services, selectors, pure modules, contracts).
-MYPY_PATHS ?= hypersentry/env.py hypersentry/contracts hypersentry/errors.py hypersentry/middleware.py hypersentry/workers.py \
-	hypersentry/schedule.py hypersentry/readiness.py hypersentry/runtime.py hypersentry/ratelimit.py \
-	hypersentry/venue_client.py hypersentry/singleflight.py hypersentry/parsers.py hypersentry/cache_safe.py \
-	hypersentry/components.py hypersentry/metrics.py hypersentry/celery.py hypersentry/asgi.py \
+MYPY_PATHS ?= kernel hypersentry/celery.py hypersentry/asgi.py \
 	hypersentry/management/commands/healthcheck.py execution/metrics.py \
 	alpha/engine alpha/gates.py alpha/readings.py alpha/services.py alpha/selectors.py \
 	execution/risk.py execution/rounding.py execution/pnl.py execution/selectors.py execution/services \

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from hypersentry.metrics import Counter
+from kernel.metrics import Counter
 
 AUTH_FAILURES = Counter("hs_auth_failures_total", "Rejected auth requests by error code", ["code"])
 AUTH_LOGINS = Counter("hs_auth_logins_total", "Successful wallet sign-ins", ["kind"])

@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from accounts import services
 from accounts.models import UserSession
-from hypersentry.errors import is_dependency_failure
-from hypersentry.middleware import dependency_unavailable_response
-from hypersentry.ratelimit import client_ip
+from kernel.errors import is_dependency_failure
+from kernel.middleware import dependency_unavailable_response
+from kernel.ratelimit import client_ip
 
 
 class SessionTrackingMiddleware:

@@ -14,7 +14,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils import is_checksum_address
 
-from hypersentry.errors import ApplicationError
+from kernel.errors import ApplicationError
 
 MAX_MESSAGE_CHARS = 2048
 SIGNATURE_RE = re.compile(r"^0x[0-9a-fA-F]{130}$")

@@ -11,7 +11,7 @@ import logging
 
 from django.db import InterfaceError, OperationalError
 
-from hypersentry.schedule import periodic
+from kernel.schedule import periodic
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 
 from accounts.models import User
 from alpha import selectors, services
-from hypersentry.errors import ApplicationError, NotAuthenticated, NotFound, ValidationFailed
+from kernel.errors import ApplicationError, NotAuthenticated, NotFound, ValidationFailed
 
 SYMBOL_RE = re.compile(r"^[A-Za-z0-9]{1,20}$")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypersentry.metrics import Counter, Gauge, Histogram
+from kernel.metrics import Counter, Gauge, Histogram
 
 COMPUTE_SECONDS = Histogram(
     "hs_alpha_compute_seconds",

@@ -43,9 +43,9 @@ from alpha.engine import (
     win_probability,
 )
 from alpha.readings import Reading, SymbolTrack, conviction_payload
-from hypersentry.contracts import channels as ch
-from hypersentry.contracts.envelope import SequenceCounter, make_envelope
-from hypersentry.workers import AsyncWorker
+from kernel.contracts import channels as ch
+from kernel.contracts.envelope import SequenceCounter, make_envelope
+from kernel.workers import AsyncWorker
 
 logger = logging.getLogger(__name__)
 SOURCE = "alpha"
@@ -200,7 +200,7 @@ class AlphaPipeline:
     @property
     def broadcaster(self) -> Any:
         if self._broadcaster is None:
-            from markets.realtime import get_broadcaster
+            from kernel.realtime import get_broadcaster
 
             return get_broadcaster()
         return self._broadcaster

@@ -29,7 +29,7 @@ from alpha import metrics, selectors
 from alpha.engine import AlphaConfig, RiskLimits, size_position, win_probability
 from alpha.models import ACTIVE_STATUSES, AutoTrade, AutoTradeSettings, AutoTradeStatus
 from alpha.readings import Reading
-from hypersentry.errors import ApplicationError, ValidationFailed
+from kernel.errors import ApplicationError, ValidationFailed
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -39,7 +39,7 @@ _KEY_SAFE = re.compile(r"[^A-Za-z0-9_\-.]")
 # --- store ----------------------------------------------------------------------------------------------------
 def conviction_store_many(*, envelopes: dict[str, str], index: dict[str, dict[str, Any]]) -> None:
     """Latest alpha_conviction envelope per symbol (text, encoded once by the pipeline) + a small index."""
-    from hypersentry.contracts.envelope import dumps_text
+    from kernel.contracts.envelope import dumps_text
 
     values: dict[str, Any] = {selectors.CONVICTION_KEY.format(s): t for s, t in envelopes.items()}
     values[selectors.INDEX_KEY] = dumps_text(index)

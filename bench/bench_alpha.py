@@ -23,7 +23,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from alpha.engine import ConvictionEngine, SymbolHistory, empty_history, update
-from hypersentry.contracts.snapshot import SymbolSnapshot
+from kernel.contracts.snapshot import SymbolSnapshot
 
 T0 = 1_700_000_000_000
 

@@ -9,8 +9,8 @@ websockets', ≥ 99.9 % of the expected frames delivered; gateway also ≥ 5× b
 
 Modes (each server is its own process, pinned to CPU 0; the client processes are pinned to the other CPUs):
   gateway     uvicorn (websockets-sansio, per-message deflate off) serving hypersentry.asgi:application — the real
-              OriginValidator(AuthMiddlewareStack(URLRouter)) stack and markets/gateway.py; frames go through
-              markets.realtime.get_broadcaster().publish, the call ingest makes (in-memory broadcaster: one process).
+              OriginValidator(AuthMiddlewareStack(URLRouter)) stack and hypersentry/gateway.py; frames go through
+              kernel.realtime.get_broadcaster().publish, the call ingest makes (in-memory broadcaster: one process).
   split       the split topology (bench_fanout_scaled.py): a throwaway redis-server, `--webs` (2) processes running
               the Procfile's web command (`uvicorn hypersentry.asgi:application` with docker-compose.yml's flags) and
               REDIS_URL (RedisBroadcaster: one pattern subscription per web process, local fan-out), a publisher calling
@@ -77,7 +77,7 @@ _TEXT = Opcode.TEXT
 
 def _frame(symbol: str, seq: int, now: float) -> str:
     """One agg_update-like envelope (~0.7 KB: a 10-level book); ts_ms / data.t = the tick's ingest stamp (ms)."""
-    from hypersentry.contracts.envelope import make_envelope
+    from kernel.contracts.envelope import make_envelope
 
     book = {
         "bids": [[f"{100 - i * 0.1:.1f}", "1.5"] for i in range(10)],
@@ -166,7 +166,7 @@ async def serve_gateway(args: argparse.Namespace, symbols: list[str]) -> None:
 
     django.setup()
     from hypersentry.asgi import application
-    from markets.realtime import STATS, get_broadcaster
+    from kernel.realtime import STATS, get_broadcaster
 
     broadcaster = get_broadcaster()
 
@@ -186,7 +186,7 @@ async def serve_publisher(args: argparse.Namespace, symbols: list[str]) -> None:
     import django
 
     django.setup()
-    from markets.realtime import RedisBroadcaster, get_broadcaster
+    from kernel.realtime import RedisBroadcaster, get_broadcaster
 
     broadcaster = get_broadcaster()
     if not isinstance(broadcaster, RedisBroadcaster):

@@ -6,7 +6,7 @@
 This is `bench_fanout.py --modes split,gateway,websockets --goals-for split` (every option of bench_fanout.py
 applies; the servers, clients, window and counting are that file's):
   split       a throwaway redis-server; two `uvicorn hypersentry.asgi:application` processes with docker-compose.yml's
-              flags and REDIS_URL, so the broadcaster is markets.realtime.RedisBroadcaster (one pattern subscription
+              flags and REDIS_URL, so the broadcaster is kernel.realtime.RedisBroadcaster (one pattern subscription
               per web process, local fan-out); a publisher process calling `get_broadcaster().publish` as ingest
               does (PUBLISH); the 1000 client sockets alternate between the two web processes.
   gateway     the one-process topology (in-memory broadcaster), for attribution: split / gateway is what the Redis hop

@@ -9,7 +9,7 @@ the rate is trades frames in bursts (1–3 trades mostly, up to 40), over the sy
 Frames are generated up front with timestamps on the wall clock and fed at `--rate` frames/s in 10 ms slices on
 the event loop into `Ingestor.handle_raw`; the real flush runs every AGGREGATOR_PUBLISH_INTERVAL_MS, writing
 snapshots to the hot state and publishing one encoded envelope per live symbol through the real broadcaster
-(markets.realtime LocalBroadcaster, no sockets attached: fan-out is the gateway's benchmark).
+(kernel.realtime LocalBroadcaster, no sockets attached: fan-out is the gateway's benchmark).
 
 CPU is the CPU time of the event-loop thread (time.thread_time, so other load on the machine does not count)
 over wall time, as a fraction of one core; it includes the pacing loop itself. "ingest path" is the CPU time
@@ -191,11 +191,11 @@ async def main() -> None:
 
     from django.conf import settings
 
-    from hypersentry.runtime import tune_gc
-    from markets.realtime import LocalBroadcaster
+    from kernel.realtime import LocalBroadcaster
+    from kernel.runtime import tune_gc
     from markets.symbol_state import SymbolState
 
-    tune_gc()  # as every long-running entry point does (hypersentry/runtime.py)
+    tune_gc()  # as every long-running entry point does (kernel/runtime.py)
     warm_sec = 1.0
     frames, coins, counts = make_frames(
         seconds=args.seconds + warm_sec + 1,

@@ -6,7 +6,7 @@ shared machine does not inflate it.
                                              [--history-minutes 30] [--every-snapshot-new] [--profile]
                                              [--default-gc]
 
-The process's GC is tuned at start-up as in production (`hypersentry.runtime.tune_gc()`, called by `serve` and
+The process's GC is tuned at start-up as in production (`kernel.runtime.tune_gc()`, called by `serve` and
 the workers); `--default-gc` keeps CPython's defaults instead.
 
 Feed: hlsim's deterministic MarketEngine (seed 42; 23 perps + synthetic SYN coins) at the venue's cadence
@@ -146,9 +146,9 @@ def instrument(pipe: AlphaPipeline) -> tuple[list[float], list[float]]:
 async def run(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     if not args.default_gc:
-        from hypersentry.runtime import tune_gc
+        from kernel.runtime import tune_gc
 
-        tune_gc()  # as every long-running entry point does at start-up (serve, run_alpha: hypersentry/runtime.py)
+        tune_gc()  # as every long-running entry point does at start-up (serve, run_alpha: kernel/runtime.py)
     feed, pipe, hot, bc = build(args)
     n = len(feed.coins)
     warm_rounds = int(args.warm_minutes * 60 * 5)
@@ -251,5 +251,5 @@ if __name__ == "__main__":
     ap.add_argument("--history-minutes", type=float, default=30)
     ap.add_argument("--every-snapshot-new", action="store_true")
     ap.add_argument("--profile", action="store_true")
-    ap.add_argument("--default-gc", action="store_true", help="skip hypersentry.runtime.tune_gc()")
+    ap.add_argument("--default-gc", action="store_true", help="skip kernel.runtime.tune_gc()")
     sys.exit(asyncio.run(run(ap.parse_args())))

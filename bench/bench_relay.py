@@ -122,7 +122,7 @@ def main() -> None:
     from execution import risk, venue
     from execution.rounding import round_price
     from execution.services import relay
-    from hypersentry.contracts.snapshot import SymbolSnapshot
+    from kernel.contracts.snapshot import SymbolSnapshot
     from markets.hotstate import MemoryHotState, set_hot_state
 
     lifted = {

@@ -21,7 +21,7 @@ from execution.models import (
     RiskLimits,
     TradingControls,
 )
-from hypersentry.errors import ApplicationError
+from kernel.errors import ApplicationError
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

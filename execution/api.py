@@ -20,8 +20,8 @@ from execution.services import breakers, cancels, idempotency, killswitch, modif
 from execution.services.account import account_read
 from execution.services.events import jsonable, private_events_since
 from execution.services.orders import order_dict
-from hypersentry.errors import NotAuthenticated, PermissionDenied, ValidationFailed
-from hypersentry.ratelimit import Limit, hit
+from kernel.errors import NotAuthenticated, PermissionDenied, ValidationFailed
+from kernel.ratelimit import Limit, hit
 from markets.selectors import SYMBOL_HELP, SYMBOL_RE
 
 SIDES = ("buy", "sell")

@@ -1,4 +1,4 @@
-"""Execution metrics (prometheus_client through hypersentry.metrics).
+"""Execution metrics (prometheus_client through kernel.metrics).
 
 The kill switch and the breakers are state every process shares, so their metrics are read from the database at
 scrape time (`ControlsCollector`) instead of being gauges set by whichever process last touched them: with
@@ -15,7 +15,7 @@ from django.db import DatabaseError
 from prometheus_client.core import GaugeMetricFamily
 
 from execution.models import BreakerKind, CircuitBreaker, TradingControls
-from hypersentry.metrics import Counter, Histogram, register_state_collector
+from kernel.metrics import Counter, Histogram, register_state_collector
 
 logger = logging.getLogger(__name__)
 

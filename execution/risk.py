@@ -28,7 +28,7 @@ from execution.rounding import (
     round_size,
     to_wire,
 )
-from hypersentry.contracts.snapshot import FRESHNESS_MS
+from kernel.contracts.snapshot import FRESHNESS_MS
 
 ZERO = Decimal(0)
 BPS = Decimal(10_000)

@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from hypersentry.schedule import periodic
+from kernel.schedule import periodic
 
 
 @periodic(name="execution.reconcile", every_sec=settings.EXECUTION_RECONCILE_SEC, run_at_start=True)

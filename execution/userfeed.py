@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.db.models import Max
 
-from hypersentry.workers import AsyncWorker
+from kernel.workers import AsyncWorker
 
 logger = logging.getLogger(__name__)
 

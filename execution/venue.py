@@ -1,4 +1,4 @@
-"""Venue I/O for the execution app, over the one venue client (hypersentry.venue_client: shared IP budget, backoff
+"""Venue I/O for the execution app, over the one venue client (kernel.venue_client: shared IP budget, backoff
 after 429s, hard timeouts): cached meta, /info reads under the MASTER address, signing and signed actions.
 
 * `meta` / `spotMeta` are fetched once per EXECUTION_META_CACHE_SEC (shared cache + process memo).
@@ -19,9 +19,9 @@ from django.conf import settings
 from django.core.cache import cache
 
 from execution.rounding import AssetSpec
-from hypersentry import venue_client as vc
-from hypersentry.cache_safe import cache_call
-from hypersentry.venue_client import VenueError, VenueTimeout
+from kernel import venue_client as vc
+from kernel.cache_safe import cache_call
+from kernel.venue_client import VenueError, VenueTimeout
 
 __all__ = [
     "VenueError",

@@ -35,9 +35,9 @@ from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.exceptions import ImproperlyConfigured  # noqa: E402
 
-from hypersentry import components  # noqa: E402
-from hypersentry.metrics import Counter, mark_process_dead  # noqa: E402
 from hypersentry.routing import websocket_urlpatterns  # noqa: E402
+from kernel import components  # noqa: E402
+from kernel.metrics import Counter, mark_process_dead  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class StrictOriginValidator(OriginValidator):  # type: ignore[misc]
 
 
 def ws_client_ip(scope: Scope, *, behind_proxy: bool) -> str:
-    """The peer address, as `hypersentry.ratelimit.client_ip` reads it for HTTP: behind the TLS proxy the last
+    """The peer address, as `kernel.ratelimit.client_ip` reads it for HTTP: behind the TLS proxy the last
     X-Forwarded-For hop (what the proxy saw; anything left of it is client-supplied), else scope["client"]."""
     if behind_proxy:
         forwarded = ",".join(v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"x-forwarded-for")

@@ -1,10 +1,10 @@
 """The Celery app for split topologies (worker + beat). Beat's schedule is the periodic-job registry
-(`hypersentry.schedule`), checked when beat starts.
+(`kernel.schedule`), checked when beat starts.
 
 Both processes beat (`/system`, `manage.py healthcheck celery|beat`): the worker from a thread between its
 `worker_ready` and `worker_shutdown` signals, beat on every scheduler tick. Each records the last error it saw (a
 failed task; a due job that could not be sent) and deletes its row on a clean stop. Pool children mark their
-Prometheus files dead when they exit (the main processes do it at exit: hypersentry.metrics).
+Prometheus files dead when they exit (the main processes do it at exit: kernel.metrics).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from celery.beat import PersistentScheduler
 from celery.signals import task_failure, worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 from django.core.exceptions import ImproperlyConfigured
 
-from hypersentry import components
-from hypersentry.metrics import mark_process_dead
-from hypersentry.schedule import PeriodicJob, job_problems, periodic_jobs
+from kernel import components
+from kernel.metrics import mark_process_dead
+from kernel.schedule import PeriodicJob, job_problems, periodic_jobs
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hypersentry.settings")
 

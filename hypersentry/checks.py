@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
 
 from hypersentry.celery import app as celery_app
-from hypersentry.schedule import job_problems, periodic_jobs
+from kernel.schedule import job_problems, periodic_jobs
 
 
 @register(Tags.security, deploy=True)
@@ -59,7 +59,7 @@ def check_periodic_jobs(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
     return [
         Error(
             p,
-            hint="Declare each job once with @hypersentry.schedule.periodic(name=...) on the function itself.",
+            hint="Declare each job once with @kernel.schedule.periodic(name=...) on the function itself.",
             id="hypersentry.E003",
         )
         for p in job_problems(periodic_jobs(), celery_app.tasks)

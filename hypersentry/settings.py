@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from hypersentry.env import Env
+from kernel.env import Env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VERSION = "0.1.0"
@@ -388,17 +388,17 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "hypersentry.middleware.RequestIdMiddleware",
+    "kernel.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "hypersentry.middleware.SessionMiddleware",
+    "kernel.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.SessionTrackingMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "hypersentry.middleware.DependencyFailureMiddleware",
+    "kernel.middleware.DependencyFailureMiddleware",
 ]
 
 ROOT_URLCONF = "hypersentry.urls"
@@ -448,9 +448,9 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["hypersentry.parsers.OrjsonParser"],
+    "DEFAULT_PARSER_CLASSES": ["kernel.parsers.OrjsonParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "hypersentry.errors.drf_exception_handler",
+    "EXCEPTION_HANDLER": "kernel.errors.drf_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {"TITLE": "HyperSentry API", "VERSION": VERSION, "SERVE_INCLUDE_SCHEMA": False}
@@ -459,18 +459,18 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "request_id": {"()": "hypersentry.logging.RequestIdFilter"},
+        "request_id": {"()": "kernel.logging.RequestIdFilter"},
         # On the emitting loggers below (logger filters do not apply to child loggers, hence the explicit list).
         # Off under ENVIRONMENT=test: tests assert on single log lines; tests of the throttle switch it on.
         "throttle": {
-            "()": "hypersentry.logging.ThrottleFilter",
+            "()": "kernel.logging.ThrottleFilter",
             "interval_sec": 0.0 if ENVIRONMENT == "test" else LOG_THROTTLE_SEC,
         },
-        "client_errors": {"()": "hypersentry.logging.ClientErrorFilter"},
+        "client_errors": {"()": "kernel.logging.ClientErrorFilter"},
     },
     "formatters": {
-        "json": {"()": "hypersentry.logging.JsonFormatter"},
-        "text": {"()": "hypersentry.logging.TextFormatter"},
+        "json": {"()": "kernel.logging.JsonFormatter"},
+        "text": {"()": "kernel.logging.TextFormatter"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from hypersentry import components
+from kernel import components
 
 logger = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 from django.utils.module_loading import import_string
 
-from hypersentry import components
-from hypersentry.metrics import COMPONENT_ERRORS
-from hypersentry.schedule import PeriodicJob, periodic_jobs
+from kernel import components
+from kernel.metrics import COMPONENT_ERRORS
+from kernel.schedule import PeriodicJob, periodic_jobs
 
 logger = logging.getLogger(__name__)
 

@@ -22,11 +22,11 @@ from django.shortcuts import render
 from django.utils.log import log_response
 from django.views.decorators.http import require_safe
 
-from hypersentry import components, readiness
-from hypersentry.errors import ApplicationError, NotAuthenticated, PermissionDenied, error_response
-from hypersentry.metrics import CONTENT_TYPE_LATEST, render_latest
-from hypersentry.schedule import job_rows
-from hypersentry.venue_client import budget_used as venue_budget_used
+from kernel import components, readiness
+from kernel.errors import ApplicationError, NotAuthenticated, PermissionDenied, error_response
+from kernel.metrics import CONTENT_TYPE_LATEST, render_latest
+from kernel.schedule import job_rows
+from kernel.venue_client import budget_used as venue_budget_used
 
 View = Callable[..., Any]
 

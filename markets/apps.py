@@ -6,7 +6,9 @@ class MarketsConfig(AppConfig):
     name = "markets"
 
     def ready(self) -> None:
-        from hypersentry import readiness
+        from kernel import readiness, realtime
+        from markets.hotstate import demand_record
         from markets.services import market_freshness_check
 
         readiness.register("market_freshness", market_freshness_check)
+        realtime.set_demand_sink(demand_record)

@@ -26,7 +26,7 @@ from typing import Any, Final
 import orjson
 from django.conf import settings
 
-from hypersentry.contracts.snapshot import SymbolSnapshot
+from kernel.contracts.snapshot import SymbolSnapshot
 
 SNAPSHOT_KEY: Final = "sym:{}:snapshot"
 INDEX_KEY: Final = "sym:index"
@@ -319,6 +319,11 @@ def get_hot_state() -> HotState:
         if _instance is None:
             _instance = RedisHotState(settings.REDIS_URL) if settings.REDIS_URL else MemoryHotState()
         return _instance
+
+
+async def demand_record(symbol: str, process_id: str, count: int, ttl: float) -> None:
+    """The realtime hub's demand sink (registered in markets.apps): watchers per symbol, for ingest."""
+    await get_hot_state().set_demand(symbol, process_id, count, ttl)
 
 
 def set_hot_state(state: HotState | None) -> None:

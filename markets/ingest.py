@@ -30,11 +30,11 @@ import orjson
 import websockets
 from django.conf import settings
 
-from hypersentry import components
-from hypersentry.contracts import channels as ch
-from hypersentry.contracts.envelope import SequenceCounter, dumps_text
-from hypersentry.contracts.snapshot import FRESHNESS_MS, SymbolSnapshot
-from hypersentry.errors import UpstreamUnavailable
+from kernel import components
+from kernel.contracts import channels as ch
+from kernel.contracts.envelope import SequenceCounter, dumps_text
+from kernel.contracts.snapshot import FRESHNESS_MS, SymbolSnapshot
+from kernel.errors import UpstreamUnavailable
 from markets import features as ft
 from markets import metrics as m
 from markets import normalize, quality, venue
@@ -139,9 +139,9 @@ class SourceHealth:
 
 def _default_publisher() -> Publisher:
     try:
-        from markets.realtime import get_broadcaster
+        from kernel.realtime import get_broadcaster
     except ImportError:  # the gateway half is not in this build: ingest still fills the hot state
-        logger.warning("markets.realtime is not available: agg_update envelopes are not published")
+        logger.warning("kernel.realtime is not available: agg_update envelopes are not published")
         return _NullPublisher()
     return get_broadcaster()
 
@@ -711,7 +711,7 @@ class Ingestor:
 _SNAPSHOT_FIELDS = tuple(f for f in SymbolSnapshot.__dataclass_fields__)
 _PUBLISHED_SNAPSHOTS = m.PUBLISHED.labels("snapshot")
 _PUBLISHED_CANDLES = m.PUBLISHED.labels("candle")
-# (group, timestamp field, threshold): hypersentry.contracts.snapshot's freshness rules, read from snapshot fields.
+# (group, timestamp field, threshold): kernel.contracts.snapshot's freshness rules, read from snapshot fields.
 _FRESHNESS = tuple((group, f"{group}_ts", threshold) for group, threshold in FRESHNESS_MS.items())
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from hypersentry.metrics import Counter, Gauge, Histogram
+from kernel.metrics import Counter, Gauge, Histogram
 
 MESSAGES_IN = Counter("hs_ingest_messages_total", "Venue WS frames received by channel", ["channel"])
 REJECTED = Counter("hs_ingest_rejected_total", "Venue payloads rejected by the quality guards", ["reason"])

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from hypersentry.contracts import channels as ch
-from hypersentry.contracts.envelope import Envelope, SequenceCounter
+from kernel.contracts import channels as ch
+from kernel.contracts.envelope import Envelope, SequenceCounter
 from markets import quality
 from markets.features import Trade
 

@@ -13,13 +13,13 @@ from typing import Any, Final
 
 from django.conf import settings
 
-from hypersentry.contracts.snapshot import SymbolSnapshot, staleness_dict
+from kernel.contracts.snapshot import SymbolSnapshot, staleness_dict
 from markets.hotstate import get_hot_state
 from markets.ingest import RUNNING_WITHIN_MS
 from markets.normalize import SymbolMap
 from markets.upstream import get_upstream
 
-# The characters of a market symbol: the envelope grammar (hypersentry.contracts.envelope), in the venue's case.
+# The characters of a market symbol: the envelope grammar (kernel.contracts.envelope), in the venue's case.
 SYMBOL_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9/_\-@.]{0,31}"
 SYMBOL_RE: Final = re.compile(rf"^{SYMBOL_PATTERN}$")
 SYMBOL_HELP: Final = "must be 1-32 characters of letters, digits and / _ - @ ., starting with a letter or digit"

@@ -12,9 +12,9 @@ from typing import Any
 
 from django.conf import settings
 
-from hypersentry.contracts.envelope import SequenceCounter
-from hypersentry.contracts.snapshot import FRESHNESS_MS
-from hypersentry.errors import UpstreamUnavailable
+from kernel.contracts.envelope import SequenceCounter
+from kernel.contracts.snapshot import FRESHNESS_MS
+from kernel.errors import UpstreamUnavailable
 from markets import features as ft
 from markets import normalize, quality, selectors, venue
 from markets.hotstate import get_hot_state

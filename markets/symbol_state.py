@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from hypersentry.contracts.snapshot import SymbolSnapshot
+from kernel.contracts.snapshot import SymbolSnapshot
 from markets import features as ft
 from markets import normalize, quality
 

@@ -24,9 +24,9 @@ import orjson
 from django.conf import settings
 from django.core.cache import cache
 
-from hypersentry import venue_client as vc
-from hypersentry.errors import UpstreamRateLimited, UpstreamUnavailable
-from hypersentry.metrics import Counter
+from kernel import venue_client as vc
+from kernel.errors import UpstreamRateLimited, UpstreamUnavailable
+from kernel.metrics import Counter
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
-from hypersentry.contracts.snapshot import FRESHNESS_MS, SymbolSnapshot, staleness_dict
+from kernel.contracts.snapshot import FRESHNESS_MS, SymbolSnapshot, staleness_dict
 from markets import selectors
 from markets.hotstate import get_hot_state
 

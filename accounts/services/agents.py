@@ -25,8 +25,8 @@ from eth_utils import to_hex
 from accounts.crypto import associated_data, keyring, open_sealed, seal
 from accounts.metrics import AGENT_EVENTS
 from accounts.models import AgentStatus, AgentWallet, User
-from hypersentry import venue_client as vc
-from hypersentry.errors import ApplicationError, UpstreamUnavailable
+from kernel import venue_client as vc
+from kernel.errors import ApplicationError, UpstreamUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from accounts.metrics import SESSION_ENDS
 from accounts.models import User, UserSession
-from hypersentry.errors import NotFound
+from kernel.errors import NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -25,9 +25,9 @@ TOUCH_EVERY = timedelta(seconds=60)
 
 def _close_now(session_key: str, reason: str) -> None:
     try:
-        from markets.realtime import get_broadcaster
+        from kernel.realtime import get_broadcaster
     except ImportError:
-        logger.warning("markets.realtime is not available; sockets of an ended session stay until re-validation")
+        logger.warning("kernel.realtime is not available; sockets of an ended session stay until re-validation")
         return
     try:
         result = get_broadcaster().close_session_sockets(session_key, reason)

@@ -15,8 +15,8 @@ from eth_utils import is_checksum_address
 
 from accounts.models import Role, SiweNonce, User
 from accounts.siwe_rules import SignInRejected, SiwePolicy, build_message, check_address, check_sign_in
-from hypersentry.errors import ApplicationError, PermissionDenied, ValidationFailed
-from hypersentry.ratelimit import Limit, hit
+from kernel.errors import ApplicationError, PermissionDenied, ValidationFailed
+from kernel.ratelimit import Limit, hit
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The user's venue account (clearinghouseState under the MASTER address): cached, budgeted, never a 500.
 
 * At most one venue read per user per TRADING_ACCOUNT_CACHE_SEC for display (less for risk checks), charged to the
-  user's own read quota and the shared IP budget (hypersentry.venue_client); concurrent reads of one user in a
+  user's own read quota and the shared IP budget (kernel.venue_client); concurrent reads of one user in a
   process share one request (singleflight).
 * Every cached state carries the user's account EPOCH. Whatever changes a position (a fill applied to an order)
   bumps the epoch before it updates the order row, so a state fetched before the fill is never used after it:
@@ -24,10 +24,10 @@ from django.core.cache import cache
 
 from accounts.models import User
 from execution import venue
-from hypersentry import venue_client as vc
-from hypersentry.cache_safe import cache_call
-from hypersentry.errors import ApplicationError
-from hypersentry.singleflight import Singleflight
+from kernel import venue_client as vc
+from kernel.cache_safe import cache_call
+from kernel.errors import ApplicationError
+from kernel.singleflight import Singleflight
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)

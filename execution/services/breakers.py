@@ -37,8 +37,8 @@ from accounts.models import User
 from execution.audit import audit_append
 from execution.models import GLOBAL_BREAKERS, USER_BREAKERS, BreakerKind, CircuitBreaker
 from execution.services.controls import actor_name
-from hypersentry.cache_safe import cache_call
-from hypersentry.errors import PermissionDenied, ValidationFailed
+from kernel.cache_safe import cache_call
+from kernel.errors import PermissionDenied, ValidationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ def _bucket_keys(name: str, window: int, now: float) -> list[str]:
 
 
 def _window_add(name: str, now: float) -> None:
-    from hypersentry.venue_client import counter_add
+    from kernel.venue_client import counter_add
 
     key = f"exec:win:{name}:{int(now // _BUCKET)}"
     cache_call(lambda: counter_add(key, 1, settings.BREAKER_ERROR_WINDOW_SEC + 60), fallback=0, what="breakers")

@@ -18,8 +18,8 @@ from execution.models import FINAL_STATES, Order, OrderState
 from execution.services import breakers
 from execution.services import controls as ctl
 from execution.services.orders import new_correlation_id, order_dict, order_find, order_transition
-from hypersentry import venue_client as vc
-from hypersentry.errors import ApplicationError
+from kernel import venue_client as vc
+from kernel.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from accounts.models import User
 from execution.audit import audit_append
 from execution.models import RiskLimits, TradingControls
 from execution.risk import Limits
-from hypersentry.errors import PermissionDenied
+from kernel.errors import PermissionDenied
 
 logger = logging.getLogger(__name__)
 

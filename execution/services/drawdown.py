@@ -21,7 +21,7 @@ from execution.audit import audit_append
 from execution.models import BreakerKind, CircuitBreaker, EquityPeak
 from execution.services import breakers
 from execution.services.controls import limits_row_for
-from hypersentry.cache_safe import cache_call
+from kernel.cache_safe import cache_call
 
 logger = logging.getLogger(__name__)
 HUNDRED = Decimal(100)

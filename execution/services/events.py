@@ -1,5 +1,5 @@
 """The user's private execution stream: every event numbered and kept in the database, then delivered through the
-one realtime helper (`markets.realtime.get_broadcaster().publish_private`).
+one realtime helper (`kernel.realtime.get_broadcaster().publish_private`).
 
 * Sequence numbers come from the user's `StreamCursor` row (one upsert that increments and returns): durable, so
   they never go backwards or repeat, whatever restarts (Redis only delivers).
@@ -26,7 +26,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from execution.models import PrivateEvent, StreamCursor
-from hypersentry.contracts.envelope import ALL_SYMBOLS, make_envelope
+from kernel.contracts.envelope import ALL_SYMBOLS, make_envelope
 
 logger = logging.getLogger(__name__)
 SOURCE = "execution"
@@ -175,7 +175,7 @@ def private_events_purge(*, keep_hours: float | None = None) -> int:
 
 # --- delivery through the broadcaster from synchronous code ---------------------------------------------------
 def _broadcast(**kwargs: Any) -> None:
-    from markets.realtime import get_broadcaster  # the realtime hub belongs to markets (issue 12 moves it)
+    from kernel.realtime import get_broadcaster  # the realtime hub belongs to markets (issue 12 moves it)
 
     broadcaster = get_broadcaster()
     loop = getattr(broadcaster, "_loop", None)

@@ -28,7 +28,7 @@ from accounts.models import User
 from execution import metrics
 from execution.audit import canonical
 from execution.models import IdempotencyRecord, IdempotencyStatus
-from hypersentry.errors import ApplicationError, DependencyUnavailable, is_dependency_failure
+from kernel.errors import ApplicationError, DependencyUnavailable, is_dependency_failure
 
 logger = logging.getLogger(__name__)
 

@@ -29,8 +29,8 @@ from execution.services.account import account_read
 from execution.services.cancels import orders_cancel_all
 from execution.services.modify import position_close
 from execution.services.orders import new_correlation_id
-from hypersentry import venue_client as vc
-from hypersentry.errors import ApplicationError, PermissionDenied, ValidationFailed
+from kernel import venue_client as vc
+from kernel.errors import ApplicationError, PermissionDenied, ValidationFailed
 
 logger = logging.getLogger(__name__)
 CACHE_KEY = "exec:killswitch"

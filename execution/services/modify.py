@@ -24,8 +24,8 @@ from execution.services import relay
 from execution.services.account import account_read
 from execution.services.cancels import order_cancel
 from execution.services.orders import new_correlation_id, order_dict, order_find
-from hypersentry import venue_client as vc
-from hypersentry.errors import ApplicationError, Conflict
+from kernel import venue_client as vc
+from kernel.errors import ApplicationError, Conflict
 
 logger = logging.getLogger(__name__)
 MODIFIABLE = (OrderState.RESTING, OrderState.PARTIALLY_FILLED)

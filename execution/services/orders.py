@@ -22,7 +22,7 @@ from execution.models import Order, OrderState
 from execution.rounding import to_wire
 from execution.services.account import account_invalidate
 from execution.services.events import publish_private
-from hypersentry.errors import NotFound
+from kernel.errors import NotFound
 
 logger = logging.getLogger(__name__)
 S = OrderState

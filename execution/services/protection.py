@@ -28,9 +28,9 @@ from execution.services.account import account_read
 from execution.services.cancels import order_cancel
 from execution.services.orders import new_correlation_id
 from execution.services.relay import order_submit
-from hypersentry import venue_client as vc
-from hypersentry.contracts.snapshot import FRESHNESS_MS
-from hypersentry.errors import ApplicationError
+from kernel import venue_client as vc
+from kernel.contracts.snapshot import FRESHNESS_MS
+from kernel.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 TRIGGER_TYPES = ("tp", "sl")

@@ -46,8 +46,8 @@ from execution.services.orders import (
     order_dict,
     order_transition,
 )
-from hypersentry import venue_client as vc
-from hypersentry.errors import ApplicationError, Conflict
+from kernel import venue_client as vc
+from kernel.errors import ApplicationError, Conflict
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)

@@ -45,8 +45,8 @@ from execution.services.orders import (
     orders_abandon_unsent,
     orders_reached_venue,
 )
-from hypersentry import venue_client as vc
-from hypersentry.cache_safe import cache_call
+from kernel import venue_client as vc
+from kernel.cache_safe import cache_call
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -512,7 +512,7 @@ def idempotency_finalize_stale(*, now: datetime | None = None) -> int:
 
 def owner_alive(owner: str) -> bool:
     """Does the process that claimed a request still run? (its heartbeat, any component; unknown counts as alive)."""
-    from hypersentry.components import instance_alive
+    from kernel.components import instance_alive
 
     alive = instance_alive(owner) if owner else None
     return alive is not False

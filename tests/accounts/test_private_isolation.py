@@ -10,7 +10,7 @@ import pytest
 import websockets
 from eth_account import Account
 
-from markets import realtime
+from kernel import realtime
 from tests.accounts.conftest import sign_text
 from tests.markets.gateway_fixtures import ORIGIN, connect, fresh_broadcaster, recv_json, serve
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from hlsim.market import MarketEngine
 from hlsim.universe import DEFAULT_COINS
-from hypersentry.contracts.snapshot import SymbolSnapshot
+from kernel.contracts.snapshot import SymbolSnapshot
 
 BASE_MS = 1_763_779_200_000
 TICKS_PER_ROUND = 2  # one tick = 100 ms simulated → a snapshot every 200 ms

@@ -10,8 +10,8 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from alpha import services
-from hypersentry.contracts.envelope import make_envelope
-from hypersentry.contracts.snapshot import SymbolSnapshot
+from kernel.contracts.envelope import make_envelope
+from kernel.contracts.snapshot import SymbolSnapshot
 from markets.hotstate import MemoryHotState, set_hot_state
 
 pytestmark = pytest.mark.django_db

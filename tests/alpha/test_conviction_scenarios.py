@@ -193,7 +193,7 @@ def test_bias_thresholds_and_strong_rr() -> None:
 
 
 def test_as_dict_is_wire_serialisable() -> None:
-    from hypersentry.contracts.envelope import dumps
+    from kernel.contracts.envelope import dumps
 
     history, now = build_history(price=linear(3000, 1.5), oi=linear(1e6, 3.0))
     body = ENGINE.analyze(history=history, now_ms=now).as_dict()

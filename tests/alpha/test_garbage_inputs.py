@@ -20,8 +20,8 @@ from alpha.engine import (
     update,
 )
 from alpha.engine.volatility import VolatilityReading
-from hypersentry.contracts.envelope import dumps
-from hypersentry.contracts.snapshot import SymbolSnapshot
+from kernel.contracts.envelope import dumps
+from kernel.contracts.snapshot import SymbolSnapshot
 
 T0 = 1_700_000_000_000
 ENGINE = ConvictionEngine()

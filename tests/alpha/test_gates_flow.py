@@ -18,7 +18,7 @@ from alpha.selectors import alpha_settings_get
 from execution.models import AuditRecord, Order, RiskLimits
 from execution.services.breakers import breaker_trip
 from execution.services.controls import controls_get
-from hypersentry.contracts.envelope import make_envelope
+from kernel.contracts.envelope import make_envelope
 from tests.execution.conftest import approve_agent, hot, make_trader, sim_thread, trader  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from alpha.pipeline import AlphaPipeline, PipelineConfig, Runtime
-from hypersentry.contracts.envelope import envelope_from_bytes
+from kernel.contracts.envelope import envelope_from_bytes
 from markets.hotstate import MemoryHotState
 
 from .simfeed import MemoryBroadcaster, SimFeed

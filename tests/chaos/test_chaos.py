@@ -224,7 +224,7 @@ def adopted_by(since: float, dep: Deployment, oid: int, name: str) -> float:
 def job_started_after(dep: Deployment, job: str, since: float) -> bool:
     """The periodic job's last recorded run (the record /system shows) started after `since` (wall clock)."""
     code = (
-        "import json; from hypersentry.schedule import job_status; "
+        "import json; from kernel.schedule import job_status; "
         "print(json.dumps({s.name: (s.last_run or {}).get('started_at', 0) for s in job_status()}))"
     )
     out = dep.manage("shell", "-c", code, timeout=30)

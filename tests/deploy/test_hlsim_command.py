@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from hlsim.cli import config_from_options
-from hypersentry import components
-from markets.management.commands.hlsim import Command
+from hypersentry.management.commands.hlsim import Command
+from kernel import components
 from tests.plugins.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

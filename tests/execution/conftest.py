@@ -40,7 +40,7 @@ def hot(sim_thread: SimulatorThread) -> Iterator[Callable[..., Any]]:
     from asgiref.sync import async_to_sync
 
     from execution import venue
-    from hypersentry.contracts.snapshot import SymbolSnapshot
+    from kernel.contracts.snapshot import SymbolSnapshot
     from markets.hotstate import MemoryHotState, set_hot_state
 
     state = MemoryHotState()

@@ -155,7 +155,7 @@ def test_rate_budget_trips_on_venue_429s_and_closes_on_the_first_answer_after_it
 
 
 def test_breakers_refuse_a_scope_that_does_not_match_their_kind(trader: Any) -> None:
-    from hypersentry.errors import ValidationFailed
+    from kernel.errors import ValidationFailed
 
     with pytest.raises(ValidationFailed):
         breakers.breaker_trip(kind=BreakerKind.CONSECUTIVE_LOSSES, reason="no user")

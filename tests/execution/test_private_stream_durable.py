@@ -120,7 +120,7 @@ def test_events_of_a_rolled_back_change_are_never_published(user: Any, delivered
 
 def test_a_redis_broadcaster_restart_keeps_numbers_going_up(user: Any, redis_url: str, settings: Any) -> None:
     """Through the real Redis broadcaster: numbers come from the database, so losing Redis state changes nothing."""
-    from markets import realtime
+    from kernel import realtime
 
     settings.REDIS_URL = redis_url
     async_to_sync(realtime.reset_broadcaster)()

@@ -128,7 +128,7 @@ def test_a_request_whose_process_died_before_sending_releases_its_key(trader: An
 
 def test_a_slow_request_of_a_live_process_is_left_alone_until_the_hard_bound(trader: Any, hot: Any) -> None:
     from execution.services.idempotency import process_instance
-    from hypersentry import components
+    from kernel import components
 
     components.heartbeat("web", min_interval=0)  # this process is alive
     rec = IdempotencyRecord.objects.create(

@@ -176,7 +176,7 @@ def test_a_round_refused_by_the_shared_budget_gives_its_reconciliation_share_bac
     trader: Any, hot: Any, settings: Any
 ) -> None:
     from execution.services.sync import reconcile_all
-    from hypersentry import venue_client as vc
+    from kernel import venue_client as vc
 
     settings.EXECUTION_RECONCILE_WEIGHT_PER_MIN = 45
     vc.backoff_start()  # nothing but cancels may be sent: the round is refused before reaching the venue

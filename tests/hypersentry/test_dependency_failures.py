@@ -92,7 +92,7 @@ def test_a_session_that_cannot_be_saved_at_the_end_of_a_request_is_a_503(monkeyp
     from django.http import HttpResponse
     from django.test import RequestFactory
 
-    from hypersentry.middleware import SessionMiddleware
+    from kernel.middleware import SessionMiddleware
 
     def down(self: Any, must_create: bool = False) -> Any:
         raise OperationalError("connection to server at 127.0.0.1 failed: Connection refused")

@@ -21,9 +21,9 @@ from rest_framework.test import APIClient
 
 from hypersentry import asgi
 from hypersentry.asgi import CLOSE_TRY_AGAIN_LATER, ConnectionSlots, EdgeRouter, ws_client_ip
-from hypersentry.logging import ClientErrorFilter, ThrottleFilter
 from hypersentry.management.commands.serve import nofile_target, raise_open_file_limit
-from hypersentry.parsers import MAX_JSON_DEPTH, json_depth_exceeds, loads_bounded
+from kernel.logging import ClientErrorFilter, ThrottleFilter
+from kernel.parsers import MAX_JSON_DEPTH, json_depth_exceeds, loads_bounded
 
 ORDER = {"symbol": "BTC", "side": "buy", "type": "limit", "size": "0.002", "price": "100"}
 DEEP_ARRAY = b"[" * 1000 + b"]" * 1000
@@ -71,7 +71,7 @@ def test_depth_limit_counts_arrays_and_objects(opener: bytes, closer: bytes) -> 
 
 
 def test_a_thousand_levels_are_refused_without_recursing() -> None:
-    from hypersentry.parsers import JsonTooDeep
+    from kernel.parsers import JsonTooDeep
 
     for raw in (DEEP_ARRAY, DEEP_OBJECT, orjson.dumps({"x": [[[[1]]]]})[:-1] + b',"y":' + DEEP_ARRAY + b"}"):
         with pytest.raises(JsonTooDeep):

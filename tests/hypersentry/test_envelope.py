@@ -7,7 +7,7 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from hypersentry.contracts.envelope import (
+from kernel.contracts.envelope import (
     ALL_SYMBOLS,
     EnvelopeError,
     SequenceCounter,

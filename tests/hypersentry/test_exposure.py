@@ -151,7 +151,7 @@ def test_system_lists_the_components_for_staff(role: str) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_system_shows_every_periodic_job_with_its_last_run_and_the_venue_budget() -> None:
-    from hypersentry.schedule import periodic_jobs
+    from kernel.schedule import periodic_jobs
 
     job = next(j for j in periodic_jobs() if j.name == "accounts.sessions_expire")
     job.func()

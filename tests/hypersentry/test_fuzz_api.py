@@ -51,7 +51,7 @@ from execution.audit import audit_verify
 from execution.models import BreakerKind, IdempotencyRecord, Order, OrderState
 from execution.rounding import round_price, round_size
 from hlsim.server import SimConfig, SimulatorThread
-from hypersentry.contracts.envelope import make_envelope
+from kernel.contracts.envelope import make_envelope
 from tests.execution import conftest as execution_fixtures
 from tests.execution.conftest import approve_agent, make_trader
 

@@ -18,7 +18,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from hypersentry import components
+from kernel import components
 from tests.plugins.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,13 +20,14 @@ from celery.signals import task_failure, worker_ready, worker_shutdown
 from channels.testing import ApplicationCommunicator, HttpCommunicator
 from django.core.cache import cache
 
-from hypersentry import components, topology
+from hypersentry import topology
 from hypersentry.asgi import build_application
 from hypersentry.celery import JobScheduler
 from hypersentry.celery import app as celery_app
 from hypersentry.checks import websocket_origin_problems
-from hypersentry.schedule import PeriodicJob
-from hypersentry.workers import AsyncWorker, Worker
+from kernel import components
+from kernel.schedule import PeriodicJob
+from kernel.workers import AsyncWorker, Worker
 
 HOST = socket.gethostname()
 ME = f"{HOST}:{os.getpid()}"

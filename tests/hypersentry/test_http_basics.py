@@ -10,8 +10,8 @@ from django.test import Client
 from eth_account import Account
 
 from accounts.models import Role, User
-from hypersentry import readiness
-from hypersentry.logging import JsonFormatter, RequestIdFilter
+from kernel import readiness
+from kernel.logging import JsonFormatter, RequestIdFilter
 
 pytestmark = pytest.mark.django_db
 

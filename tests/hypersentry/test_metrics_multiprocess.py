@@ -29,7 +29,7 @@ from execution import metrics as execution_metrics
 from execution.models import BreakerKind
 from execution.services.breakers import breaker_reset, breaker_trip
 from execution.services.killswitch import killswitch_disengage, killswitch_engage
-from hypersentry import metrics
+from kernel import metrics
 from tests.plugins.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,7 +112,7 @@ import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hypersentry.settings")
 django.setup()
-from hypersentry.metrics import COMPONENT_LOOPS
+from kernel.metrics import COMPONENT_LOOPS
 from markets.metrics import SUBSCRIBED
 
 SUBSCRIBED.set(7)
@@ -166,7 +166,7 @@ def test_an_empty_multiprocess_dir_means_one_process_mode_and_writes_no_files(tm
     # `.env.example` ships PROMETHEUS_MULTIPROC_DIR= (empty): prometheus_client alone would then write every
     # process's files into the working directory.
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": "", "PYTHONPATH": str(ROOT), "LOG_LEVEL": "warning"}
-    script = _PROBE.replace("SUBSCRIBED.set(7)", "SUBSCRIBED.set(7)\nfrom hypersentry.metrics import render_latest")
+    script = _PROBE.replace("SUBSCRIBED.set(7)", "SUBSCRIBED.set(7)\nfrom kernel.metrics import render_latest")
     script += "\nprint(b'hs_ingest_subscribed_symbols 7.0' in render_latest())\n"
     done = subprocess.run(
         [sys.executable, "-c", script, "clean"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60

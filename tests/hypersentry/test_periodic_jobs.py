@@ -31,7 +31,7 @@ from hypersentry import topology
 from hypersentry.celery import JobScheduler, beat_schedule
 from hypersentry.celery import app as celery_app
 from hypersentry.checks import check_periodic_jobs
-from hypersentry.schedule import PeriodicJob, job_problems, job_status, periodic, periodic_jobs
+from kernel.schedule import PeriodicJob, job_problems, job_status, periodic, periodic_jobs
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from hypersentry.env import Env
+from kernel.env import Env
 
 ROOT = Path(__file__).resolve().parents[2]
 GOOD_PROD = {

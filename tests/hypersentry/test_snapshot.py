@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hypersentry.contracts.snapshot import FRESHNESS_MS, SymbolSnapshot, staleness, staleness_dict
+from kernel.contracts.snapshot import FRESHNESS_MS, SymbolSnapshot, staleness, staleness_dict
 
 NOW = 1_739_550_000_000
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from hypersentry import venue_client as vc
+from kernel import venue_client as vc
 from tests.plugins.services import free_port
 
 CAP = 1000.0

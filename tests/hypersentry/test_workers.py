@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from hypersentry.workers import AsyncWorker, Worker
+from kernel.workers import AsyncWorker, Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,7 +11,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from hlsim import SimConfig, SimulatorThread
-from hypersentry.contracts.snapshot import SymbolSnapshot
+from kernel.contracts.snapshot import SymbolSnapshot
 from markets.hotstate import get_hot_state, set_hot_state
 
 BOOK = {"bids": [["67000.0", "1.5"], ["66999.0", "2.0"]], "asks": [["67001.0", "1.0"], ["67002.0", "3.0"]]}

@@ -16,8 +16,8 @@ import websockets
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from hypersentry.contracts.envelope import make_envelope
-from markets import realtime
+from kernel import realtime
+from kernel.contracts.envelope import make_envelope
 
 ORIGIN = "http://127.0.0.1:8000"
 ENVELOPE_FIELDS = {"event_type", "symbol", "ts_ms", "source", "seq", "data"}

@@ -11,7 +11,7 @@ import orjson
 import pytest
 import websockets
 
-from markets import realtime
+from kernel import realtime
 from tests.markets.gateway_fixtures import (
     ENVELOPE_FIELDS,
     agg_text,
@@ -207,7 +207,7 @@ async def test_a_lagging_socket_gets_the_latest_frame_per_key_and_candles_keep_t
 async def test_the_gateway_sends_past_channels_session_wrapper_only() -> None:
     from channels.sessions import InstanceSessionWrapper
 
-    from markets.gateway import server_send
+    from hypersentry.gateway import server_send
 
     async def raw(message: dict) -> None:  # type: ignore[type-arg]
         return None

@@ -16,7 +16,7 @@ import pytest
 import websockets
 from asgiref.sync import sync_to_async
 
-from markets import realtime
+from kernel import realtime
 from tests.markets.gateway_fixtures import (
     agg_text,
     connect,
@@ -136,7 +136,7 @@ async def test_split_topology_a_publisher_process_reaches_a_web_process_client()
                 """
                 import asyncio, django, time
                 django.setup()
-                from markets.realtime import get_broadcaster
+                from kernel.realtime import get_broadcaster
                 from tests.markets.gateway_fixtures import agg_text
                 async def main():
                     b = get_broadcaster()

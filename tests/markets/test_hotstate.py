@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from hypersentry.contracts.snapshot import SymbolSnapshot
+from kernel.contracts.snapshot import SymbolSnapshot
 from markets.hotstate import MemoryHotState, RedisHotState
 
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from hypersentry.contracts.snapshot import SymbolSnapshot, staleness
+from kernel.contracts.snapshot import SymbolSnapshot, staleness
 from markets.hotstate import MemoryHotState
 from tests.markets.ingest_fixtures import make_ingestor, now_ms, running, sim, wait_for  # noqa: F401
 

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from hypersentry.contracts.snapshot import SymbolSnapshot, staleness_dict
+from kernel.contracts.snapshot import SymbolSnapshot, staleness_dict
 from markets.hotstate import MemoryHotState
 from markets.ingest import CANDLE_CONFLATION_KEY, IngestConfig, Ingestor, wire_staleness
 from markets.symbol_state import SymbolState
@@ -74,7 +74,7 @@ class TextPublisher:
 async def test_pre_encoded_parts_give_the_same_envelope_bytes():
     """Trades, book and candles are encoded once per change (orjson.Fragment): the text equals dumps_text of the
     plain envelope, on a flush after a change and on one without (the cached parts reused)."""
-    from hypersentry.contracts.envelope import dumps_text
+    from kernel.contracts.envelope import dumps_text
     from markets.symbol_state import current_candles, snapshot_fields
 
     pub = TextPublisher()

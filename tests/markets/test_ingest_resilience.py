@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 
 from hlsim import SimConfig, Simulator
-from hypersentry.contracts.envelope import envelope_from_dict
-from hypersentry.contracts.snapshot import SymbolSnapshot, staleness
+from kernel.contracts.envelope import envelope_from_dict
+from kernel.contracts.snapshot import SymbolSnapshot, staleness
 from markets.hotstate import MemoryHotState, RedisHotState
 from tests.markets.ingest_fixtures import SYMBOLS, make_ingestor, now_ms, running, sim, wait_for  # noqa: F401
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from hypersentry.contracts.envelope import SequenceCounter
+from kernel.contracts.envelope import SequenceCounter
 from markets import normalize, quality
 from markets.symbol_state import SymbolState, apply_book, apply_trades
 

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Role
 from accounts.services import role_grant
-from hypersentry.errors import ApplicationError
+from kernel.errors import ApplicationError
 
 
 class Command(BaseCommand):

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.crypto import keyring
 from accounts.services import agent_keys_rotate
-from hypersentry.errors import ApplicationError
+from kernel.errors import ApplicationError
 
 
 class Command(BaseCommand):

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from hypersentry.errors import ApplicationError
+from kernel.errors import ApplicationError
 
 
 class Command(BaseCommand):

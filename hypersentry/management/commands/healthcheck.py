@@ -1,6 +1,6 @@
 """`python manage.py healthcheck <component> [--json]`: is a process of that component alive?
 
-Exit 0 when at least one process of the component has beaten within the component's bound (hypersentry.components);
+Exit 0 when at least one process of the component has beaten within the component's bound (kernel.components);
 exit 1 otherwise, with one line naming the component and the age of its newest beat. The compose file's health
 checks run it in each container (`healthcheck ingest|alpha|execution|celery|beat|hlsim|web`); `--local` counts only
 the processes on this host (a container's hostname), so a hung replica is not reported healthy because another
@@ -19,7 +19,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from redis.exceptions import RedisError
 
-from hypersentry import components
+from kernel import components
 
 
 def health_line(row: components.ComponentRow) -> str:

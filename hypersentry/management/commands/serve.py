@@ -12,7 +12,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from hypersentry import topology
-from hypersentry.runtime import tune_gc
+from kernel.runtime import tune_gc
 
 logger = logging.getLogger(__name__)
 

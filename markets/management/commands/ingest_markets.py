@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from hypersentry.runtime import tune_gc
+from kernel.runtime import tune_gc
 from markets.ingest import run_ingest
 
 

@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from hlsim.cli import ChaosOptions, CliError, add_arguments, config_from_options, serve
 from hlsim.server import SimConfig
-from hypersentry import components
+from kernel import components
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 memory in one process), read by `/system` and `manage.py healthcheck`.
 
 Every long-running process beats for each component it runs: the web (from the ASGI app), the workers built on
-`hypersentry.workers` (alpha, user feeds), ingest, the simulator, Celery worker and beat, and `serve`'s components.
+`kernel.workers` (alpha, user feeds), ingest, the simulator, Celery worker and beat, and `serve`'s components.
 A beat row names the component and the process (host:pid, so two web replicas are two rows), when the process
 started, when it last beat, and the last error its loop caught. Readers judge freshness: a row older than its
 component's bound is stale (the process hangs or was killed); a process that stops cleanly deletes its row, and a

@@ -13,8 +13,8 @@ from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessio
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.deprecation import MiddlewareMixin
 
-from hypersentry.errors import DependencyUnavailable, error_response, is_dependency_failure
-from hypersentry.logging import request_id_var
+from kernel.errors import DependencyUnavailable, error_response, is_dependency_failure
+from kernel.logging import request_id_var
 
 logger = logging.getLogger(__name__)
 

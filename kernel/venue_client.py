@@ -35,8 +35,8 @@ import requests
 from django.conf import settings
 from django.core.cache import cache
 
-from hypersentry.cache_safe import cache_call
-from hypersentry.metrics import Counter
+from kernel.cache_safe import cache_call
+from kernel.metrics import Counter
 
 logger = logging.getLogger(__name__)
 

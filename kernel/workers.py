@@ -21,9 +21,9 @@ from typing import ClassVar
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
-from hypersentry import components
-from hypersentry.metrics import COMPONENT_ERRORS, COMPONENT_LOOPS
-from hypersentry.runtime import tune_gc
+from kernel import components
+from kernel.metrics import COMPONENT_ERRORS, COMPONENT_LOOPS
+from kernel.runtime import tune_gc
 
 logger = logging.getLogger(__name__)
 

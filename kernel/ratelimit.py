@@ -2,11 +2,11 @@
 
 Usage from any app (auth endpoints today, order endpoints later):
 
-    from hypersentry.ratelimit import Limit, client_ip, hit
+    from kernel.ratelimit import Limit, client_ip, hit
 
     hit(scope="auth.verify", key=client_ip(request), limit=Limit(count=30, per_sec=60))  # raises RateLimited
 
-`hit` counts one request and raises `hypersentry.errors.RateLimited` (HTTP 429 with Retry-After through
+`hit` counts one request and raises `kernel.errors.RateLimited` (HTTP 429 with Retry-After through
 `error_response` / the DRF handler) once `count` requests were seen in the current window. Several limits on one
 request (per IP and per address) are several `hit` calls. Counting uses `cache.add` + `cache.incr`, which are
 atomic on Redis; on the in-process cache they are atomic per process (the one-process topology).
@@ -22,8 +22,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
 
-from hypersentry.cache_safe import cache_call
-from hypersentry.errors import RateLimited
+from kernel.cache_safe import cache_call
+from kernel.errors import RateLimited
 
 __all__ = ["Limit", "client_ip", "hit", "reset"]
 

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from django.conf import settings
 
-from hypersentry.metrics import Counter
+from kernel.metrics import Counter
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -23,7 +23,7 @@ __all__ = ["MAX_JSON_DEPTH", "BodyTooLarge", "JsonTooDeep", "OrjsonParser", "jso
 MAX_JSON_DEPTH = 32
 
 
-# DRF exceptions, not hypersentry.errors.ApplicationError: DRF imports this module while hypersentry.errors is
+# DRF exceptions, not kernel.errors.ApplicationError: DRF imports this module while kernel.errors is
 # still importing rest_framework.views (APIView reads DEFAULT_PARSER_CLASSES at class creation). The DRF handler
 # answers them with their default_code as the error code.
 class JsonTooDeep(APIException):

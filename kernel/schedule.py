@@ -28,7 +28,7 @@ from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import autodiscover_modules
 
-from hypersentry.metrics import Counter
+from kernel.metrics import Counter
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from hypersentry.contracts.channels import EVENT_TYPES
+from kernel.contracts.channels import EVENT_TYPES
 
 # Account-wide events (account_update, risk_update ...) are not about one symbol.
 ALL_SYMBOLS = "*"

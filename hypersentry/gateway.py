@@ -1,7 +1,7 @@
 """The /ws gateway (architecture §9): a raw ASGI app behind OriginValidator(AuthMiddlewareStack(...)).
 
 No Channels consumer and no channel layer on the data path: frames arrive pre-encoded from
-`markets.realtime` and the hub writes them straight to this socket's `send`. This module only parses and
+`kernel.realtime` and the hub writes them straight to this socket's `send`. This module only parses and
 validates client frames (pure functions below), keeps the per-connection limits and relays.
 
 Client frames:
@@ -30,11 +30,19 @@ import orjson
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from hypersentry.contracts import channels as ch
-from hypersentry.contracts.envelope import dumps_text
-from markets import realtime
+from accounts.selectors import session_is_valid
+from kernel import realtime
+from kernel.contracts import channels as ch
+from kernel.contracts.envelope import dumps_text
+from markets.hotstate import get_hot_state
 
 logger = logging.getLogger(__name__)
+
+
+async def snapshot_for(symbol: str) -> Any:
+    """The hot-state snapshot for `symbol` (the first frame a new subscriber gets), or None before any is seen."""
+    return await get_hot_state().get(symbol)
+
 
 _SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9/_\-@.]{0,31}$")
 # Bad frames tolerated within STRIKE_WINDOW_SEC before the socket is closed with CLOSE_POLICY.
@@ -229,7 +237,7 @@ class GatewaySession:
         if ch.PUBLIC_MARKET in frame.channels:
             try:
                 async with _snapshot_slot():
-                    snapshot = await realtime.snapshot_for(frame.coin)
+                    snapshot = await snapshot_for(frame.coin)
             except Exception:
                 logger.exception("snapshot lookup failed", extra={"symbol": frame.coin})
         for topic in new:
@@ -242,7 +250,6 @@ class GatewaySession:
     async def recheck_session(self) -> None:
         """Close the socket once its session is gone, expired, revoked or its user deactivated
         (accounts.selectors.session_is_valid, every WS_SESSION_RECHECK_SEC ≤ 60 s)."""
-        from accounts.selectors import session_is_valid
 
         assert self.session_key is not None and self.user_id is not None
         check = database_sync_to_async(session_is_valid)

@@ -2,7 +2,7 @@
 
 Publishers (ingest, alpha, execution) hand over an already-encoded envelope; nothing is serialised per client.
 
-    from markets.realtime import get_broadcaster
+    from kernel.realtime import get_broadcaster
     await get_broadcaster().publish(channel="public.market", symbol="BTC", text=envelope.encode().decode(),
                                     event_type="agg_update")
     await get_broadcaster().publish_private(user_id=7, event_type="order_update", data={...}, symbol="BTC", seq=42)
@@ -40,9 +40,10 @@ from typing import Any
 import orjson
 from django.conf import settings
 
-from hypersentry.contracts import channels as ch
-from hypersentry.contracts.envelope import ALL_SYMBOLS, dumps_text, make_envelope
-from hypersentry.metrics import Counter, Gauge, Histogram
+from kernel.contracts import channels as ch
+from kernel.contracts.envelope import ALL_SYMBOLS, dumps_text, make_envelope
+from kernel.contracts.snapshot import staleness_dict
+from kernel.metrics import Counter, Gauge, Histogram
 
 logger = logging.getLogger(__name__)
 
@@ -133,9 +134,9 @@ def send_now(send: SendFn, message: dict[str, Any]) -> Generator[Any, Any, Any] 
     return _resume(coro, yielded)  # type: ignore[arg-type]
 
 
-async def _await_quietly(rest: Awaitable[Any]) -> None:
+async def _await_quietly(rest: Generator[Any, Any, Any]) -> None:
     with contextlib.suppress(Exception):
-        await rest
+        await rest  # type: ignore[misc]  # a @types.coroutine generator (_resume) is awaitable
 
 
 class FanoutStats:
@@ -544,21 +545,13 @@ class Broadcaster(abc.ABC):
                 logger.exception("realtime housekeeping failed")
 
     async def _record_demand(self, symbols: set[str]) -> None:
-        try:
-            from markets.hotstate import get_hot_state  # the ingest side's hot state, when present
-        except ImportError:
-            return
-        state = get_hot_state()
-        setter = getattr(state, "set_demand", None)
-        if setter is None:
+        sink = _demand_sink
+        if sink is None:
             return
         for symbol in symbols:
             count = self.hub.symbol_demand.get(symbol, 0)
             try:
-                if inspect.iscoroutinefunction(setter):
-                    await setter(symbol, PROCESS_ID, count, DEMAND_TTL_SEC)
-                else:
-                    await asyncio.to_thread(setter, symbol, PROCESS_ID, count, DEMAND_TTL_SEC)
+                await sink(symbol, PROCESS_ID, count, DEMAND_TTL_SEC)
             except Exception:
                 logger.exception("recording symbol demand failed", extra={"symbol": symbol})
 
@@ -714,6 +707,18 @@ def get_broadcaster() -> Broadcaster:
     return _broadcaster
 
 
+# Where the hub records how many of this process's sockets watch each symbol (ingest subscribes on demand). The kernel
+# knows no hot state: the markets app registers its own at start-up (markets.apps).
+DemandSink = Callable[[str, str, int, float], Awaitable[None]]
+_demand_sink: DemandSink | None = None
+
+
+def set_demand_sink(sink: DemandSink | None) -> None:
+    """`sink(symbol, process_id, watchers, ttl_sec)` is awaited for every symbol whose watcher count changed."""
+    global _demand_sink
+    _demand_sink = sink
+
+
 async def reset_broadcaster() -> None:
     """Tests: stop and forget the process's broadcaster (a new event loop gets a fresh one)."""
     global _broadcaster
@@ -724,8 +729,6 @@ async def reset_broadcaster() -> None:
 
 def snapshot_text(snapshot: Any, *, seq: int, source: str = "snapshot") -> str:
     """An agg_update envelope for a SymbolSnapshot (data = as_dict() + staleness), encoded once."""
-    from hypersentry.contracts.snapshot import staleness_dict
-
     now = _now_ms()
     data = snapshot.as_dict()
     data["staleness"] = staleness_dict(snapshot, now)
@@ -734,16 +737,3 @@ def snapshot_text(snapshot: Any, *, seq: int, source: str = "snapshot") -> str:
         event_type=ch.AGG_UPDATE, symbol=snapshot.symbol, ts_ms=ts, source=source, seq=seq, data=data
     )
     return envelope.encode().decode()
-
-
-async def snapshot_for(symbol: str) -> Any:
-    """The hot-state snapshot for `symbol`, or None (no hot state in this build, or nothing seen yet)."""
-    try:
-        from markets.hotstate import get_hot_state
-    except ImportError:
-        return None
-    state = get_hot_state()
-    getter = state.get
-    if inspect.iscoroutinefunction(getter):
-        return await getter(symbol)
-    return await asyncio.to_thread(getter, symbol)
