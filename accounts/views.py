@@ -28,8 +28,8 @@ from django.views.decorators.http import require_GET
 from accounts import selectors, services
 from accounts.metrics import AUTH_FAILURES, AUTH_LOGINS
 from accounts.models import User
-from hypersentry.views import require_methods
 from kernel.errors import ApplicationError, NotAuthenticated, NotFound, error_response
+from kernel.http import require_methods
 from kernel.ratelimit import Limit, client_ip, hit
 
 logger = logging.getLogger(__name__)

@@ -8,3 +8,7 @@ class ExecutionConfig(AppConfig):
     def ready(self) -> None:
         # Periodic jobs register at import of the tasks module (Celery beat + the one-process scheduler).
         from execution import tasks  # noqa: F401
+        from execution.services.protection import protection_follow_on_sync
+        from execution.signals import positions_synced
+
+        positions_synced.connect(protection_follow_on_sync, dispatch_uid="execution.protection_follow")

@@ -7,66 +7,24 @@ to a Prometheus scraper holding `METRICS_BEARER_TOKEN`.
 
 from __future__ import annotations
 
-import functools
 import hmac
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, sync_to_async
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.utils.log import log_response
 from django.views.decorators.http import require_safe
 
 from kernel import components, readiness
 from kernel.errors import ApplicationError, NotAuthenticated, PermissionDenied, error_response
+from kernel.http import require_methods
 from kernel.metrics import CONTENT_TYPE_LATEST, render_latest
 from kernel.schedule import job_rows
 from kernel.venue_client import budget_used as venue_budget_used
-
-View = Callable[..., Any]
-
-
-def method_not_allowed(*, request: HttpRequest, allowed: Sequence[str]) -> JsonResponse:
-    """The API's 405 (what DRF answers on its routes): the error body and an Allow header, logged from inside the
-    request (as Django's own decorator does) so the line carries the request id."""
-    response = JsonResponse(
-        {"type": "error", "code": "method_not_allowed", "message": f'Method "{request.method}" not allowed.'},
-        status=405,
-    )
-    response["Allow"] = ", ".join(allowed)
-    log_response("Method Not Allowed (%s): %s", request.method, request.path, response=response, request=request)
-    return response
-
-
-def require_methods(*allowed: str) -> Callable[[View], View]:
-    """`require_http_methods` for JSON views (sync or async): other methods get the JSON 405, not Django's empty
-    text/html one."""
-
-    def decorate(view: View) -> View:
-        if iscoroutinefunction(view):
-
-            @functools.wraps(view)
-            async def async_guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-                if request.method not in allowed:
-                    return method_not_allowed(request=request, allowed=allowed)
-                return await view(request, *args, **kwargs)
-
-            return async_guarded
-
-        @functools.wraps(view)
-        def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            if request.method not in allowed:
-                return method_not_allowed(request=request, allowed=allowed)
-            return view(request, *args, **kwargs)
-
-        return guarded
-
-    return decorate
 
 
 def is_staff(user: Any) -> bool:

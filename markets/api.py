@@ -17,8 +17,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from hypersentry.schema import ERRORS, JsonObject
 from kernel.errors import NotFound, ValidationFailed
+from kernel.schema import ERRORS, JsonObject
 from markets import selectors, services
 
 SYMBOL_LIST_RE = re.compile(rf"^{selectors.SYMBOL_PATTERN}(,{selectors.SYMBOL_PATTERN}){{0,199}}$")

@@ -37,6 +37,7 @@ from accounts.models import User
 from execution.audit import audit_append
 from execution.models import GLOBAL_BREAKERS, USER_BREAKERS, BreakerKind, CircuitBreaker
 from execution.services.controls import actor_name
+from execution.services.equity_peaks import peak_rebase
 from kernel.cache_safe import cache_call
 from kernel.errors import PermissionDenied, ValidationFailed
 
@@ -185,8 +186,6 @@ def _after_clear(*, kind: str, user: User | None, actor: str, reason: str, actor
     if kind == BreakerKind.RATE_BUDGET:
         _window_clear("429")
     if kind == BreakerKind.DRAWDOWN and user is not None:
-        from execution.services.drawdown import peak_rebase
-
         peak_rebase(user=user, reason=reason)
     if user is None and not CircuitBreaker.objects.filter(user__isnull=True, tripped=True).exists():
         cache_call(lambda: cache.delete(_GLOBAL_FLAG), fallback=False, what="breakers")

@@ -18,6 +18,7 @@ from execution.models import FINAL_STATES, Order, OrderState
 from execution.services import breakers
 from execution.services import controls as ctl
 from execution.services.orders import new_correlation_id, order_dict, order_find, order_transition
+from execution.services.sync import order_resolve, orders_sync
 from kernel import venue_client as vc
 from kernel.errors import ApplicationError
 
@@ -58,8 +59,6 @@ def order_cancel(
     actor: str | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """Cancel one order by cloid at the venue. Never blocked by the kill switch or breakers."""
-    from execution.services.sync import order_resolve
-
     cid = correlation_id or new_correlation_id()
     order = order_find(user=user, order_id=order_id, cloid=cloid)
     audit_append(
@@ -105,8 +104,6 @@ def orders_cancel_all(*, user: User, correlation_id: str, actor: str, risk_addin
 
     `risk_adding_only` (the kill switch): reduce-only orders and triggers — stops, take-profits, closes — stay, so
     open positions keep their protection; everything that could add risk goes."""
-    from execution.services.sync import orders_sync
-
     wallet = agent_signing_wallet(user=user)
     open_orders = venue.info({"type": "frontendOpenOrders", "user": user.address, "dex": ""}, priority=vc.CANCEL)
     cancels = []

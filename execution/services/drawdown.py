@@ -12,48 +12,16 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
-from execution.audit import audit_append
 from execution.models import BreakerKind, CircuitBreaker, EquityPeak
 from execution.services import breakers
 from execution.services.controls import limits_row_for
-from kernel.cache_safe import cache_call
+from execution.services.equity_peaks import drawdown_pct, peak_cache_set, peak_get
 
 logger = logging.getLogger(__name__)
-HUNDRED = Decimal(100)
-
-
-def drawdown_pct(*, peak: Decimal | None, equity: Decimal | None) -> Decimal | None:
-    """Pure: percent below the peak (0 at or above it); None when either is unknown or the peak is not positive."""
-    if peak is None or equity is None or peak <= 0:
-        return None
-    return max(Decimal(0), (peak - equity) / peak * HUNDRED)
-
-
-def _peak_key(user_id: int) -> str:
-    return f"exec:peak:{user_id}"
-
-
-def peak_get(*, user: User) -> Decimal | None:
-    cached = cache_call(lambda: cache.get(_peak_key(user.pk)), fallback=None, what="equity_peak")
-    if cached is not None:
-        return Decimal(cached)
-    row = EquityPeak.objects.filter(user=user).first()
-    if row is None:
-        return None
-    _peak_cache(user.pk, row.peak_equity)
-    return row.peak_equity
-
-
-def _peak_cache(user_id: int, value: Decimal | None) -> None:
-    if value is None:
-        cache_call(lambda: cache.delete(_peak_key(user_id)), fallback=False, what="equity_peak")
-    else:
-        cache_call(lambda: cache.set(_peak_key(user_id), str(value), 300), fallback=None, what="equity_peak")
 
 
 def equity_observe(*, user: User, equity: Decimal) -> Decimal | None:
@@ -65,13 +33,13 @@ def equity_observe(*, user: User, equity: Decimal) -> Decimal | None:
                 EquityPeak.objects.create(user=user, peak_equity=equity, last_equity=equity)
         except IntegrityError:
             pass  # another process created it first
-        _peak_cache(user.pk, equity)
+        peak_cache_set(user.pk, equity)
         return Decimal(0)
     if equity > peak:
         EquityPeak.objects.filter(user=user, peak_equity__lt=equity).update(
             peak_equity=equity, peak_at=timezone.now(), last_equity=equity
         )
-        _peak_cache(user.pk, equity)
+        peak_cache_set(user.pk, equity)
         peak = equity
     else:
         EquityPeak.objects.filter(user=user).update(last_equity=equity)  # what a re-base starts from
@@ -91,20 +59,3 @@ def equity_observe(*, user: User, equity: Decimal) -> Decimal | None:
             details={"equity": str(equity), "peak": str(peak), "drawdown_pct": str(dd)},
         )
     return dd
-
-
-def peak_rebase(*, user: User, reason: str) -> None:
-    """The peak becomes the last observed equity (after a reset or a half-open drawdown breaker)."""
-    row = EquityPeak.objects.filter(user=user).first()
-    if row is None or row.last_equity is None:
-        _peak_cache(user.pk, None)
-        return
-    before = row.peak_equity
-    EquityPeak.objects.filter(pk=row.pk).update(peak_equity=row.last_equity, peak_at=timezone.now())
-    _peak_cache(user.pk, row.last_equity)
-    audit_append(
-        event="drawdown.peak_rebased",
-        user_id=user.pk,
-        actor="system",
-        data={"before": str(before), "after": str(row.last_equity), "reason": reason},
-    )

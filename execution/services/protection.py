@@ -230,6 +230,13 @@ def _protects(order: Order, positions: dict[str, dict[str, Any]]) -> bool:
     return (size > 0 and order.side == "sell") or (size < 0 and order.side == "buy")
 
 
+def protection_follow_on_sync(
+    sender: object, *, user: User, positions: dict[str, dict[str, Any]], correlation_id: str, **_: Any
+) -> None:
+    """Receiver of execution.signals.positions_synced."""
+    protection_follow(user=user, positions=positions, correlation_id=correlation_id)
+
+
 def protection_follow(*, user: User, positions: dict[str, dict[str, Any]], correlation_id: str | None = None) -> int:
     """Cancel TP/SL orders (and end trailing stops) of positions that are flat or flipped. Children of an entry
     order that has not filled yet are left alone: the venue arms them when their parent fills."""

@@ -36,7 +36,7 @@ from execution.rounding import AssetSpec, round_price, to_wire
 from execution.services import breakers
 from execution.services import controls as ctl
 from execution.services.account import AccountState, AccountUnavailable, account_read
-from execution.services.drawdown import drawdown_pct, peak_get
+from execution.services.equity_peaks import drawdown_pct, peak_get
 from execution.services.events import publish_private
 from execution.services.locks import user_serialized
 from execution.services.orders import (
@@ -46,6 +46,7 @@ from execution.services.orders import (
     order_dict,
     order_transition,
 )
+from execution.services.sync import account_sync, unknown_resolve_soon
 from kernel import venue_client as vc
 from kernel.errors import ApplicationError, Conflict
 
@@ -518,8 +519,6 @@ def _send(
 
 
 def _outcome_unknown(*, user: User, orders: list[Order], cid: str, error: BaseException) -> None:
-    from execution.services.sync import unknown_resolve_soon  # sync imports this module
-
     best_effort("error-rate breaker", lambda: breakers.venue_outcome_record(ok=False))
     audit_append(event="venue.unknown", correlation_id=cid, user_id=user.pk, actor="relay", data={"error": str(error)})
     for o in orders:
@@ -558,8 +557,6 @@ def _venue_refused(*, user: User, orders: list[Order], cid: str, error: venue.Ve
 
 def _accepted(*, user: User, orders: list[Order], cid: str, reply: Any) -> None:
     """The venue answered: apply it; everything after is best effort."""
-    from execution.services.sync import account_sync
-
     ids = {"correlation_id": cid, "user_id": user.pk}
     best_effort("error-rate breaker", lambda: breakers.venue_outcome_record(ok=True), **ids)
     best_effort(

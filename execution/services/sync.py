@@ -45,6 +45,7 @@ from execution.services.orders import (
     orders_abandon_unsent,
     orders_reached_venue,
 )
+from execution.signals import positions_synced
 from kernel import venue_client as vc
 from kernel.cache_safe import cache_call
 
@@ -349,10 +350,9 @@ def _snapshot_fields(pos: dict[str, Any]) -> dict[str, Any]:
 def positions_sync(
     *, user: User, correlation_id: str | None = None, quiet: bool = False, priority: str = vc.ACCOUNT
 ) -> dict[str, Any]:
-    """clearinghouseState → PositionSnapshot rows (venue wins); protection follows the positions; publish
-    account_update. Concurrent syncs of one user are safe (upsert per (user, symbol))."""
-    from execution.services.protection import protection_follow
-
+    """clearinghouseState → PositionSnapshot rows (venue wins); protection follows the positions (the
+    `positions_synced` signal); publish account_update. Concurrent syncs of one user are safe (upsert per
+    (user, symbol))."""
     cid = correlation_id or new_correlation_id()
     acct = account_read(user=user, fresh=True, priority=priority, quota=False)
     if acct.stale:
@@ -376,7 +376,7 @@ def positions_sync(
         PositionSnapshot.objects.filter(pk=row.pk).delete()
         if not quiet:
             _fix(user=user, kind="position_gone", cid=cid, data={"symbol": symbol, "ours": row.size})
-    protection_follow(user=user, positions=venue_positions, correlation_id=cid)
+    positions_synced.send(sender=None, user=user, positions=venue_positions, correlation_id=cid)
     summary = account_summary(acct=acct)
     publish_private(user_id=user.pk, event_type="account_update", data=summary)
     return summary
