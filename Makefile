@@ -43,6 +43,7 @@ run-split: venv-dev
 lint: venv-dev
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/lint-imports --no-cache
 
 typecheck: venv-dev
 	.venv/bin/mypy $(MYPY_PATHS)
