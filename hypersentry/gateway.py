@@ -1,4 +1,4 @@
-"""The /ws gateway (architecture §9): a raw ASGI app behind OriginValidator(AuthMiddlewareStack(...)).
+"""The /ws gateway (architecture seed §9): a raw ASGI app behind OriginValidator(AuthMiddlewareStack(...)).
 
 No Channels consumer and no channel layer on the data path: frames arrive pre-encoded from
 `kernel.realtime` and the hub writes them straight to this socket's `send`. This module only parses and

@@ -207,7 +207,7 @@ def cvd_windows(state: CvdState, *, now_ms: int) -> dict[str, float]:
     return {"cvd_venue": state.running, "cvd_venue_1m": state.sum1, "cvd_venue_5m": state.sum5}
 
 
-# --- Composites (architecture §8) ---------------------------------------------------------------------------
+# --- Composites (architecture seed §8) ---------------------------------------------------------------------------
 def composite(values: Mapping[str, float | None], weights: Mapping[str, float]) -> tuple[float | None, list[str]]:
     """Weighted composite over the venues that have a value, renormalised by the weights available.
 

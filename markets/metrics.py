@@ -1,4 +1,4 @@
-"""Ingest metrics (architecture §14): declared once, labelled children cached off the hot path."""
+"""Ingest metrics (architecture seed §14): declared once, labelled children cached off the hot path."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Venue frames → canonical envelopes (architecture §6), with the stateless quality guards applied.
+"""Venue frames → canonical envelopes (architecture seed §6), with the stateless quality guards applied.
 
 Sans-I/O: `normalize_frame` takes one decoded venue frame and returns the internal envelopes it yields
 (`market.book`, `market.trades`, `market.mids`, `market.ctx`, `market.candle`) plus the rejections.

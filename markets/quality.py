@@ -1,4 +1,4 @@
-"""Data-quality guards for venue payloads (architecture §8): pure checks plus a throttled rejection log.
+"""Data-quality guards for venue payloads (architecture seed §8): pure checks plus a throttled rejection log.
 
 A guard returns None when the value is good and a stable reason string when it is not; the reason labels the
 `hs_ingest_rejected_total` counter. Nothing here does I/O except `RejectionLog`, which only logs.

@@ -1,4 +1,4 @@
-"""Read-through market data with snapshot repair from the venue's REST (architecture §7, §12).
+"""Read-through market data with snapshot repair from the venue's REST (architecture seed §7, §12).
 
 Each read prefers the hot state when it is fresh; otherwise it repairs from POST /info through the upstream
 budget (TTL caches, floor, singleflight, 429 cooldown) and, when the venue cannot be asked, answers with the

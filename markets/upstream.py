@@ -1,4 +1,4 @@
-"""The venue's REST /info under an upstream budget (architecture §12).
+"""The venue's REST /info under an upstream budget (architecture seed §12).
 
 * Budgets per endpoint class (metadata, orderbook, candles), counted in fixed 10 s windows in the Django cache,
   so every process of a split topology shares them (Redis cache) and one process counts alone (locmem).
