@@ -4,7 +4,7 @@ PY := .venv/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # Typed parts checked by mypy (services, selectors, pure modules, contracts).
-MYPY_PATHS ?= kernel hypersentry/celery.py hypersentry/asgi.py \
+MYPY_PATHS ?= kernel execution/outcomes.py execution/answers.py hypersentry/celery.py hypersentry/asgi.py \
 	hypersentry/management/commands/healthcheck.py execution/metrics.py \
 	alpha/engine alpha/gates.py alpha/readings.py alpha/services.py alpha/selectors.py \
 	execution/risk.py execution/rounding.py execution/pnl.py execution/selectors.py execution/services \

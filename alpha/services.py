@@ -29,6 +29,15 @@ from alpha import metrics, selectors
 from alpha.engine import AlphaConfig, RiskLimits, size_position, win_probability
 from alpha.models import ACTIVE_STATUSES, AutoTrade, AutoTradeSettings, AutoTradeStatus
 from alpha.readings import Reading
+from execution import risk, venue
+from execution.audit import audit_append
+from execution.models import Order, OrderState
+from execution.outcomes import Result
+from execution.services.account import account_read
+from execution.services.breakers import breakers_open
+from execution.services.controls import controls_get, limits_for
+from execution.services.idempotency import idempotent
+from execution.services.relay import order_submit
 from kernel.errors import ApplicationError, ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -56,7 +65,6 @@ def presence_touch(*, user_id: int) -> None:
 
 
 def auto_mode_set(*, user: User, enabled: bool) -> AutoTradeSettings:
-    from execution.audit import audit_append
 
     row, _ = AutoTradeSettings.objects.get_or_create(user=user)
     row.auto_mode = enabled
@@ -108,9 +116,6 @@ def user_context_get(*, user: User) -> UserContext:
     """Equity and positions from the venue under the master address (execution.account_state, briefly cached),
     limits from execution's risk limits, auto mode, agent readiness and open auto trades."""
     from accounts.selectors import agent_current
-    from execution import venue
-    from execution.services.account import account_read
-    from execution.services.controls import limits_for
 
     lim = limits_for(user=user)
     limits = RiskLimits(
@@ -149,7 +154,6 @@ def user_context_get(*, user: User) -> UserContext:
 def _recent_trades(*, user: User) -> dict[str, Any]:
     """What the pipeline's in-memory gate view needs: newest auto trade per symbol, signals already traded,
     and the user's own open breakers."""
-    from execution.services.breakers import breakers_open
 
     since = timezone.now() - timedelta(hours=6)
     last: dict[str, int] = {}
@@ -162,7 +166,6 @@ def _recent_trades(*, user: User) -> dict[str, Any]:
 
 def autotrades_reconcile(*, user: User, positions: dict[str, Decimal] | None) -> int:
     """Close auto trades whose order ended without a fill or whose position is gone; returns how many."""
-    from execution.models import Order, OrderState
 
     closed = 0
     grace = timezone.now() - timedelta(seconds=10)  # account_state is cached ~2 s; fills land async
@@ -183,12 +186,15 @@ def autotrades_reconcile(*, user: User, positions: dict[str, Decimal] | None) ->
 # --- autonomous trades ----------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class AttemptOutcome:
-    status: int  # HTTP status for the API
+    """An autonomous attempt: blocked by a gate, or the order's outcome (body = the serialised outcome, as the
+    idempotency key stored it; `status` = the HTTP answer stored with it, for the API)."""
+
+    status: int
     body: dict[str, Any]
 
     @property
     def placed(self) -> bool:
-        return self.status in (201, 202)
+        return bool(self.body.get("placed"))
 
 
 def signal_key(*, reading: Reading, side: str) -> str:
@@ -224,8 +230,6 @@ def _size(*, reading: Reading, side: str, ctx: UserContext, config: AlphaConfig)
 def _gate_inputs(
     *, user: User, reading: Reading | None, ctx: UserContext, side: str, size: Decimal | None, now_ms: int
 ) -> g.GateInputs:
-    from execution.services.breakers import breakers_open
-    from execution.services.controls import controls_get
 
     controls = controls_get()
     last = None
@@ -323,10 +327,6 @@ def _now() -> int:
 
 
 def _place(*, user: User, trade: AutoTrade, reading: Reading, result: g.GateResult) -> AttemptOutcome:
-    from execution import risk
-    from execution.audit import audit_append
-    from execution.services.idempotency import idempotent
-    from execution.services.relay import order_submit
 
     signal = {
         "symbol": reading.symbol,
@@ -376,26 +376,23 @@ def _place(*, user: User, trade: AutoTrade, reading: Reading, result: g.GateResu
         metrics.AUTO_TRADES.labels(outcome="failed").inc()
         raise
     order = body.get("order") or {}
-    state = (
-        AutoTradeStatus.OPEN
-        if status == 201
-        else AutoTradeStatus.UNKNOWN
-        if status == 202
-        else (AutoTradeStatus.REJECTED)
-    )
+    answered = str(body.get("result"))  # the serialised outcome (execution.outcomes), also on a replay of the key
+    states: dict[str, str] = {Result.DONE: AutoTradeStatus.OPEN, Result.PENDING: AutoTradeStatus.UNKNOWN}
+    state = states.get(answered, AutoTradeStatus.REJECTED)
     AutoTrade.objects.filter(pk=trade.pk).update(
         status=state, order_id=order.get("id"), reason=str(body.get("code") or body.get("message") or "")[:300]
     )
     trade.refresh_from_db()
     metrics.AUTO_TRADES.labels(outcome=state).inc()
+    placed = answered in (Result.DONE, Result.PENDING)
     out = {
-        "placed": status in (201, 202),
+        "placed": placed,
         "auto_trade": selectors.auto_trade_dict(trade),
         "order": order,
         "gates": result.as_dict(),
         "correlation_id": trade.correlation_id,
     }
-    if status not in (201, 202):
+    if not placed:
         out.update({"type": "error", "code": body.get("code", "order_rejected"), "message": body.get("message", "")})
     return AttemptOutcome(status, out)
 

@@ -180,9 +180,9 @@ def main() -> None:
 
     def one(u: Any) -> tuple[float, float, float]:
         t0 = time.perf_counter()
-        status, body = relay.order_submit(user=u, key=f"bench-{uuid.uuid4()}", intent=intent)
+        outcome = relay.order_submit(user=u, key=f"bench-{uuid.uuid4()}", intent=intent)
         t1 = time.perf_counter()
-        assert status == 201, body
+        assert outcome.result == "done", outcome.to_dict()
         return marks.out - t0, marks.back - marks.out, t1 - t0
 
     # 1a. One user alone, back to back (the classic figure).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +17,7 @@ from rest_framework.views import APIView
 from accounts.models import User
 from accounts.selectors import session_is_valid
 from execution import risk, selectors
+from execution.outcomes import Outcome
 from execution.services import breakers, cancels, idempotency, killswitch, modify, protection, relay, sync
 from execution.services.account import account_read
 from execution.services.events import jsonable, private_events_since
@@ -114,15 +116,15 @@ def _intent(data: dict[str, Any]) -> risk.OrderIntent:
     )
 
 
-def _run_idempotent(request: Request, *, endpoint: str, payload: Any, run: Any) -> Response:
+def _run_idempotent(request: Request, *, endpoint: str, payload: Any, run: Callable[[User, str], Outcome]) -> Response:
+    """Run a trading action once per Idempotency-Key and answer its outcome (execution.answers) as HTTP."""
     user = _user(request)
     key = request.headers.get("Idempotency-Key")
     replay = {"flag": True}
 
-    def wrapped(k: str) -> tuple[int, dict[str, Any]]:
+    def wrapped(k: str) -> Outcome:
         replay["flag"] = False
-        result: tuple[int, dict[str, Any]] = run(user, k)
-        return result
+        return run(user, k)
 
     def rate_limit() -> None:
         per_min = settings.EXECUTION_CANCELS_PER_MIN if endpoint == "cancel" else settings.EXECUTION_ORDERS_PER_MIN

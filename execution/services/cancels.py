@@ -15,9 +15,10 @@ from accounts.services import agent_signing_wallet
 from execution import venue
 from execution.audit import audit_append
 from execution.models import FINAL_STATES, Order, OrderState
+from execution.outcomes import Outcome, Result
 from execution.services import breakers
 from execution.services import controls as ctl
-from execution.services.orders import new_correlation_id, order_dict, order_find, order_transition
+from execution.services.orders import new_correlation_id, order_find, order_transition
 from execution.services.sync import order_resolve, orders_sync
 from kernel import venue_client as vc
 from kernel.errors import ApplicationError
@@ -57,7 +58,7 @@ def order_cancel(
     cloid: str | None = None,
     correlation_id: str | None = None,
     actor: str | None = None,
-) -> tuple[int, dict[str, Any]]:
+) -> Outcome:
     """Cancel one order by cloid at the venue. Never blocked by the kill switch or breakers."""
     cid = correlation_id or new_correlation_id()
     order = order_find(user=user, order_id=order_id, cloid=cloid)
@@ -69,11 +70,11 @@ def order_cancel(
         data={"order_id": order.pk, "cloid": order.cloid, "state": order.state},
     )
     if order.state in FINAL_STATES:
-        return 200, {"order": order_dict(order), "correlation_id": cid, "note": "already final"}
+        return Outcome(Result.DONE, creates=False, order=order, correlation_id=cid, note="already final")
     if order.state == OrderState.PENDING and order_transition(
         order, OrderState.CANCELLED, venue_status="cancelled before sending"
     ):
-        return 200, {"order": order_dict(order), "correlation_id": cid}
+        return Outcome(Result.DONE, creates=False, order=order, correlation_id=cid)
     spec = venue.asset_spec(order.symbol)
     if spec is None:
         raise ApplicationError("symbol not on the venue", code="symbol_not_tradable", status=422)
@@ -96,7 +97,7 @@ def order_cancel(
         order_transition(order, OrderState.CANCELLED, venue_status="canceled")
     else:
         order_resolve(order=order, correlation_id=cid)
-    return 200, {"order": order_dict(order), "correlation_id": cid, "reply": reply}
+    return Outcome(Result.DONE, creates=False, order=order, correlation_id=cid, reply=reply)
 
 
 def orders_cancel_all(*, user: User, correlation_id: str, actor: str, risk_adding_only: bool = False) -> int:

@@ -26,8 +26,10 @@ from django.utils import timezone
 
 from accounts.models import User
 from execution import metrics
+from execution.answers import http_answer
 from execution.audit import canonical
 from execution.models import IdempotencyRecord, IdempotencyStatus
+from execution.outcomes import Outcome, Result
 from kernel.errors import ApplicationError, DependencyUnavailable, is_dependency_failure
 
 logger = logging.getLogger(__name__)
@@ -71,10 +73,11 @@ def idempotent(
     key: str | None,
     endpoint: str,
     payload: Any,
-    run: Callable[[str], tuple[int, dict[str, Any]]],
+    run: Callable[[str], Outcome],
     before_claim: Callable[[], None] | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    """Claim (user, key) and run once; later calls get the stored answer, 409 or 422.
+    """Claim (user, key) and run once; later calls get the stored answer, 409 or 422. The answer is the outcome's
+    HTTP answer (execution.answers): its status and the serialised outcome, stored with the key.
 
     `before_claim` (e.g. a per-user rate limit) runs once the key is claimed, so only new keys count; a refusal
     there (429) releases the key instead of being stored under it, and replays / 409s cost nothing."""
@@ -100,7 +103,7 @@ def idempotent(
             raise _unavailable() from exc
     metrics.IDEMPOTENCY.labels(outcome="first").inc()
     try:
-        status, body = run(key)
+        status, body = http_answer(run(key))
     except ApplicationError as exc:
         status, body = exc.status, exc.as_dict()
     except Exception as exc:  # the request boundary: logged, then answered from what reached the venue
@@ -145,6 +148,7 @@ def _server_error(
             "children": [order_dict(o) for o in sent[1:]],
             "note": "the order reached the venue; its outcome is being confirmed (reconciliation). Do not resend.",
             "warning": body.get("code"),
+            "result": Result.PENDING.value,
         }
         IdempotencyRecord.objects.filter(pk=record_id).update(
             status=IdempotencyStatus.DONE, response_status=202, response_body=answer, completed_at=timezone.now()

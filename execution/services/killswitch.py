@@ -24,6 +24,7 @@ from accounts.models import AgentStatus, AgentWallet, Role, User
 from execution import venue
 from execution.audit import audit_append
 from execution.models import TradingControls
+from execution.outcomes import Result
 from execution.services import controls as ctl
 from execution.services.account import account_read
 from execution.services.cancels import orders_cancel_all
@@ -139,16 +140,16 @@ def _flatten(*, user: User, cid: str) -> int:
     closed = 0
     for symbol in positions:
         key = f"flatten-{cid}-{symbol}"
-        status, body = position_close(
+        outcome = position_close(
             user=user, key=key, symbol=symbol, correlation_id=cid, bypass_gates=True, source="killswitch"
         )
-        closed += int(status in (200, 201))
+        closed += int(outcome.result == Result.DONE)
         audit_append(
             event="killswitch.flatten",
             correlation_id=cid,
             user_id=user.pk,
             actor="killswitch",
-            data={"symbol": symbol, "status": status, "order": body.get("order")},
+            data={"symbol": symbol, "result": outcome.result.value, "order": outcome.to_dict().get("order")},
         )
     return closed
 

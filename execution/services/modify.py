@@ -20,10 +20,11 @@ from typing import Any
 from accounts.models import User
 from execution import risk
 from execution.models import Order, OrderState
+from execution.outcomes import Outcome, Refusal, Result
 from execution.services import relay
 from execution.services.account import account_read
 from execution.services.cancels import order_cancel
-from execution.services.orders import new_correlation_id, order_dict, order_find
+from execution.services.orders import new_correlation_id, order_find
 from kernel import venue_client as vc
 from kernel.errors import ApplicationError, Conflict
 
@@ -70,7 +71,7 @@ def order_modify(
     size: Decimal | None,
     trigger_price: Decimal | None = None,
     session_authenticated: bool = True,
-) -> tuple[int, dict[str, Any]]:
+) -> Outcome:
     old = order_find(user=user, order_id=order_id, cloid=None)
     if old.state not in MODIFIABLE:
         raise Conflict(f"only resting orders can be modified (this one is {old.state})", code="not_modifiable")
@@ -80,22 +81,15 @@ def order_modify(
         user=user, intent=intent, session_authenticated=session_authenticated, exclude_orders=[old.pk]
     )
     if not verdict.ok:
-        return 422, {
-            "type": "error",
-            "code": verdict.reason,
-            "message": verdict.message + " The original order is unchanged.",
-            "verdict": verdict.as_dict(),
-            "order": order_dict(old),
-        }
+        refusal = Refusal(verdict.reason, verdict.message + " The original order is unchanged.")
+        return Outcome(Result.REFUSED, refusal=refusal, verdict=verdict, order=old)
     if intent.closes_only:
         return _place_then_cancel(user=user, key=key, old=old, intent=intent, cid=cid, auth=session_authenticated)
     return _cancel_then_place(user=user, key=key, old=old, intent=intent, cid=cid, auth=session_authenticated)
 
 
-def _place_then_cancel(
-    *, user: User, key: str, old: Order, intent: risk.OrderIntent, cid: str, auth: bool
-) -> tuple[int, dict[str, Any]]:
-    status, body = relay.order_submit(
+def _place_then_cancel(*, user: User, key: str, old: Order, intent: risk.OrderIntent, cid: str, auth: bool) -> Outcome:
+    placed = relay.order_submit(
         user=user,
         key=key,
         intent=intent,
@@ -105,34 +99,29 @@ def _place_then_cancel(
         exclude_orders=[old.pk],
         grouping="positionTpsl" if old.grouping == "positionTpsl" else "na",
     )
-    state = (body.get("order") or {}).get("state")
+    state = placed.order.state if placed.order is not None else None
     if state not in (OrderState.RESTING, OrderState.FILLED, OrderState.PARTIALLY_FILLED):
         # Refused, or its outcome is unknown: the original protection stays in place.
-        body["original"] = order_dict(old)
-        body["note"] = "the replacement is not confirmed; the original order is unchanged"
-        return status, body
+        return placed.with_(original=old, note="the replacement is not confirmed; the original order is unchanged")
+    note = None
     try:
         order_cancel(user=user, order_id=old.pk, correlation_id=cid, actor="modify")
     except ApplicationError as exc:
         logger.warning("modify: the replaced order could not be cancelled", extra={"order_id": old.pk})
-        body["note"] = f"the replacement stands; cancelling the original failed ({exc.code}): both are reduce-only"
+        note = f"the replacement stands; cancelling the original failed ({exc.code}): both are reduce-only"
     old.refresh_from_db()
-    body["original"] = order_dict(old)
-    return status, body
+    return placed.with_(original=old, note=note)
 
 
-def _cancel_then_place(
-    *, user: User, key: str, old: Order, intent: risk.OrderIntent, cid: str, auth: bool
-) -> tuple[int, dict[str, Any]]:
+def _cancel_then_place(*, user: User, key: str, old: Order, intent: risk.OrderIntent, cid: str, auth: bool) -> Outcome:
     order_cancel(user=user, order_id=old.pk, correlation_id=cid, actor="modify")
     old.refresh_from_db()
     if old.state != OrderState.CANCELLED or old.filled_size > 0 and old.filled_size >= old.size:
         raise Conflict("the order could not be cancelled (filled?)", code="modify_cancel_failed")
-    status, body = relay.order_submit(
+    placed = relay.order_submit(
         user=user, key=key, intent=intent, session_authenticated=auth, correlation_id=cid, replaces=old
     )
-    body["original"] = order_dict(old)
-    return status, body
+    return placed.with_(original=old)
 
 
 def position_close(
@@ -143,7 +132,7 @@ def position_close(
     correlation_id: str | None = None,
     bypass_gates: bool = False,
     source: str = "manual",
-) -> tuple[int, dict[str, Any]]:
+) -> Outcome:
     """Close a position with a reduce-only market (IOC) order sized to the venue's position. Reduce-only: the kill
     switch and breakers let it through. Its protective orders are cancelled once the position is flat
     (execution.services.protection.protection_follow)."""
@@ -166,9 +155,9 @@ def positions_close_all(*, users: list[User], symbol: str | None, run: str, sour
         for sym in acct.positions:
             if symbol is not None and sym.lower() != symbol.lower():
                 continue
-            status, body = position_close(
+            closed = position_close(
                 user=user, key=f"close-all-{run}-{user.pk}-{sym}", symbol=sym, bypass_gates=True, source=source
             )
-            order = body.get("order") or {}
-            results.append({"user": user.address, "symbol": sym, "status": status, "state": order.get("state")})
+            state = closed.order.state if closed.order is not None else None
+            results.append({"user": user.address, "symbol": sym, "result": closed.result.value, "state": state})
     return results

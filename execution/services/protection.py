@@ -22,6 +22,7 @@ from accounts.models import User
 from execution import risk, venue
 from execution.audit import audit_append
 from execution.models import UNSETTLED_STATES, Order, OrderState, PositionProtection
+from execution.outcomes import Outcome, Result
 from execution.rounding import AssetSpec, round_price
 from execution.services import controls as ctl
 from execution.services.account import account_read
@@ -53,28 +54,23 @@ def tpsl_place(
     sl_price: Decimal | None,
     source: str = "manual",
     cid: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Outcome]:
     """TP and/or SL triggers for the whole position (positionTpsl), each checked and sent like any order."""
     cid = cid or new_correlation_id()
     if venue.asset_spec(symbol) is None:
         raise ApplicationError("symbol not on the venue", code=risk.SYMBOL_NOT_TRADABLE, status=422)
     szi = _position(user, symbol)
-    results: list[dict[str, Any]] = []
+    results: list[Outcome] = []
     for kind, px in (("tp", tp_price), ("sl", sl_price)):
         if px is None:
             continue
         intent = risk.OrderIntent(
             symbol=symbol, is_buy=szi < 0, order_type=kind, size=abs(szi), trigger_price=px, reduce_only=True
         )
-        status, body = order_submit(
-            user=user,
-            key=f"{key}:{kind}",
-            intent=intent,
-            correlation_id=cid,
-            source=source,
-            grouping="positionTpsl",
+        placed = order_submit(
+            user=user, key=f"{key}:{kind}", intent=intent, correlation_id=cid, source=source, grouping="positionTpsl"
         )
-        results.append({"status": status, **body})
+        results.append(placed)
     return results
 
 
@@ -86,7 +82,7 @@ def protection_set(
     tp_price: Decimal | None,
     sl_price: Decimal | None,
     trailing_pct: Decimal | None,
-) -> tuple[int, dict[str, Any]]:
+) -> Outcome:
     if tp_price is None and sl_price is None and trailing_pct is None:
         raise ApplicationError("give tp_price, sl_price or trailing_pct", code="invalid_input", status=400)
     cid = new_correlation_id()
@@ -98,12 +94,12 @@ def protection_set(
         data={"symbol": symbol, "tp": tp_price, "sl": sl_price, "trailing_pct": trailing_pct},
     )
     results = tpsl_place(user=user, key=key, symbol=symbol, tp_price=tp_price, sl_price=sl_price, cid=cid)
-    refused = [r for r in results if r["status"] >= 400]
-    body: dict[str, Any] = {"orders": [r["order"] for r in results if r.get("order")], "correlation_id": cid}
+    orders = tuple(r.order for r in results if r.order is not None)
+    refused = [r for r in results if not r.placed]
     if refused:
         first = refused[0]
-        body.update({"type": "error", "code": first.get("code"), "message": first.get("message")})
-        return int(first["status"]), body
+        return Outcome(first.result, orders=orders, refusal=first.refusal, correlation_id=cid)
+    trailing = None
     if trailing_pct is not None:
         _position(user, symbol)  # a trailing stop needs a position (also when given alone)
         PositionProtection.objects.filter(user=user, symbol=symbol, active=True).update(active=False)
@@ -117,13 +113,8 @@ def protection_set(
         )
         trailing_tick(protection=prot)
         prot.refresh_from_db()
-        body["trailing"] = {
-            "id": prot.pk,
-            "trail_pct": str(prot.trail_pct),
-            "stop_price": None if prot.stop_price is None else str(prot.stop_price),
-            "reference": "mark",
-        }
-    return 201, body
+        trailing = prot
+    return Outcome(Result.DONE, orders=orders, correlation_id=cid, trailing=trailing)
 
 
 # --- trailing stops -----------------------------------------------------------------------------------------------
@@ -198,9 +189,9 @@ def trailing_tick(*, protection: PositionProtection) -> None:
         sl_price=stop,
         source="trailing",
     )
-    placed = results[0] if results else {}
-    new_id = (placed.get("order") or {}).get("id")
-    new_state = (placed.get("order") or {}).get("state")
+    placed = results[0].order if results else None
+    new_id = placed.pk if placed is not None else None
+    new_state = placed.state if placed is not None else None
     if new_state not in (OrderState.RESTING, OrderState.FILLED):
         logger.warning("trailing stop not moved: the new stop was not accepted", extra={"protection_id": protection.pk})
         return

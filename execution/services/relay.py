@@ -32,6 +32,7 @@ from accounts.services import agent_signing_wallet
 from execution import metrics, risk, selectors, venue
 from execution.audit import audit_append
 from execution.models import UNSETTLED_STATES, Order, OrderState, PositionSnapshot
+from execution.outcomes import VENUE_RATE_LIMITED, Outcome, Refusal, Result, order_outcome
 from execution.rounding import AssetSpec, round_price, to_wire
 from execution.services import breakers
 from execution.services import controls as ctl
@@ -53,7 +54,6 @@ from kernel.errors import ApplicationError, Conflict
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
 # reject_reason of an order the venue refused for rate (429), or that was not sent during the backoff after one.
-VENUE_RATE_LIMITED = "venue_rate_limited"
 # Risk checks use an account state at most this old (and always of the current epoch: no fill since).
 RISK_ACCOUNT_MAX_AGE_SEC = 2.0
 
@@ -340,8 +340,8 @@ def order_submit(
     replaces: Order | None = None,
     exclude_orders: Iterable[int] = (),
     grouping: str = "na",
-) -> tuple[int, dict[str, Any]]:
-    """Check (under the user's lock), persist, sign, send. Returns (HTTP status, body). `bypass_gates` is for the
+) -> Outcome:
+    """Check (under the user's lock), persist, sign, send. `bypass_gates` is for the
     kill switch's own reduce-only flatten orders only; `exclude_orders` are live orders a modify replaces;
     `grouping` positionTpsl for a trigger that follows the position's size."""
     started = time.perf_counter()
@@ -373,20 +373,14 @@ def order_submit(
     audit_append(event="risk.decision", correlation_id=cid, user_id=user.pk, actor="risk", data=verdict.as_dict())
     if not verdict.ok:
         _stale_data_evidence(verdict=verdict, ctx=ctx, symbol=intent.symbol)
-        return 422, {
-            "type": "error",
-            "code": verdict.reason,
-            "message": verdict.message,
-            "verdict": verdict.as_dict(),
-            "order": order_dict(rejected),
-            "correlation_id": cid,
-        }
+        refusal = Refusal(verdict.reason, verdict.message)
+        return Outcome(Result.REFUSED, refusal=refusal, verdict=verdict, order=rejected, correlation_id=cid)
     if ctx.book is not None:
         best_effort("stale-data breaker close", breakers.fresh_data_record)
     metrics.ORDERS.labels(state=OrderState.PENDING).inc()
     assert spec is not None  # a passing verdict needs the venue's spec
     _send(user=user, orders=orders, spec=spec, grouping=orders[0].grouping, correlation_id=cid, started=started)
-    return submit_outcome(orders=orders, verdict=verdict, cid=cid)
+    return order_outcome(orders[0], correlation_id=cid, verdict=verdict)
 
 
 def _stale_data_evidence(*, verdict: risk.Verdict, ctx: risk.RiskContext, symbol: str) -> None:
@@ -397,35 +391,6 @@ def _stale_data_evidence(*, verdict: risk.Verdict, ctx: risk.RiskContext, symbol
         "stale-data breaker",
         lambda: breakers.stale_data_record(symbol=symbol, age_ms=age, feed_down=market_feed_down()),
     )
-
-
-def submit_outcome(*, orders: list[Order], verdict: risk.Verdict, cid: str) -> tuple[int, dict[str, Any]]:
-    """The answer for a sent entry order, from what the rows say now."""
-    parent = orders[0]
-    parent.refresh_from_db()
-    body: dict[str, Any] = {
-        "order": order_dict(parent),
-        "children": [order_dict(c) for c in Order.objects.filter(parent=parent)],
-        "verdict": verdict.as_dict(),
-        "correlation_id": cid,
-    }
-    if parent.state == OrderState.REJECTED:
-        if parent.reject_reason == VENUE_RATE_LIMITED:
-            retry = max(1.0, vc.backoff_remaining())
-            body.update(
-                {
-                    "type": "error",
-                    "code": "venue_rate_limited",
-                    "message": "The venue is rate limiting this deployment: nothing was executed. Retry shortly.",
-                    "retry_after_s": round(retry, 1),
-                }
-            )
-            return 429, body
-        body.update({"type": "error", "code": "venue_rejected", "message": parent.reject_reason})
-        return 422, body
-    if parent.state in (OrderState.UNKNOWN, OrderState.SUBMITTED, OrderState.PENDING):
-        return 202, body
-    return 201, body
 
 
 # --- send -------------------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from accounts.models import AgentStatus, AgentWallet, User
 from execution import metrics, pnl, venue
+from execution.answers import http_answer
 from execution.audit import audit_append
 from execution.models import (
     UNSETTLED_STATES,
@@ -33,6 +34,7 @@ from execution.models import (
     OrderState,
     PositionSnapshot,
 )
+from execution.outcomes import order_outcome
 from execution.selectors import closing_trades, daily_pnl
 from execution.services import breakers
 from execution.services import controls as ctl
@@ -530,26 +532,10 @@ def _finalize(rec: IdempotencyRecord) -> int:
                 order_resolve(order=order)
             except (venue.VenueError, venue.VenueTimeout):
                 logger.info("in-flight order not resolved yet", extra={"order_id": order.pk}, exc_info=True)
-    parent = sent[0]
-    parent.refresh_from_db()
-    status: dict[str, int] = {
-        OrderState.REJECTED: 422,
-        OrderState.UNKNOWN: 202,
-        OrderState.SUBMITTED: 202,
-        OrderState.PENDING: 202,
-    }
-    body: dict[str, Any] = {
-        "order": order_dict(parent),
-        "children": [order_dict(o) for o in sent[1:]],
-        "note": "the request was interrupted; this is the order's outcome at the venue",
-    }
-    if parent.state == OrderState.REJECTED:
-        body.update({"type": "error", "code": "venue_rejected", "message": parent.reject_reason})
+    outcome = order_outcome(sent[0]).with_(note="the request was interrupted; this is the order's outcome at the venue")
+    status, body = http_answer(outcome)
     return IdempotencyRecord.objects.filter(pk=rec.pk, status=IdempotencyStatus.IN_FLIGHT).update(
-        status=IdempotencyStatus.DONE,
-        response_status=status.get(parent.state, 201),
-        response_body=body,
-        completed_at=timezone.now(),
+        status=IdempotencyStatus.DONE, response_status=status, response_body=body, completed_at=timezone.now()
     )
 
 

@@ -63,7 +63,7 @@ def auto_trader(trader: Any) -> Any:  # noqa: F811
 def test_a_qualifying_signal_places_exactly_one_order_audited_with_its_signal(auto_trader: Any, hot: Any) -> None:  # noqa: F811
     r = reading(hot)
     out = attempt(auto_trader, r)
-    assert out.status == 201, out.body
+    assert out.status == 201 and out.placed, out.body
     assert out.body["placed"] and out.body["order"]["state"] == "filled"
     trade = AutoTrade.objects.get(user=auto_trader)
     assert trade.status == AutoTradeStatus.OPEN and trade.order_id == out.body["order"]["id"]

