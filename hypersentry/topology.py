@@ -1,7 +1,7 @@
 """The one-process topology: web server, simulator, ingest, alpha and periodic jobs in one event loop.
 
-Each component is an `async def run(stop: asyncio.Event) -> None` found by dotted path, so split topologies
-run the very same code from their own management commands.
+Each component is an `async def run(stop: asyncio.Event) -> None` of its app, named here by the function itself, so
+split topologies run the very same code from their own management commands.
 """
 
 from __future__ import annotations
@@ -14,40 +14,18 @@ from collections.abc import Awaitable, Callable, Iterator
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
-from django.utils.module_loading import import_string
 
+from alpha import pipeline
+from execution import userfeed
+from hypersentry import simulator
 from kernel import components
 from kernel.metrics import COMPONENT_ERRORS
 from kernel.schedule import PeriodicJob, periodic_jobs
+from markets import ingest
 
 logger = logging.getLogger(__name__)
 
 ComponentRunner = Callable[[asyncio.Event], Awaitable[None]]
-
-# Order matters at start-up: the venue first, then what reads from it.
-COMPONENT_RUNNERS: dict[str, str] = {
-    "hlsim": "hypersentry.simulator.run_embedded",
-    "ingest": "markets.ingest.run_embedded",
-    "alpha": "alpha.pipeline.run_embedded",
-    "execution": "execution.userfeed.run_embedded",
-    "jobs": "hypersentry.topology.run_jobs",
-}
-
-
-def available_components() -> list[str]:
-    """Components whose code is importable in this build."""
-    names = []
-    for name, path in COMPONENT_RUNNERS.items():
-        try:
-            import_string(path)
-        except ImportError:
-            continue
-        names.append(name)
-    return names
-
-
-def runner_for(name: str) -> ComponentRunner:
-    return import_string(COMPONENT_RUNNERS[name])  # type: ignore[no-any-return]
 
 
 def _run_job(job: PeriodicJob) -> None:
@@ -99,6 +77,24 @@ async def run_jobs(stop: asyncio.Event) -> None:
                 await asyncio.wait_for(stop.wait(), 1.0)
         # Let runs in progress finish (`serve` cancels us after its own shutdown grace period).
         await asyncio.gather(*running.values())
+
+
+# Order matters at start-up: the venue first, then what reads from it.
+COMPONENT_RUNNERS: dict[str, ComponentRunner] = {
+    "hlsim": simulator.run_embedded,
+    "ingest": ingest.run_embedded,
+    "alpha": pipeline.run_embedded,
+    "execution": userfeed.run_embedded,
+    "jobs": run_jobs,
+}
+
+
+def available_components() -> list[str]:
+    return list(COMPONENT_RUNNERS)
+
+
+def runner_for(name: str) -> ComponentRunner:
+    return COMPONENT_RUNNERS[name]
 
 
 @contextlib.contextmanager
