@@ -21,6 +21,9 @@ from execution.models import (
     RiskLimits,
     TradingControls,
 )
+from execution.services.breakers import breaker_reset
+from execution.services.controls import trading_configure
+from execution.services.killswitch import killswitch_disengage, killswitch_engage
 from kernel.errors import ApplicationError
 
 
@@ -75,7 +78,6 @@ class PositionProtectionAdmin(ReadOnlyAdmin):
 
 @admin.action(description="Engage the kill switch (cancel all open orders)", permissions=["emergency"])
 def engage_kill_switch(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-    from execution.services.killswitch import killswitch_engage
 
     try:
         result = killswitch_engage(actor=request.user, reason="admin action")  # type: ignore[arg-type]
@@ -87,7 +89,6 @@ def engage_kill_switch(modeladmin: admin.ModelAdmin, request: HttpRequest, query
 
 @admin.action(description="Engage the kill switch AND close all positions", permissions=["emergency"])
 def engage_kill_switch_flatten(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-    from execution.services.killswitch import killswitch_engage
 
     try:
         result = killswitch_engage(actor=request.user, reason="admin action (flatten)", flatten=True)  # type: ignore[arg-type]
@@ -99,7 +100,6 @@ def engage_kill_switch_flatten(modeladmin: admin.ModelAdmin, request: HttpReques
 
 @admin.action(description="Lift the kill switch (admins only)", permissions=["change"])
 def disengage_kill_switch(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-    from execution.services.killswitch import killswitch_disengage
 
     try:
         killswitch_disengage(actor=request.user, reason="admin action")  # type: ignore[arg-type]
@@ -141,22 +141,20 @@ class TradingControlsAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def save_model(self, request: HttpRequest, obj: TradingControls, form: Any, change: bool) -> None:
-        from execution.audit import audit_append
-        from execution.services.controls import actor_name
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """The switches are the admins' (as the service says); the kill-switch actions have their own permission."""
+        return bool(getattr(request.user, "is_admin", False)) and super().has_change_permission(request, obj)
 
-        obj.updated_by = actor_name(request.user)  # type: ignore[arg-type]
-        super().save_model(request, obj, form, change)
-        audit_append(
-            event="controls.changed",
-            actor=obj.updated_by,
-            user_id=request.user.pk,
-            data={
-                "server_trading_enabled": obj.server_trading_enabled,
-                "admin_only": obj.admin_only,
-                "changed": list(form.changed_data),
-            },
+    def save_model(self, request: HttpRequest, obj: TradingControls, form: Any, change: bool) -> None:
+        """One path for the switches: the service (row lock, before and after in the audit), never a plain save."""
+        row = trading_configure(
+            actor=request.user,  # type: ignore[arg-type]
+            server_trading_enabled=obj.server_trading_enabled,
+            admin_only=obj.admin_only,
+            reason=f"Django admin ({', '.join(form.changed_data) or 'no change'})",
         )
+        obj.refresh_from_db()
+        assert obj.pk == row.pk
 
 
 @admin.register(RiskLimits)
@@ -179,7 +177,6 @@ def reset_breakers(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[CircuitBreaker]
 ) -> TemplateResponse | None:
     """The admin override: an intermediate page asks for the reason (audited), then resets each breaker."""
-    from execution.services.breakers import breaker_reset
 
     reason = (request.POST.get("reset_reason") or "").strip()
     if not request.POST.get("apply") or not reason:

@@ -74,3 +74,28 @@ def test_an_admin_resets_a_breaker_from_admin_only_with_a_reason() -> None:
     row.refresh_from_db()
     assert not row.tripped and row.reset_reason == "venue recovered"
     assert AuditRecord.objects.filter(event="breaker.reset", data__reason="venue recovered").exists()
+
+
+def test_switches_changed_in_admin_go_through_the_service_with_before_and_after_audited() -> None:
+    from execution.models import AuditRecord
+
+    row = controls_get()
+    was = row.server_trading_enabled
+    c, _ = _client("admin")
+    form = {"server_trading_enabled": "" if was else "on", "admin_only": "on" if row.admin_only else ""}
+    r = c.post("/admin/execution/tradingcontrols/1/change/", {k: v for k, v in form.items() if v})
+    assert r.status_code == 302, r.content[:500]
+    assert TradingControls.objects.get(pk=1).server_trading_enabled is (not was)
+    audit = AuditRecord.objects.filter(event="controls.changed").latest("id")
+    assert audit.data["before"]["server_trading_enabled"] is was
+    assert audit.data["after"]["server_trading_enabled"] is (not was)
+    assert "server_trading_enabled" in audit.data["reason"]
+
+
+def test_an_operator_cannot_change_the_switches_in_admin() -> None:
+    row = controls_get()
+    c, _ = _client("operator")
+    form = {} if row.server_trading_enabled else {"server_trading_enabled": "on"}
+    r = c.post("/admin/execution/tradingcontrols/1/change/", form)
+    assert r.status_code == 403
+    assert TradingControls.objects.get(pk=1).server_trading_enabled is row.server_trading_enabled
