@@ -4,7 +4,6 @@ Interfaces only: validate, call one selector/service, shape the output."""
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
@@ -16,9 +15,8 @@ from rest_framework.views import APIView
 
 from accounts.models import User
 from alpha import selectors, services
+from kernel.contracts.symbols import SYMBOL_HELP, symbol_valid
 from kernel.errors import ApplicationError, NotAuthenticated, NotFound, ValidationFailed
-
-SYMBOL_RE = re.compile(r"^[A-Za-z0-9]{1,20}$")
 
 
 class ConvictionUnavailable(ApplicationError):
@@ -27,8 +25,8 @@ class ConvictionUnavailable(ApplicationError):
 
 
 def _symbol(raw: str, field: str = "symbol") -> str:
-    if not SYMBOL_RE.fullmatch(raw or ""):
-        raise ValidationFailed(f"{field}: must be 1-20 letters or digits", extra={"field": field})
+    if not symbol_valid(raw):
+        raise ValidationFailed(f"{field}: {SYMBOL_HELP}", extra={"field": field})
     return raw.upper()
 
 

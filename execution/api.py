@@ -22,9 +22,9 @@ from execution.services import breakers, cancels, idempotency, killswitch, modif
 from execution.services.account import account_read
 from execution.services.events import jsonable, private_events_since
 from execution.services.orders import order_dict
+from kernel.contracts.symbols import SYMBOL_HELP, SYMBOL_RE
 from kernel.errors import NotAuthenticated, PermissionDenied, ValidationFailed
 from kernel.ratelimit import Limit, hit
-from markets.selectors import SYMBOL_HELP, SYMBOL_RE
 
 SIDES = ("buy", "sell")
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from accounts.selectors import session_is_valid
 from kernel import realtime
 from kernel.contracts import channels as ch
 from kernel.contracts.envelope import dumps_text
+from kernel.contracts.symbols import symbol_valid
 from markets.hotstate import get_hot_state
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,6 @@ async def snapshot_for(symbol: str) -> Any:
     return await get_hot_state().get(symbol)
 
 
-_SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9/_\-@.]{0,31}$")
 # Bad frames tolerated within STRIKE_WINDOW_SEC before the socket is closed with CLOSE_POLICY.
 MAX_STRIKES = 10
 STRIKE_WINDOW_SEC = 10.0
@@ -93,7 +92,7 @@ def _parse_coin(value: object) -> str:
     if not isinstance(value, str):
         raise FrameError("invalid_symbol", "coin must be a symbol string such as 'BTC'")
     coin = value.strip().upper()
-    if not _SYMBOL_RE.match(coin):
+    if not symbol_valid(coin):
         raise FrameError("invalid_symbol", "coin must be 1-32 characters of A-Z 0-9 / _ - @ .")
     return coin
 

@@ -17,11 +17,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from kernel.contracts.symbols import SYMBOL_HELP, SYMBOL_PATTERN, SYMBOL_RE
 from kernel.errors import NotFound, ValidationFailed
 from kernel.schema import ERRORS, JsonObject
 from markets import selectors, services
 
-SYMBOL_LIST_RE = re.compile(rf"^{selectors.SYMBOL_PATTERN}(,{selectors.SYMBOL_PATTERN}){{0,199}}$")
+SYMBOL_LIST_RE = re.compile(rf"^{SYMBOL_PATTERN}(,{SYMBOL_PATTERN}){{0,199}}$")
 # Resolution runs against the whole universe /trading/tokens lists from (not one page of it).
 UNIVERSE_MAX = 100_000
 
@@ -114,7 +115,7 @@ class SnapshotResponse(serializers.Serializer):
 
 class CoinField(serializers.RegexField):
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(selectors.SYMBOL_RE, error_messages={"invalid": selectors.SYMBOL_HELP}, **kwargs)
+        super().__init__(SYMBOL_RE, error_messages={"invalid": SYMBOL_HELP}, **kwargs)
 
 
 # --- /aggregator ------------------------------------------------------------------------------------------------
@@ -177,7 +178,7 @@ class PricesQuery(serializers.Serializer):
     coins = serializers.RegexField(
         SYMBOL_LIST_RE,
         required=False,
-        error_messages={"invalid": f"comma-separated symbols; each {selectors.SYMBOL_HELP}"},
+        error_messages={"invalid": f"comma-separated symbols; each {SYMBOL_HELP}"},
     )
 
 
@@ -257,8 +258,8 @@ class SymbolSnapshotApi(APIView):
     )
     def get(self, request: Request, symbol: str) -> Response:
         _validated(EmptyQuery, request)
-        if not selectors.SYMBOL_RE.match(symbol):
-            raise ValidationFailed(f"symbol: {selectors.SYMBOL_HELP}", extra={"field": "symbol"})
+        if not SYMBOL_RE.match(symbol):
+            raise ValidationFailed(f"symbol: {SYMBOL_HELP}", extra={"field": "symbol"})
         name = selectors.symbol_resolve(symbol=symbol, tokens=_universe())
         snap = None if name is None else selectors.snapshot_get(symbol=name)
         if name is None or snap is None:

@@ -7,7 +7,6 @@ groups use that name upper-cased (`KPEPE`); `normalize.SymbolMap` is the one map
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any, Final
 
@@ -18,11 +17,6 @@ from markets.hotstate import get_hot_state
 from markets.ingest import RUNNING_WITHIN_MS
 from markets.normalize import SymbolMap
 from markets.upstream import get_upstream
-
-# The characters of a market symbol: the envelope grammar (kernel.contracts.envelope), in the venue's case.
-SYMBOL_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9/_\-@.]{0,31}"
-SYMBOL_RE: Final = re.compile(rf"^{SYMBOL_PATTERN}$")
-SYMBOL_HELP: Final = "must be 1-32 characters of letters, digits and / _ - @ ., starting with a letter or digit"
 
 
 def now_ms() -> int:

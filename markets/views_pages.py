@@ -16,6 +16,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
 from kernel.contracts.snapshot import FRESHNESS_MS, SymbolSnapshot, staleness_dict
+from kernel.contracts.symbols import SYMBOL_RE
 from markets import selectors
 from markets.hotstate import get_hot_state
 
@@ -61,7 +62,7 @@ def _venue_symbol(symbol: str) -> str | None:
     """The venue's name for a symbol in any case, from the universe ingest stored (a page never asks the venue);
     None when the venue does not list it. Before ingest's first fetch every well-formed symbol gets a page that
     fills in over /ws."""
-    if not selectors.SYMBOL_RE.match(symbol):
+    if not SYMBOL_RE.match(symbol):
         return None
     return selectors.symbol_resolve(symbol=symbol, tokens=selectors.universe_list())
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 from django.core.management.base import CommandError
 
+from kernel.contracts.symbols import SYMBOL_HELP, symbol_valid
+
 if TYPE_CHECKING:
     from accounts.models import User
-
-_SYMBOL = re.compile(r"^[A-Za-z0-9]{1,20}$")
 
 
 def user_by_address(address: str) -> User:
@@ -23,6 +22,6 @@ def user_by_address(address: str) -> User:
 
 
 def symbol_arg(value: str) -> str:
-    if not _SYMBOL.match(value):
-        raise CommandError(f"--symbol {value!r}: expected 1-20 letters or digits, e.g. BTC")
+    if not symbol_valid(value):
+        raise CommandError(f"--symbol {value!r}: {SYMBOL_HELP}, e.g. BTC")
     return value  # matched against the venue's names case-insensitively (kPEPE)

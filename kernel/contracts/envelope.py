@@ -12,11 +12,11 @@ from typing import Any
 import orjson
 
 from kernel.contracts.channels import EVENT_TYPES
+from kernel.contracts.symbols import symbol_valid
 
 # Account-wide events (account_update, risk_update ...) are not about one symbol.
 ALL_SYMBOLS = "*"
 
-_SYMBOL_RE = re.compile(r"^[A-Z0-9][A-Z0-9/_\-@.]{0,31}$")
 _SOURCE_RE = re.compile(r"^[a-z0-9][a-z0-9_.:\-]{0,63}$")
 # Milliseconds since the epoch between 2001-09-09 and 2286-11-20: catches seconds and microseconds.
 _MIN_TS_MS = 1_000_000_000_000
@@ -66,7 +66,7 @@ def make_envelope(
     if not isinstance(symbol, str):
         raise EnvelopeError(f"symbol must be a string, got {type(symbol).__name__}")
     symbol = symbol.strip().upper()
-    if symbol != ALL_SYMBOLS and not _SYMBOL_RE.match(symbol):
+    if symbol != ALL_SYMBOLS and not (symbol_valid(symbol) and symbol == symbol.upper()):
         raise EnvelopeError(f"symbol {symbol!r} is not a valid symbol (1-32 chars of A-Z 0-9 / _ - @ .)")
     ts_ms = _check_int("ts_ms", ts_ms)
     if not _MIN_TS_MS <= ts_ms <= _MAX_TS_MS:

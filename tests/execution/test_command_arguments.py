@@ -14,7 +14,7 @@ def test_reconcile_names_an_unknown_user() -> None:
 
 
 def test_close_all_positions_rejects_a_malformed_symbol() -> None:
-    with pytest.raises(CommandError, match=r"--symbol '\?\?\?': expected 1-20 letters or digits"):
+    with pytest.raises(CommandError, match=r"--symbol '\?\?\?': must be 1-32 characters"):
         call_command("close_all_positions", "--symbol", "???")
 
 
