@@ -4,7 +4,6 @@ Interfaces only: validate, call one selector/service, shape the output."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
@@ -15,6 +14,7 @@ from rest_framework.views import APIView
 
 from accounts.models import User
 from alpha import selectors, services
+from kernel import clock
 from kernel.contracts.symbols import SYMBOL_HELP, symbol_valid
 from kernel.errors import ApplicationError, NotAuthenticated, NotFound, ValidationFailed
 
@@ -69,7 +69,7 @@ class ConvictionListApi(APIView):
     )
     def get(self, request: Request) -> Response:
         row = selectors.alpha_settings_get()
-        now = int(time.time() * 1000)
+        now = clock.now_ms()
         index = selectors.conviction_index_get()
         for item in index.values():
             item["age_ms"] = max(0, now - int(item.get("ts") or 0))

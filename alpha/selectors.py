@@ -16,6 +16,7 @@ from accounts.models import User
 from alpha.engine import AlphaConfig, AlphaConfigError
 from alpha.gates import GateThresholds
 from alpha.models import ACTIVE_STATUSES, AlphaSettings, AutoTrade, AutoTradeSettings
+from kernel import clock
 
 CONVICTION_KEY: Final = "alpha:conv:{}"
 INDEX_KEY: Final = "alpha:index"
@@ -74,7 +75,7 @@ def conviction_get(*, symbol: str, now_ms: int | None = None, stale_after_ms: in
     if env is None:
         return None
     data = env["data"]
-    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    now_ms = now_ms if now_ms is not None else clock.now_ms()
     age = max(0, now_ms - int(env["ts_ms"]))
     return {
         "symbol": data["symbol"],

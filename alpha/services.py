@@ -38,6 +38,7 @@ from execution.services.breakers import breakers_open
 from execution.services.controls import controls_get, limits_for
 from execution.services.idempotency import idempotent
 from execution.services.relay import order_submit
+from kernel import clock
 from kernel.errors import ApplicationError, ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def auto_mode_set(*, user: User, enabled: bool) -> AutoTradeSettings:
     row.save()
     audit_append(
         event="alpha.auto_mode",
-        correlation_id=f"auto-mode-{user.pk}-{int(time.time() * 1000)}",
+        correlation_id=f"auto-mode-{user.pk}-{clock.now_ms()}",
         user_id=user.pk,
         actor=f"{user.role}:{user.address}",
         data={"auto_mode": enabled},
@@ -146,7 +147,7 @@ def user_context_get(*, user: User) -> UserContext:
         auto_mode=selectors.auto_mode_get(user=user),
         agent_ready=agent_current(user=user) is not None,
         open_auto_trades=selectors.auto_trades_open_count(user=user),
-        fetched_ms=int(time.time() * 1000),
+        fetched_ms=clock.now_ms(),
         error=error,
     )
 
@@ -267,7 +268,7 @@ def autotrade_gates(
     row = selectors.alpha_settings_get()
     thresholds = selectors.thresholds_from(row)
     ctx = ctx or user_context_get(user=user)
-    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    now_ms = now_ms if now_ms is not None else clock.now_ms()
     side = g.side_for(None if reading is None else reading.score, thresholds)
     size = (
         _size(reading=reading, side=side, ctx=ctx, config=selectors.engine_config_from(row))
@@ -301,7 +302,9 @@ def autotrade_attempt(
         # Serialise attempts per user (worker and API, any process): re-check the counting gates under the lock.
         AutoTradeSettings.objects.select_for_update().get(user=user)
         locked = g.gates_evaluate(
-            _gate_inputs(user=user, reading=reading, ctx=ctx, side=result.side, size=size, now_ms=now_ms or _now()),
+            _gate_inputs(
+                user=user, reading=reading, ctx=ctx, side=result.side, size=size, now_ms=now_ms or clock.now_ms()
+            ),
             selectors.thresholds_from(selectors.alpha_settings_get()),
         )
         if not locked.ok:
@@ -320,10 +323,6 @@ def autotrade_attempt(
             trigger=trigger,
         )
     return _place(user=user, trade=trade, reading=reading, result=locked)
-
-
-def _now() -> int:
-    return int(time.time() * 1000)
 
 
 def _place(*, user: User, trade: AutoTrade, reading: Reading, result: g.GateResult) -> AttemptOutcome:

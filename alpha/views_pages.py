@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from django.conf import settings
@@ -11,12 +10,13 @@ from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
 from alpha import selectors
+from kernel import clock
 
 
 def alpha_page_context(*, user_id: int | None) -> dict[str, Any]:
     row = selectors.alpha_settings_get()
     index = selectors.conviction_index_get()
-    now = int(time.time() * 1000)
+    now = clock.now_ms()
     btc = "BTC"
     symbols = sorted(index, key=lambda s: (s != btc, s != "ETH", s))[: max(1, settings.WS_MAX_SUBSCRIPTIONS - 1)]
     rows = [

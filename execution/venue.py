@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from execution.rounding import AssetSpec
+from kernel import clock
 from kernel import venue_client as vc
 from kernel.cache_safe import cache_call
 from kernel.venue_client import VenueError, VenueTimeout
@@ -138,7 +139,7 @@ def next_nonce(agent_address: str) -> int:
     cache, strictly increasing within this process: a clash with another process is refused by the venue as a
     duplicate nonce (nothing executes), never accepted twice."""
     key = f"exec:nonce:{agent_address.lower()}"
-    now = int(time.time() * 1000)
+    now = clock.now_ms()
 
     def shared() -> int:
         cache.add(key, now, timeout=None)

@@ -30,7 +30,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from accounts.selectors import session_is_valid
-from kernel import realtime
+from kernel import clock, realtime
 from kernel.contracts import channels as ch
 from kernel.contracts.envelope import dumps_text
 from kernel.contracts.symbols import symbol_valid
@@ -208,7 +208,7 @@ class GatewaySession:
             self.strike(exc.code, exc.message)
             return
         if frame.type == ch.CLIENT_PING:
-            self.reply({"type": "pong", "ts_ms": int(time.time() * 1000)})
+            self.reply({"type": "pong", "ts_ms": clock.now_ms()})
         elif frame.type == ch.CLIENT_SUBSCRIBE:
             await self.subscribe(frame)
         elif frame.type == ch.CLIENT_UNSUBSCRIBE:

@@ -8,7 +8,6 @@ to a Prometheus scraper holding `METRICS_BEARER_TOKEN`.
 from __future__ import annotations
 
 import hmac
-import time
 from dataclasses import asdict
 from typing import Any
 
@@ -19,7 +18,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
-from kernel import components, readiness
+from kernel import clock, components, readiness
 from kernel.errors import ApplicationError, NotAuthenticated, PermissionDenied, error_response
 from kernel.http import require_methods
 from kernel.metrics import CONTENT_TYPE_LATEST, render_latest
@@ -44,7 +43,7 @@ def bearer_matches(*, authorization: str, expected: str) -> bool:
 @require_methods("GET", "HEAD")
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness: no I/O, answers as long as the process serves requests."""
-    return JsonResponse({"status": "ok", "version": settings.VERSION, "time_ms": int(time.time() * 1000)})
+    return JsonResponse({"status": "ok", "version": settings.VERSION, "time_ms": clock.now_ms()})
 
 
 @require_methods("GET", "HEAD")

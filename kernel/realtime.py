@@ -40,6 +40,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 
+from kernel import clock
 from kernel.contracts import channels as ch
 from kernel.contracts.envelope import ALL_SYMBOLS, dumps_text, make_envelope
 from kernel.contracts.snapshot import staleness_dict
@@ -87,10 +88,6 @@ PublicFrame = tuple[str, str, str, str]
 def topic_for(channel: str, symbol: str) -> str:
     """The one name of a public stream (the group of style guide §4)."""
     return f"{channel}|{symbol}"
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 # --- Sending without a task per frame -------------------------------------------------------------------
@@ -522,7 +519,7 @@ class Broadcaster(abc.ABC):
             raise ValueError(f"{event_type!r} is not a private event type")
         source = source or ("alpha" if event_type == ch.EXEC_PLAN else "execution")
         envelope = make_envelope(
-            event_type=event_type, symbol=symbol, ts_ms=_now_ms(), source=source, seq=seq, data=data
+            event_type=event_type, symbol=symbol, ts_ms=clock.now_ms(), source=source, seq=seq, data=data
         )
         return envelope.encode().decode()
 
@@ -729,7 +726,7 @@ async def reset_broadcaster() -> None:
 
 def snapshot_text(snapshot: Any, *, seq: int, source: str = "snapshot") -> str:
     """An agg_update envelope for a SymbolSnapshot (data = as_dict() + staleness), encoded once."""
-    now = _now_ms()
+    now = clock.now_ms()
     data = snapshot.as_dict()
     data["staleness"] = staleness_dict(snapshot, now)
     ts = snapshot.updated_at or now

@@ -7,7 +7,6 @@ endpoint here and POST /trading/order accept. A symbol written in another case i
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -17,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from kernel import clock
 from kernel.contracts.symbols import SYMBOL_HELP, SYMBOL_PATTERN, SYMBOL_RE
 from kernel.errors import NotFound, ValidationFailed
 from kernel.schema import ERRORS, JsonObject
@@ -227,7 +227,7 @@ class CandlesQuery(serializers.Serializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         step = services.VENUE_CANDLE_INTERVALS_MS[attrs["interval"]]
-        end = attrs.get("end") or int(time.time() * 1000)
+        end = attrs.get("end") or clock.now_ms()
         start = attrs.get("start") if attrs.get("start") is not None else end - 200 * step
         if start >= end:
             raise serializers.ValidationError({"start": "must be before end"})

@@ -26,6 +26,7 @@ from typing import Any, Final
 import orjson
 from django.conf import settings
 
+from kernel import clock
 from kernel.contracts.snapshot import SymbolSnapshot
 
 SNAPSHOT_KEY: Final = "sym:{}:snapshot"
@@ -40,10 +41,6 @@ CANDLES_KEPT: Final = 500
 
 def _decode_snapshot(raw: bytes | str | None) -> SymbolSnapshot | None:
     return None if raw is None else SymbolSnapshot.from_dict(orjson.loads(raw))
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class HotState(abc.ABC):
@@ -288,13 +285,13 @@ class RedisHotState(HotState):
             pipe.zrem(DEMAND_EXPIRY_KEY, member)
             pipe.hdel(DEMAND_COUNT_KEY, member)
         else:
-            pipe.zadd(DEMAND_EXPIRY_KEY, {member: _now_ms() + int(ttl * 1000)})
+            pipe.zadd(DEMAND_EXPIRY_KEY, {member: clock.now_ms() + int(ttl * 1000)})
             pipe.hset(DEMAND_COUNT_KEY, member, count)
         await pipe.execute()
 
     async def demanded_symbols(self) -> dict[str, int]:
         client = self._aclient()
-        expired = await client.zrangebyscore(DEMAND_EXPIRY_KEY, "-inf", _now_ms())
+        expired = await client.zrangebyscore(DEMAND_EXPIRY_KEY, "-inf", clock.now_ms())
         if expired:
             pipe = client.pipeline(transaction=True)
             pipe.zrem(DEMAND_EXPIRY_KEY, *expired)

@@ -30,7 +30,7 @@ import orjson
 import websockets
 from django.conf import settings
 
-from kernel import components
+from kernel import clock, components
 from kernel.contracts import channels as ch
 from kernel.contracts.envelope import SequenceCounter, dumps_text
 from kernel.contracts.snapshot import FRESHNESS_MS, SymbolSnapshot
@@ -179,7 +179,7 @@ class Ingestor:
         self.messages: Counter[str] = Counter()
         self.rejections: Counter[str] = Counter()
         self.rejection_log = quality.RejectionLog(every_sec=config.warn_throttle_sec)
-        self.started_ms = _wall_ms()
+        self.started_ms = clock.now_ms()
         self.last_frame_mono = 0.0
         self.last_mids_mono = 0.0
         self._ws: Any = None
@@ -219,7 +219,7 @@ class Ingestor:
     # --- the hot path --------------------------------------------------------------------------------------------
     def handle_raw(self, raw: str | bytes, *, recv_ms: int | None = None, mono: float | None = None) -> None:
         """Decode one venue frame and fold it into the state. Never raises for bad venue data."""
-        recv_ms = _wall_ms() if recv_ms is None else recv_ms
+        recv_ms = clock.now_ms() if recv_ms is None else recv_ms
         mono = time.monotonic() if mono is None else mono
         try:
             frame = orjson.loads(raw)
@@ -352,7 +352,7 @@ class Ingestor:
 
     async def flush(self, *, now_ms: int | None = None) -> int:
         """Write changed snapshots to the hot state and publish them once; returns envelopes published."""
-        now_ms = _wall_ms() if now_ms is None else now_ms
+        now_ms = clock.now_ms() if now_ms is None else now_ms
         mono = time.monotonic()
         republish = mono - self._last_republish >= HEARTBEAT_REPUBLISH_SEC
         if republish:
@@ -424,7 +424,7 @@ class Ingestor:
 
     # --- status -----------------------------------------------------------------------------------------------------
     def status(self, *, now_ms: int | None = None) -> dict[str, Any]:
-        now_ms = _wall_ms() if now_ms is None else now_ms
+        now_ms = clock.now_ms() if now_ms is None else now_ms
         h = self.health
         freshness = {}
         for symbol in sorted(self.live):
@@ -472,7 +472,7 @@ class Ingestor:
         }
 
     async def housekeeping(self) -> None:
-        now_ms = _wall_ms()
+        now_ms = clock.now_ms()
         try:
             self.demand = await self.hot.demanded_symbols()
         except Exception:
@@ -570,7 +570,7 @@ class Ingestor:
 
     def _on_disconnect(self) -> None:
         if self.health.state == "connected":
-            self.health.disconnected_since_ms = _wall_ms()
+            self.health.disconnected_since_ms = clock.now_ms()
         self.health.state = "disconnected"
         self.health.connected_since_ms = None
         self.subscribed = set()
@@ -582,7 +582,7 @@ class Ingestor:
         self._ws = ws
         self.subscribed = set()
         self.health.state = "connected"
-        self.health.connected_since_ms = _wall_ms()
+        self.health.connected_since_ms = clock.now_ms()
         self.health.last_error = ""
         m.CONNECTED.labels(SOURCE).set(1)
         now = time.monotonic()
@@ -683,7 +683,7 @@ class Ingestor:
         st = self.states.get(symbol)
         if st is None:
             return True
-        end = _wall_ms()
+        end = clock.now_ms()
         start = end - ft.CANDLE_INTERVALS[interval] * ft.CANDLES_KEPT
         body = {
             "type": "candleSnapshot",
@@ -757,10 +757,6 @@ def wire_staleness(fields: dict[str, Any], now_ms: int) -> dict[str, dict[str, A
             age = now_ms - ts if now_ms > ts else 0
             out[group] = {"age_ms": age, "threshold_ms": threshold, "stale": age > threshold}
     return out
-
-
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _age(now_ms: int, ts: int | None) -> int | None:

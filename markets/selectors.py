@@ -7,20 +7,16 @@ groups use that name upper-cased (`KPEPE`); `normalize.SymbolMap` is the one map
 
 from __future__ import annotations
 
-import time
 from typing import Any, Final
 
 from django.conf import settings
 
+from kernel import clock
 from kernel.contracts.snapshot import SymbolSnapshot, staleness_dict
 from markets.hotstate import get_hot_state
 from markets.ingest import RUNNING_WITHIN_MS
 from markets.normalize import SymbolMap
 from markets.upstream import get_upstream
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def universe_list() -> list[dict[str, Any]]:
@@ -63,7 +59,7 @@ def snapshot_get(*, symbol: str) -> SymbolSnapshot | None:
 
 def snapshot_payload(*, snapshot: SymbolSnapshot, symbol: str, now: int | None = None) -> dict[str, Any]:
     """The snapshot under `symbol`, the venue's name for it (the stored snapshot carries the stream key)."""
-    now = now_ms() if now is None else now
+    now = clock.now_ms() if now is None else now
     fresh = staleness_dict(snapshot, now)
     body = snapshot.as_dict()
     body["symbol"] = symbol
@@ -78,7 +74,7 @@ def aggregator_status_get() -> dict[str, Any]:
     For staff: it names the venue URL, the ingest host:pid, errors and counters. Symbols are venue names.
     """
     status = get_hot_state().get_status_sync()
-    now = now_ms()
+    now = clock.now_ms()
     if status is None:
         status = {
             "running": False,
@@ -165,7 +161,7 @@ def symbol_list(*, mode: str, limit: int) -> list[dict[str, Any]]:
     elif mode == "name":
         by_volume.sort(key=lambda t: t["symbol"])  # the key: case-insensitive order of the names
     snaps = get_hot_state().get_many_sync([t["symbol"] for t in by_volume[:limit]])
-    now = now_ms()
+    now = clock.now_ms()
     rows = []
     for token in by_volume[:limit]:
         snap = snaps.get(token["symbol"])

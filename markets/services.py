@@ -7,11 +7,11 @@ newest data it has and `stale: true` rather than failing. Only "no data at all" 
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from django.conf import settings
 
+from kernel import clock
 from kernel.contracts.envelope import SequenceCounter
 from kernel.contracts.snapshot import FRESHNESS_MS
 from kernel.errors import UpstreamUnavailable
@@ -38,15 +38,11 @@ VENUE_CANDLE_INTERVALS_MS: dict[str, int] = {
 }
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def _rest_book(data: Any, coin: str) -> tuple[dict[str, list[list[str]]], int] | None:
     """A venue l2Book answer, checked with the same guards as the stream; None when it fails them."""
     symbols = normalize.SymbolMap([coin])
     out = normalize.Normalized(channel="l2Book")
-    normalize.normalize_book(data, recv_ms=_now_ms(), symbols=symbols, seq=_SEQ, out=out)
+    normalize.normalize_book(data, recv_ms=clock.now_ms(), symbols=symbols, seq=_SEQ, out=out)
     if not out.envelopes:
         return None
     book = out.envelopes[0].data
@@ -57,7 +53,7 @@ _SEQ = SequenceCounter()
 
 
 def orderbook_read(*, symbol: str, coin: str, depth: int) -> dict[str, Any]:
-    now = _now_ms()
+    now = clock.now_ms()
     snap = get_hot_state().get_sync(symbol)
     fresh_ms = settings.TRADING_ORDERBOOK_AGG_FRESH_SEC * 1000
     candidates: list[tuple[int, str, dict[str, list[list[str]]], str]] = []
@@ -101,7 +97,7 @@ def _book_body(
 
 def prices_read(*, symbols: list[str] | None = None) -> dict[str, Any]:
     """Mids: from the hot state when fresh, else allMids from the venue (cached TRADING_PRICES_CACHE_SEC)."""
-    now = _now_ms()
+    now = clock.now_ms()
     hot = get_hot_state()
     wanted = [s.upper() for s in symbols] if symbols else hot.all_symbols_sync()
     snaps = hot.get_many_sync(wanted)
@@ -146,7 +142,7 @@ def candles_read(*, symbol: str, coin: str, interval: str, start: int, end: int)
     step = VENUE_CANDLE_INTERVALS_MS[interval]
     if interval in ft.CANDLE_INTERVALS:
         hot = [c for c in get_hot_state().get_candles_sync(symbol, interval) if start <= c["t"] <= end]
-        if hot and hot[0]["t"] <= start + step and hot[-1]["t"] >= min(end, _now_ms()) - 2 * step:
+        if hot and hot[0]["t"] <= start + step and hot[-1]["t"] >= min(end, clock.now_ms()) - 2 * step:
             return {"source": "aggregator", "stale": False, "interval": interval, "candles": hot}
     body = {"type": "candleSnapshot", "req": {"coin": coin, "interval": interval, "startTime": start, "endTime": end}}
     result = get_upstream().info(body, ttl_sec=settings.TRADING_CANDLES_CACHE_SEC)
@@ -171,7 +167,7 @@ async def market_freshness_check() -> tuple[bool, str]:
         return True, "ingest not configured here"
     symbols = await hot.all_symbols()
     snaps = await hot.get_many(symbols)
-    now = _now_ms()
+    now = clock.now_ms()
     fresh = [
         s for s, snap in snaps.items() if snap.price_ts is not None and now - snap.price_ts <= FRESHNESS_MS["price"]
     ]

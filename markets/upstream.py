@@ -24,6 +24,7 @@ import orjson
 from django.conf import settings
 from django.core.cache import cache
 
+from kernel import clock
 from kernel import venue_client as vc
 from kernel.errors import UpstreamRateLimited, UpstreamUnavailable
 from kernel.metrics import Counter
@@ -139,7 +140,7 @@ class Upstream:
             data = self._singleflight(key, lambda: self._fetch(body, endpoint_class))
         except UpstreamError as exc:
             return self._last_good(key, "rate_limited" if exc.rate_limited else "error", endpoint_class)
-        now_ms = int(time.time() * 1000)
+        now_ms = clock.now_ms()
         if ttl_sec > 0:
             cache.set(f"upstream:resp:{key}", (now_ms, data), ttl_sec)
         cache.set(f"upstream:last:{key}", (now_ms, data), LAST_GOOD_TTL_SEC)

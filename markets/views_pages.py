@@ -7,7 +7,6 @@ stream key (`KPEPE`), which the pages get alongside (`stream_symbol`, `data-stre
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from django.conf import settings
@@ -15,6 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
+from kernel import clock
 from kernel.contracts.snapshot import FRESHNESS_MS, SymbolSnapshot, staleness_dict
 from kernel.contracts.symbols import SYMBOL_RE
 from markets import selectors
@@ -51,7 +51,7 @@ def overview_rows() -> list[dict[str, Any]]:
     symbols = _live_symbols()
     snaps = get_hot_state().get_many_sync(symbols)
     names = selectors.venue_names(keys=symbols, tokens=selectors.universe_list())
-    now_ms = int(time.time() * 1000)
+    now_ms = clock.now_ms()
     rows = [_row(snaps[s], names[s], now_ms) for s in symbols if s in snaps]
     rows += [{"symbol": names[s], "stream_symbol": s, "stale": True} for s in symbols if s not in snaps]
     rows.sort(key=lambda r: -(r.get("volume_24h") or 0.0))
@@ -90,7 +90,7 @@ def terminal(request: HttpRequest, symbol: str) -> HttpResponse:
         raise Http404("unknown symbol")
     symbol = name
     snap = get_hot_state().get_sync(symbol)
-    now_ms = int(time.time() * 1000)
+    now_ms = clock.now_ms()
     snapshot = None
     if snap is not None:
         snapshot = snap.as_dict()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,6 +24,7 @@ from eth_utils import to_hex
 from accounts.crypto import associated_data, keyring, open_sealed, seal
 from accounts.metrics import AGENT_EVENTS
 from accounts.models import AgentStatus, AgentWallet, User
+from kernel import clock
 from kernel import venue_client as vc
 from kernel.errors import ApplicationError, UpstreamUnavailable
 
@@ -128,7 +128,7 @@ def agent_prepare(*, user: User) -> AgentWallet:
             user=user,
             agent_address=account.address,
             agent_name=f"hypersentry valid_until {valid_ms}",
-            approval_nonce=int(time.time() * 1000),
+            approval_nonce=clock.now_ms(),
             hyperliquid_chain=chain.hyperliquid_chain,
             signature_chain_id=chain.signature_chain_id,
             valid_until=valid_until,

@@ -30,6 +30,7 @@ from execution.services.account import account_read
 from execution.services.cancels import orders_cancel_all
 from execution.services.modify import position_close
 from execution.services.orders import new_correlation_id
+from kernel import clock
 from kernel import venue_client as vc
 from kernel.errors import ApplicationError, PermissionDenied, ValidationFailed
 
@@ -106,7 +107,7 @@ def killswitch_engage(
 def killswitch_sweep(*, cid: str, flatten: bool) -> dict[str, Any]:
     """For every trading user: dead-man armed, orders that could add risk cancelled, positions closed if asked."""
     cancelled = closed = failures = 0
-    deadman_ms = int(time.time() * 1000) + settings.KILLSWITCH_DEADMAN_SEC * 1000
+    deadman_ms = clock.now_ms() + settings.KILLSWITCH_DEADMAN_SEC * 1000
     for user in trading_users():
         try:
             _schedule_cancel(user=user, at_ms=deadman_ms, cid=cid)

@@ -12,7 +12,6 @@ positionTpsl), trailing stops kept by a periodic job, and protection that follow
 from __future__ import annotations
 
 import logging
-import time
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +28,7 @@ from execution.services.account import account_read
 from execution.services.cancels import order_cancel
 from execution.services.orders import new_correlation_id
 from execution.services.relay import order_submit
+from kernel import clock
 from kernel import venue_client as vc
 from kernel.contracts.snapshot import FRESHNESS_MS
 from kernel.errors import ApplicationError
@@ -123,7 +123,7 @@ def mark_price(symbol: str) -> Decimal | None:
     metaAndAssetCtxs (weight 20, cached briefly in the market data layer)."""
     from markets.hotstate import get_hot_state  # execution reads the market hot state, never the reverse
 
-    now_ms = int(time.time() * 1000)
+    now_ms = clock.now_ms()
     try:
         snap = get_hot_state().get_sync(symbol)
     except Exception:  # noqa: BLE001 - an unreadable hot state: fall back to the venue

@@ -48,6 +48,7 @@ from execution.services.orders import (
     order_transition,
 )
 from execution.services.sync import account_sync, unknown_resolve_soon
+from kernel import clock
 from kernel import venue_client as vc
 from kernel.errors import ApplicationError, Conflict
 
@@ -103,7 +104,7 @@ def market_feed_down() -> bool:
         return True
     if not status or not status.get("running"):
         return True
-    age_ms = int(time.time() * 1000) - int(status.get("updated_at_ms") or 0)
+    age_ms = clock.now_ms() - int(status.get("updated_at_ms") or 0)
     return age_ms > settings.BREAKER_STALE_DATA_SEC * 1000
 
 
@@ -115,7 +116,7 @@ def _venue_book(symbol: str) -> risk.Book | None:
         return risk.Book(
             best_bid=Decimal(str(bids[0]["px"])) if bids else None,
             best_ask=Decimal(str(asks[0]["px"])) if asks else None,
-            ts_ms=int(time.time() * 1000),
+            ts_ms=clock.now_ms(),
         )
     except (vc.VenueError, vc.VenueTimeout, KeyError, IndexError, TypeError, ArithmeticError):
         return None
@@ -177,7 +178,7 @@ def risk_context(
     controls = ctl.controls_get()
     spec = venue.asset_spec(symbol)
     book = hot_book(symbol)
-    if emergency and (book is None or book.ts_ms is None or time.time() * 1000 - book.ts_ms > 4000):
+    if emergency and (book is None or book.ts_ms is None or clock.now_ms() - book.ts_ms > 4000):
         book = _venue_book(symbol) or book
     live = live_orders(user=user, exclude=exclude_orders)
     positions, as_of, stale, equity = _account_for_risk(user)
@@ -190,7 +191,7 @@ def risk_context(
     buys, sells = risk.live_sizes(live, symbol)
     limits = ctl.limits_for(user=user)
     ctx = risk.RiskContext(
-        now_ms=int(time.time() * 1000),
+        now_ms=clock.now_ms(),
         kill_switch_engaged=controls.kill_switch_engaged,
         server_trading_enabled=controls.server_trading_enabled,
         admin_only=controls.admin_only,

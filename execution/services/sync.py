@@ -48,6 +48,7 @@ from execution.services.orders import (
     orders_reached_venue,
 )
 from execution.signals import positions_synced
+from kernel import clock
 from kernel import venue_client as vc
 from kernel.cache_safe import cache_call
 
@@ -312,7 +313,7 @@ def fills_since_ms(*, user: User) -> int:
     """Where a fills sync starts: shortly before the newest fill we hold (late fills and clock skew), or a day
     back for a user with none — a time-ranged read costs 20 weight instead of userFills' up to 120."""
     newest = Fill.objects.filter(user=user).order_by("-time").values_list("time", flat=True).first()
-    now_ms = int(time.time() * 1000)
+    now_ms = clock.now_ms()
     if newest is None:
         return now_ms - FILLS_FIRST_LOOKBACK_MS
     return int(newest.timestamp() * 1000) - FILLS_OVERLAP_MS
