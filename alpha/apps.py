@@ -1,6 +1,6 @@
 from django.apps import AppConfig
 
 
-class AlphaConfig(AppConfig):
+class AlphaAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "alpha"

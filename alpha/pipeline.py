@@ -143,7 +143,7 @@ class RoundStats:
 
 
 @dataclass(slots=True)
-class SymbolState:
+class PipelineSymbol:
     history: SymbolHistory
     track: SymbolTrack = field(default_factory=SymbolTrack)
     result: ConvictionResult | None = None
@@ -173,7 +173,7 @@ class AlphaPipeline:
         self._runtime_at = 0.0
         self.clock = clock
         self.engine = ConvictionEngine(self.runtime.engine_config)
-        self.symbols: dict[str, SymbolState] = {}
+        self.symbols: dict[str, PipelineSymbol] = {}
         self.seq = SequenceCounter()
         self._universe: list[str] = []
         self._universe_at = 0.0
@@ -307,7 +307,7 @@ class AlphaPipeline:
         cfg = self.runtime.engine_config
         state = self.symbols.get(sym)
         if state is None:
-            state = self.symbols[sym] = SymbolState(history=empty_history(sym))
+            state = self.symbols[sym] = PipelineSymbol(history=empty_history(sym))
         if snap.updated_at is None or snap.updated_at != state.track.last_input_ms:
             state.history = update(state.history, snap, config=cfg)
             state.track.last_input_ms = snap.updated_at
@@ -333,7 +333,7 @@ class AlphaPipeline:
         return state.text
 
     # --- governance view -------------------------------------------------------------------------------------
-    def gov_data(self, sym: str, state: SymbolState) -> dict[str, Any]:
+    def gov_data(self, sym: str, state: PipelineSymbol) -> dict[str, Any]:
         """The public gate view of a symbol: market-level gates, the general blocker and a reference-size plan."""
         rt, t = self.runtime, self.runtime.thresholds
         result, track = state.result, state.track
@@ -501,7 +501,7 @@ class AlphaPipeline:
             await self.broadcaster.publish_private(user_id=uid, event_type=ch.RISK_UPDATE, data=risk, source=SOURCE)
             await self._publish_plans(uid, ctx, mono)
 
-    def user_gates(self, ctx: Any, sym: str, state: SymbolState, size: Decimal | None) -> g.GateResult:
+    def user_gates(self, ctx: Any, sym: str, state: PipelineSymbol, size: Decimal | None) -> g.GateResult:
         """The in-memory gate view for one user (the database re-check happens in autotrade_attempt)."""
         rt, result, track = self.runtime, state.result, state.track
         assert result is not None
@@ -527,7 +527,7 @@ class AlphaPipeline:
         )
         return g.gates_evaluate(inputs, rt.thresholds)
 
-    def _idea(self, ctx: Any, state: SymbolState) -> Any:
+    def _idea(self, ctx: Any, state: PipelineSymbol) -> Any:
         assert state.result is not None
         return trade_idea(
             conviction=state.result,

@@ -26,7 +26,7 @@ from django.utils import timezone
 from accounts.models import User
 from alpha import gates as g
 from alpha import metrics, selectors
-from alpha.engine import AlphaConfig, RiskLimits, size_position, win_probability
+from alpha.engine import AlphaConfig, SizingLimits, size_position, win_probability
 from alpha.models import ACTIVE_STATUSES, AutoTrade, AutoTradeSettings, AutoTradeStatus
 from alpha.readings import Reading
 from execution import risk, venue
@@ -87,7 +87,7 @@ class UserContext:
     equity_usd: Decimal | None
     exposure_usd: Decimal
     positions: dict[str, Decimal]  # symbol -> signed size
-    limits: RiskLimits
+    limits: SizingLimits
     auto_mode: bool
     agent_ready: bool
     open_auto_trades: int
@@ -119,7 +119,7 @@ def user_context_get(*, user: User) -> UserContext:
     from accounts.selectors import agent_current
 
     lim = limits_for(user=user)
-    limits = RiskLimits(
+    limits = SizingLimits(
         max_position_usd=lim.max_position_usd,
         max_total_exposure_usd=lim.max_total_exposure_usd,
         max_leverage=Decimal(lim.max_leverage),
@@ -213,7 +213,7 @@ def _size(*, reading: Reading, side: str, ctx: UserContext, config: AlphaConfig)
     if held != 0 and (held > 0) == (side == g.LONG):
         # Adding to a position: only the room left under the per-position limit is available.
         room = max(ZERO, limits.max_position_usd - abs(held) * Decimal(str(reading.price)))
-        limits = RiskLimits(room, limits.max_total_exposure_usd, limits.max_leverage)
+        limits = SizingLimits(room, limits.max_total_exposure_usd, limits.max_leverage)
     sizing = size_position(
         side=side,
         win_probability=p,

@@ -55,7 +55,7 @@ django.setup()
 import orjson  # noqa: E402
 
 from alpha.engine import empty_history, update  # noqa: E402
-from alpha.pipeline import AlphaPipeline, PipelineConfig, Runtime, SymbolState  # noqa: E402
+from alpha.pipeline import AlphaPipeline, PipelineConfig, PipelineSymbol, Runtime  # noqa: E402
 from hlsim.market import MarketEngine  # noqa: E402
 from hlsim.universe import resolve_universe  # noqa: E402
 from markets.hotstate import MemoryHotState  # noqa: E402
@@ -107,7 +107,7 @@ def build(args: argparse.Namespace) -> tuple[SimFeed, AlphaPipeline, MemoryHotSt
     pipe = AlphaPipeline(config=cfg, hot=hot, broadcaster=bc, runtime=Runtime(), clock=lambda: feed.now_ms / 1000)
     rng = random.Random(42)
     for coin in feed.coins:
-        pipe.symbols[coin.upper()] = SymbolState(history=pre_history(feed, coin, args.history_minutes, rng))
+        pipe.symbols[coin.upper()] = PipelineSymbol(history=pre_history(feed, coin, args.history_minutes, rng))
     return feed, pipe, hot, bc
 
 

@@ -19,7 +19,7 @@ from alpha.engine.inputs import SymbolHistory, empty_history, update
 from alpha.engine.plan import ExecutionPlan, PlanSlice, plan_execution
 from alpha.engine.probability import long_probability, win_probability
 from alpha.engine.signal import ComponentSignal
-from alpha.engine.sizing import RiskLimits, SizingResult, kelly_fraction, size_position
+from alpha.engine.sizing import SizingLimits, SizingResult, kelly_fraction, size_position
 from alpha.engine.volatility import VolatilityReading, volatility
 
 __all__ = [
@@ -33,7 +33,7 @@ __all__ = [
     "ConvictionResult",
     "ExecutionPlan",
     "PlanSlice",
-    "RiskLimits",
+    "SizingLimits",
     "SizingResult",
     "SymbolHistory",
     "TradeIdea",

@@ -10,7 +10,7 @@ from alpha.engine.conviction import NEUTRAL, ConvictionResult
 from alpha.engine.inputs import Book
 from alpha.engine.plan import ExecutionPlan, plan_execution
 from alpha.engine.probability import win_probability
-from alpha.engine.sizing import RiskLimits, SizingResult, size_position
+from alpha.engine.sizing import SizingLimits, SizingResult, size_position
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +37,7 @@ def trade_idea(
     book: Book | None,
     realised_vol_annual: object = None,
     current_exposure_usd: object = 0,
-    limits: RiskLimits | None = None,
+    limits: SizingLimits | None = None,
     config: AlphaConfig = DEFAULT_CONFIG,
 ) -> TradeIdea:
     side = conviction.bias if conviction.bias != NEUTRAL else "NONE"

@@ -36,7 +36,7 @@ def usd(value: float) -> Decimal:
 
 
 @dataclass(frozen=True, slots=True)
-class RiskLimits:
+class SizingLimits:
     """The user's limits. Defaults: the production column of the risk-limits seed (leverage is ours)."""
 
     max_position_usd: Decimal = Decimal("500")
@@ -91,10 +91,10 @@ def size_position(
     price: object,
     realised_vol_annual: object = None,
     current_exposure_usd: object = 0,
-    limits: RiskLimits | None = None,
+    limits: SizingLimits | None = None,
     config: AlphaConfig = DEFAULT_CONFIG,
 ) -> SizingResult:
-    cfg, lim = config, limits or RiskLimits()
+    cfg, lim = config, limits or SizingLimits()
     side_u = side.upper() if isinstance(side, str) else ""
     if side_u not in ("LONG", "SHORT"):
         return _none("NONE", "no_side")

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from alpha.engine import (
     AlphaConfig,
-    RiskLimits,
+    SizingLimits,
     kelly_fraction,
     long_probability,
     plan_execution,
@@ -43,7 +43,7 @@ def test_short_win_probability_mirrors_long_and_garbage_is_no_information() -> N
 
 # --- sizing -----------------------------------------------------------------------------------------------------
 
-BIG = RiskLimits(max_position_usd=Decimal("1e9"), max_total_exposure_usd=Decimal("1e9"), max_leverage=Decimal("100"))
+BIG = SizingLimits(max_position_usd=Decimal("1e9"), max_total_exposure_usd=Decimal("1e9"), max_leverage=Decimal("100"))
 
 
 def test_kelly_fraction_formula() -> None:
@@ -82,17 +82,17 @@ def test_kelly_is_capped_at_the_max_equity_fraction() -> None:
 def test_size_respects_every_user_limit() -> None:
     args = {"side": "LONG", "win_probability": 0.9, "rr": 3.0, "equity_usd": 1_000_000, "price": 10,
             "realised_vol_annual": 0.3}  # fmt: skip
-    assert size_position(**args, limits=RiskLimits()).size_usd == Decimal("500.00")
-    exposure = size_position(**args, current_exposure_usd=2_300, limits=RiskLimits(max_position_usd=Decimal("1000")))
+    assert size_position(**args, limits=SizingLimits()).size_usd == Decimal("500.00")
+    exposure = size_position(**args, current_exposure_usd=2_300, limits=SizingLimits(max_position_usd=Decimal("1000")))
     assert exposure.size_usd == Decimal("200.00") and exposure.binding == "exposure"
     lev = size_position(**{**args, "equity_usd": 100}, limits=BIG)
     assert lev.binding in ("kelly", "leverage") and lev.size_usd <= Decimal("10000")
-    full = size_position(**args, current_exposure_usd=2_500, limits=RiskLimits())
+    full = size_position(**args, current_exposure_usd=2_500, limits=SizingLimits())
     assert full.size_usd == 0 and full.binding == "min_order"
 
 
 def test_missing_limits_fail_closed() -> None:
-    limits = RiskLimits(max_position_usd=Decimal("NaN"))
+    limits = SizingLimits(max_position_usd=Decimal("NaN"))
     result = size_position(side="LONG", win_probability=0.9, rr=3, equity_usd=10_000, price=10, limits=limits)
     assert result.size_usd == 0
 

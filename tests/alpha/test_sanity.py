@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from alpha.engine import empty_history, update
-from alpha.pipeline import AlphaPipeline, PipelineConfig, Runtime, SymbolState
+from alpha.pipeline import AlphaPipeline, PipelineConfig, PipelineSymbol, Runtime
 from markets.hotstate import MemoryHotState
 
 from .simfeed import MemoryBroadcaster, SimFeed
@@ -22,7 +22,7 @@ def fold(pipe: AlphaPipeline, feed: SimFeed) -> None:
     """Warm-up: fold the snapshots into the histories exactly as the round does, without scoring them (the
     readings of the warm-up are not counted, and the histories, hence every later reading, are the same)."""
     for snap in feed.snapshots():
-        state = pipe.symbols.setdefault(snap.symbol, SymbolState(history=empty_history(snap.symbol)))
+        state = pipe.symbols.setdefault(snap.symbol, PipelineSymbol(history=empty_history(snap.symbol)))
         state.history = update(state.history, snap, config=pipe.runtime.engine_config)
         state.track.last_input_ms = snap.updated_at
 
