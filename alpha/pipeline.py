@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from accounts.models import User
 from alpha import gates as g
-from alpha import metrics
+from alpha import metrics, selectors
 from alpha.engine import (
     AlphaConfig,
     ConvictionEngine,
@@ -43,9 +44,14 @@ from alpha.engine import (
     win_probability,
 )
 from alpha.readings import Reading, SymbolTrack, conviction_payload
+from alpha.services import autotrade_attempt, conviction_store_many, user_context_get
+from execution.services.breakers import breakers_open
+from execution.services.controls import controls_get
 from kernel.contracts import channels as ch
 from kernel.contracts.envelope import SequenceCounter, make_envelope
+from kernel.realtime import get_broadcaster
 from kernel.workers import AsyncWorker
+from markets.hotstate import get_hot_state
 
 logger = logging.getLogger(__name__)
 SOURCE = "alpha"
@@ -80,10 +86,6 @@ def runtime_load(*, max_users: int) -> Runtime:
     """Sync (runs in a thread): settings row, controls, global breakers, auto-mode users and presence."""
     from django.conf import settings
     from django.db import close_old_connections
-
-    from alpha import selectors
-    from execution.services.breakers import breakers_open
-    from execution.services.controls import controls_get
 
     close_old_connections()
     row = selectors.alpha_settings_get()
@@ -192,16 +194,12 @@ class AlphaPipeline:
     @property
     def hot(self) -> Any:
         if self._hot is None:
-            from markets.hotstate import get_hot_state
-
             return get_hot_state()
         return self._hot
 
     @property
     def broadcaster(self) -> Any:
         if self._broadcaster is None:
-            from kernel.realtime import get_broadcaster
-
             return get_broadcaster()
         return self._broadcaster
 
@@ -443,7 +441,6 @@ class AlphaPipeline:
         self._store_task = asyncio.get_running_loop().create_task(self._store_write(envelopes, index))
 
     async def _store_write(self, envelopes: dict[str, str], index: dict[str, Any]) -> None:
-        from alpha.services import conviction_store_many
 
         try:
             await asyncio.to_thread(conviction_store_many, envelopes=envelopes, index=index)
@@ -618,9 +615,6 @@ class AlphaPipeline:
 def _context_for(uid: int) -> Any:
     from django.db import close_old_connections
 
-    from accounts.models import User
-    from alpha.services import user_context_get
-
     close_old_connections()
     try:
         user = User.objects.filter(pk=uid, is_active=True).first()
@@ -631,9 +625,6 @@ def _context_for(uid: int) -> Any:
 
 def _attempt_for(uid: int, reading: Reading) -> Any:
     from django.db import close_old_connections
-
-    from accounts.models import User
-    from alpha.services import autotrade_attempt
 
     close_old_connections()
     try:

@@ -17,6 +17,7 @@ from alpha.engine import AlphaConfig, AlphaConfigError
 from alpha.gates import GateThresholds
 from alpha.models import ACTIVE_STATUSES, AlphaSettings, AutoTrade, AutoTradeSettings
 from kernel import clock
+from markets.hotstate import get_hot_state
 
 CONVICTION_KEY: Final = "alpha:conv:{}"
 INDEX_KEY: Final = "alpha:index"
@@ -103,7 +104,6 @@ def conviction_get(*, symbol: str, now_ms: int | None = None, stale_after_ms: in
 
 def known_symbol(*, symbol: str) -> bool:
     """A symbol the venue/ingest knows (hot state or universe) or that has a stored reading."""
-    from markets.hotstate import get_hot_state
 
     sym = symbol.upper()
     state = get_hot_state()

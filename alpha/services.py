@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.selectors import agent_current
 from alpha import gates as g
 from alpha import metrics, selectors
 from alpha.engine import AlphaConfig, SizingLimits, size_position, win_probability
@@ -39,6 +40,7 @@ from execution.services.controls import controls_get, limits_for
 from execution.services.idempotency import idempotent
 from execution.services.relay import order_submit
 from kernel import clock
+from kernel.contracts.envelope import dumps_text
 from kernel.errors import ApplicationError, ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -49,7 +51,6 @@ _KEY_SAFE = re.compile(r"[^A-Za-z0-9_\-.]")
 # --- store ----------------------------------------------------------------------------------------------------
 def conviction_store_many(*, envelopes: dict[str, str], index: dict[str, dict[str, Any]]) -> None:
     """Latest alpha_conviction envelope per symbol (text, encoded once by the pipeline) + a small index."""
-    from kernel.contracts.envelope import dumps_text
 
     values: dict[str, Any] = {selectors.CONVICTION_KEY.format(s): t for s, t in envelopes.items()}
     values[selectors.INDEX_KEY] = dumps_text(index)
@@ -116,7 +117,6 @@ class UserContext:
 def user_context_get(*, user: User) -> UserContext:
     """Equity and positions from the venue under the master address (execution.account_state, briefly cached),
     limits from execution's risk limits, auto mode, agent readiness and open auto trades."""
-    from accounts.selectors import agent_current
 
     lim = limits_for(user=user)
     limits = SizingLimits(

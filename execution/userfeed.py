@@ -22,6 +22,18 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.db.models import Max
 
+from accounts.models import AgentStatus, AgentWallet, User
+from execution import venue
+from execution.models import Order
+from execution.services import sync
+from execution.services.sync import (
+    RECONCILE_WEIGHT,
+    feed_catch_up,
+    reconcile_all,
+    reconcile_budget_take,
+    reconcile_user,
+    user_feed_mark,
+)
 from kernel.workers import AsyncWorker
 
 logger = logging.getLogger(__name__)
@@ -48,8 +60,6 @@ def active_users(limit: int) -> tuple[list[tuple[int, str]], list[int]]:
     """(streamed [(id, address)], polled [id]): users with an approved agent, most recently active first."""
     from django.utils import timezone
 
-    from accounts.models import AgentStatus, AgentWallet, User
-
     ids = set(
         AgentWallet.objects.filter(status=AgentStatus.APPROVED, valid_until__gt=timezone.now()).values_list(
             "user_id", flat=True
@@ -66,10 +76,6 @@ def active_users(limit: int) -> tuple[list[tuple[int, str]], list[int]]:
 
 def _apply_frame(user_id: int, channel: str, data: Any) -> None:
     """One venue push for one user (runs in a worker thread)."""
-    from accounts.models import User
-    from execution import venue
-    from execution.models import Order
-    from execution.services import sync
 
     close_old_connections()
     try:
@@ -119,9 +125,6 @@ CATCH_UP_RETRY_SEC = 5.0
 
 @_closing
 def _catch_up(user_id: int) -> bool:
-    from accounts.models import User
-    from execution import venue
-    from execution.services.sync import feed_catch_up
 
     try:
         fixes = feed_catch_up(user=User.objects.get(pk=user_id))
@@ -134,7 +137,6 @@ def _catch_up(user_id: int) -> bool:
 
 
 def _feed_mark(user_id: int) -> None:
-    from execution.services.sync import user_feed_mark
 
     user_feed_mark(user_id=user_id)
 
@@ -193,7 +195,6 @@ class UserFeedWorker(AsyncWorker):
         self.started_at_ms = 0
 
     async def setup(self) -> None:
-        from execution.services.sync import reconcile_all
 
         # Reconciliation also runs at start-up: orders that went unknown while we were down get resolved.
         try:
@@ -239,12 +240,8 @@ class UserFeedWorker(AsyncWorker):
 
 
 def _poll(user_ids: list[int]) -> None:
-    from accounts.models import User
-    from execution import venue
-    from execution.services.sync import reconcile_user
 
     close_old_connections()
-    from execution.services.sync import RECONCILE_WEIGHT, reconcile_budget_take
 
     for user in User.objects.filter(pk__in=user_ids):
         if not reconcile_budget_take(RECONCILE_WEIGHT):

@@ -24,6 +24,7 @@ from django.core.cache import cache
 
 from accounts.models import User
 from execution import venue
+from execution.services.drawdown import equity_observe
 from kernel import venue_client as vc
 from kernel.cache_safe import cache_call
 from kernel.errors import ApplicationError
@@ -123,7 +124,6 @@ def _fetch(user: User, *, priority: str, quota: bool) -> AccountState:
 
 
 def _observe_equity(*, user: User, result: AccountState) -> None:
-    from execution.services.drawdown import equity_observe
 
     if result.equity is not None:
         try:

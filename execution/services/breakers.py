@@ -36,10 +36,13 @@ from django.utils import timezone
 from accounts.models import User
 from execution.audit import audit_append
 from execution.models import GLOBAL_BREAKERS, USER_BREAKERS, BreakerKind, CircuitBreaker
+from execution.pnl import trailing_losses
 from execution.services.controls import actor_name
 from execution.services.equity_peaks import peak_rebase
+from execution.services.events import publish_private
 from kernel.cache_safe import cache_call
 from kernel.errors import PermissionDenied, ValidationFailed
+from kernel.venue_client import counter_add
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +202,6 @@ def _after_clear(*, kind: str, user: User | None, actor: str, reason: str, actor
 
 
 def _notify(*, user: User | None, data: dict[str, Any]) -> None:
-    from execution.services.events import publish_private
 
     if user is not None:
         publish_private(user_id=user.pk, event_type="risk_update", data=data)
@@ -218,7 +220,6 @@ def _bucket_keys(name: str, window: int, now: float) -> list[str]:
 
 
 def _window_add(name: str, now: float) -> None:
-    from kernel.venue_client import counter_add
 
     key = f"exec:win:{name}:{int(now // _BUCKET)}"
     cache_call(lambda: counter_add(key, 1, settings.BREAKER_ERROR_WINDOW_SEC + 60), fallback=0, what="breakers")
@@ -312,7 +313,6 @@ def pnl_breakers_evaluate(
     daily_limit: Decimal,
 ) -> None:
     """`trades`: (time, net PnL) of the user's closing trades, oldest first."""
-    from execution.pnl import trailing_losses
 
     now = timezone.now()
     row = _row(BreakerKind.CONSECUTIVE_LOSSES, user)

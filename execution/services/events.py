@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from execution.models import PrivateEvent, StreamCursor
 from kernel.contracts.envelope import ALL_SYMBOLS, make_envelope
+from kernel.realtime import get_broadcaster
 
 logger = logging.getLogger(__name__)
 SOURCE = "execution"
@@ -175,7 +176,6 @@ def private_events_purge(*, keep_hours: float | None = None) -> int:
 
 # --- delivery through the broadcaster from synchronous code ---------------------------------------------------
 def _broadcast(**kwargs: Any) -> None:
-    from kernel.realtime import get_broadcaster  # the realtime hub belongs to markets (issue 12 moves it)
 
     broadcaster = get_broadcaster()
     loop = getattr(broadcaster, "_loop", None)

@@ -30,6 +30,7 @@ from execution.answers import http_answer
 from execution.audit import canonical
 from execution.models import IdempotencyRecord, IdempotencyStatus
 from execution.outcomes import Outcome, Result
+from execution.services.orders import order_dict, orders_abandon_unsent, orders_reached_venue
 from kernel.errors import ApplicationError, DependencyUnavailable, is_dependency_failure
 
 logger = logging.getLogger(__name__)
@@ -129,7 +130,6 @@ def _server_error(
 ) -> tuple[int, dict[str, Any]]:
     """Never store a 5xx: an order that reached the venue is answered (and stored) as 202 with its state; otherwise
     the key is released and the error goes back unstored, for a retry with the same key."""
-    from execution.services.orders import order_dict, orders_abandon_unsent, orders_reached_venue
 
     try:
         sent = orders_reached_venue(user=user, key=key)

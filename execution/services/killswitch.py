@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import AgentStatus, AgentWallet, Role, User
+from accounts.services import agent_signing_wallet
 from execution import venue
 from execution.audit import audit_append
 from execution.models import TradingControls
@@ -28,6 +29,7 @@ from execution.outcomes import Result
 from execution.services import controls as ctl
 from execution.services.account import account_read
 from execution.services.cancels import orders_cancel_all
+from execution.services.events import publish_private
 from execution.services.modify import position_close
 from execution.services.orders import new_correlation_id
 from kernel import clock
@@ -51,7 +53,6 @@ def can_engage(user: User | None) -> bool:
 
 def _schedule_cancel(*, user: User, at_ms: int | None, cid: str) -> Any:
     """Arm (or clear, with None) the venue's dead-man switch for one user."""
-    from accounts.services import agent_signing_wallet
 
     wallet = agent_signing_wallet(user=user)
     action: dict[str, Any] = {"type": "scheduleCancel"}
@@ -190,7 +191,6 @@ def killswitch_disengage(*, actor: User | None, actor_label: str = "", reason: s
 
 def _notify(*, engaged: bool, reason: str, who: str) -> None:
     """risk_update to every trading user so open terminals show (or clear) the banner at once."""
-    from execution.services.events import publish_private
 
     for user in trading_users():
         publish_private(

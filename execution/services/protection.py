@@ -32,6 +32,8 @@ from kernel import clock
 from kernel import venue_client as vc
 from kernel.contracts.snapshot import FRESHNESS_MS
 from kernel.errors import ApplicationError
+from markets.hotstate import get_hot_state
+from markets.upstream import get_upstream
 
 logger = logging.getLogger(__name__)
 TRIGGER_TYPES = ("tp", "sl")
@@ -121,7 +123,6 @@ def protection_set(
 def mark_price(symbol: str) -> Decimal | None:
     """The venue's mark price: the hot state's (fresh within the funding/context freshness rule), else the venue's
     metaAndAssetCtxs (weight 20, cached briefly in the market data layer)."""
-    from markets.hotstate import get_hot_state  # execution reads the market hot state, never the reverse
 
     now_ms = clock.now_ms()
     try:
@@ -137,7 +138,6 @@ def mark_price(symbol: str) -> Decimal | None:
 
 
 def _venue_mark(symbol: str) -> Decimal | None:
-    from markets.upstream import get_upstream
 
     try:
         result = get_upstream().info({"type": "metaAndAssetCtxs"}, ttl_sec=2.0)

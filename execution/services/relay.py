@@ -51,6 +51,7 @@ from execution.services.sync import account_sync, unknown_resolve_soon
 from kernel import clock
 from kernel import venue_client as vc
 from kernel.errors import ApplicationError, Conflict
+from markets.hotstate import get_hot_state
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -76,7 +77,6 @@ def best_effort(what: str, fn: Callable[[], Any], **ids: Any) -> Any:
 
 # --- context ----------------------------------------------------------------------------------------------
 def hot_book(symbol: str) -> risk.Book | None:
-    from markets.hotstate import get_hot_state  # markets is optional at import time of execution (app order)
 
     try:
         snap = get_hot_state().get_sync(symbol)
@@ -96,7 +96,6 @@ def hot_book(symbol: str) -> risk.Book | None:
 
 def market_feed_down() -> bool:
     """The market feed as a whole (ingest status) is down or silent for BREAKER_STALE_DATA_SEC."""
-    from markets.hotstate import get_hot_state
 
     try:
         status = get_hot_state().get_status_sync()

@@ -51,6 +51,7 @@ from execution.signals import positions_synced
 from kernel import clock
 from kernel import venue_client as vc
 from kernel.cache_safe import cache_call
+from kernel.components import instance_alive
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -515,7 +516,6 @@ def idempotency_finalize_stale(*, now: datetime | None = None) -> int:
 
 def owner_alive(owner: str) -> bool:
     """Does the process that claimed a request still run? (its heartbeat, any component; unknown counts as alive)."""
-    from kernel.components import instance_alive
 
     alive = instance_alive(owner) if owner else None
     return alive is not False

@@ -8,6 +8,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from execution.management.arguments import symbol_arg, user_by_address
+from execution.services.killswitch import trading_users
+from execution.services.modify import positions_close_all
+
 
 class Command(BaseCommand):
     help = "Close positions at market with reduce-only orders (all trading users, or one user / symbol)."
@@ -17,9 +21,6 @@ class Command(BaseCommand):
         parser.add_argument("--symbol")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        from execution.management.arguments import symbol_arg, user_by_address
-        from execution.services.killswitch import trading_users
-        from execution.services.modify import positions_close_all
 
         only = symbol_arg(opts["symbol"]) if opts.get("symbol") else None
         users = [user_by_address(opts["user"])] if opts.get("user") else trading_users()

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from execution.services.killswitch import killswitch_engage
 from kernel.errors import ApplicationError
 
 
@@ -18,7 +19,6 @@ class Command(BaseCommand):
         parser.add_argument("--no-flatten", action="store_true", help="keep positions open")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        from execution.services.killswitch import killswitch_engage
 
         try:
             result = killswitch_engage(

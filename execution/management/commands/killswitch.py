@@ -8,6 +8,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from execution.selectors import controls_state
+from execution.services.killswitch import killswitch_disengage, killswitch_engage
 from kernel.errors import ApplicationError
 
 
@@ -23,8 +25,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        from execution.selectors import controls_state
-        from execution.services.killswitch import killswitch_disengage, killswitch_engage
 
         try:
             if opts["state"] == "on":

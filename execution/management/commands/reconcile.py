@@ -7,6 +7,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from execution.management.arguments import user_by_address
+from execution.services.sync import reconcile_all, reconcile_user
+
 
 class Command(BaseCommand):
     help = "Reconcile local execution state with the venue (the venue is the source of truth)."
@@ -15,8 +18,6 @@ class Command(BaseCommand):
         parser.add_argument("--user", help="master address (default: every user with an agent or open orders)")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        from execution.management.arguments import user_by_address
-        from execution.services.sync import reconcile_all, reconcile_user
 
         if opts.get("user"):
             fixes = reconcile_user(user=user_by_address(opts["user"]))

@@ -6,11 +6,12 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from execution.userfeed import UserFeedWorker
+
 
 class Command(BaseCommand):
     help = "Stream venue user feeds for the most recently active users (≤10 per IP) and poll the others."
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        from execution.userfeed import UserFeedWorker
 
         UserFeedWorker().run_forever()

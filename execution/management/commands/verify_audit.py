@@ -7,12 +7,13 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from execution.audit import audit_verify
+
 
 class Command(BaseCommand):
     help = "Verify the execution audit hash chain and print its head hash (export it elsewhere periodically)."
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        from execution.audit import audit_verify
 
         report = audit_verify()
         if report.ok:
