@@ -18,7 +18,7 @@ from accounts.models import User
 from accounts.selectors import session_is_valid
 from execution import risk, selectors
 from execution.outcomes import Outcome
-from execution.services import breakers, cancels, idempotency, killswitch, modify, protection, relay, sync
+from execution.services import breakers, cancels, idempotency, killswitch, modify, protection, relay, risk_inputs, sync
 from execution.services.account import account_read
 from execution.services.events import jsonable, private_events_since
 from execution.services.orders import order_dict
@@ -160,7 +160,7 @@ class OrderPreviewApi(APIView):
         user = _user(request)
         ser = OrderInput(data=request.data)
         ser.is_valid(raise_exception=True)
-        verdict = relay.order_preview(
+        verdict = risk_inputs.order_preview(
             user=user, intent=_intent(ser.validated_data), session_authenticated=_session_ok(request)
         )
         return Response(verdict.as_dict())

@@ -21,7 +21,7 @@ from accounts.models import User
 from execution import risk
 from execution.models import Order, OrderState
 from execution.outcomes import Outcome, Refusal, Result
-from execution.services import relay
+from execution.services import relay, risk_inputs
 from execution.services.account import account_read
 from execution.services.cancels import order_cancel
 from execution.services.orders import new_correlation_id, order_find
@@ -77,7 +77,7 @@ def order_modify(
         raise Conflict(f"only resting orders can be modified (this one is {old.state})", code="not_modifiable")
     intent = _replacement(old, price=price, trigger_price=trigger_price, size=size)
     cid = new_correlation_id()
-    verdict = relay.order_preview(
+    verdict = risk_inputs.order_preview(
         user=user, intent=intent, session_authenticated=session_authenticated, exclude_orders=[old.pk]
     )
     if not verdict.ok:

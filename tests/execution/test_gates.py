@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from execution import risk
 from execution.models import AuditRecord, Order, OrderState, TradingControls
 from execution.services import controls as ctl
-from execution.services.relay import order_preview
+from execution.services.risk_inputs import order_preview
 from tests.execution.answers import order_submit
 
 from .conftest import make_trader
