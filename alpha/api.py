@@ -16,7 +16,8 @@ from accounts.models import User
 from alpha import selectors, services
 from kernel import clock
 from kernel.contracts.symbols import SYMBOL_HELP, symbol_valid
-from kernel.errors import ApplicationError, NotAuthenticated, NotFound, ValidationFailed
+from kernel.errors import ApplicationError, NotFound, ValidationFailed
+from kernel.permissions import signed_in_user
 
 
 class ConvictionUnavailable(ApplicationError):
@@ -31,10 +32,8 @@ def _symbol(raw: str, field: str = "symbol") -> str:
 
 
 def _user(request: Request) -> User:
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        raise NotAuthenticated("sign in first")
-    return user  # type: ignore[no-any-return]
+    user: User = signed_in_user(request)
+    return user
 
 
 _ERROR = OpenApiResponse(description='{"type":"error","code":...,"message":...}')
@@ -68,13 +67,7 @@ class ConvictionListApi(APIView):
         responses={200: OpenApiResponse(description='{"ts":ms,"symbols":{"BTC":{score,bias,rolling_avg,...}}}')},
     )
     def get(self, request: Request) -> Response:
-        row = selectors.alpha_settings_get()
-        now = clock.now_ms()
-        index = selectors.conviction_index_get()
-        for item in index.values():
-            item["age_ms"] = max(0, now - int(item.get("ts") or 0))
-            item["stale"] = item["age_ms"] > row.stale_after_ms
-        return Response({"ts": now, "count": len(index), "symbols": index})
+        return Response(selectors.conviction_list(now_ms=clock.now_ms()))
 
 
 class TriggerInput(serializers.Serializer):

@@ -161,3 +161,13 @@ def auto_trade_dict(row: AutoTrade) -> dict[str, Any]:
         "correlation_id": row.correlation_id,
         "created_at": int(row.created_at.timestamp() * 1000),
     }
+
+
+def conviction_list(*, now_ms: int) -> dict[str, Any]:
+    """Every symbol's latest reading with its age and whether it is stale (the alpha settings' threshold)."""
+    row = alpha_settings_get()
+    index = conviction_index_get()
+    for item in index.values():
+        item["age_ms"] = max(0, now_ms - int(item.get("ts") or 0))
+        item["stale"] = item["age_ms"] > row.stale_after_ms
+    return {"ts": now_ms, "count": len(index), "symbols": index}

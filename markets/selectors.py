@@ -13,6 +13,7 @@ from django.conf import settings
 
 from kernel import clock
 from kernel.contracts.snapshot import SymbolSnapshot, staleness_dict
+from kernel.contracts.symbols import symbol_valid
 from markets.hotstate import get_hot_state
 from markets.ingest import RUNNING_WITHIN_MS
 from markets.normalize import SymbolMap
@@ -179,3 +180,48 @@ def symbol_list(*, mode: str, limit: int) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+# --- pages ------------------------------------------------------------------------------------------------------
+def _live_symbols() -> list[str]:
+    state = get_hot_state()
+    status = state.get_status_sync() or {}
+    live = list(status.get("subscriptions", {}).get("symbols", []))
+    return live or state.all_symbols_sync()
+
+
+def _row(snap: SymbolSnapshot, name: str, now_ms: int) -> dict[str, Any]:
+    fresh = staleness_dict(snap, now_ms)
+    return {
+        "symbol": name,
+        "stream_symbol": snap.symbol,
+        "price": snap.price,
+        "change_24h": snap.change_24h,
+        "volume_24h": snap.volume_24h,
+        "funding_annualized": snap.funding_annualized,
+        "oi_total": snap.oi_total,
+        "cvd_5m": snap.cvd_spot_5m if snap.cvd_spot_5m is not None else snap.cvd_venue_5m,
+        "price_ts": snap.price_ts,
+        "stale": fresh["price"]["stale"],
+    }
+
+
+def overview_rows() -> list[dict[str, Any]]:
+    """Every live symbol's overview row (venue name + stream key), by 24 h volume."""
+    symbols = _live_symbols()
+    snaps = get_hot_state().get_many_sync(symbols)
+    names = venue_names(keys=symbols, tokens=universe_list())
+    now_ms = clock.now_ms()
+    rows = [_row(snaps[s], names[s], now_ms) for s in symbols if s in snaps]
+    rows += [{"symbol": names[s], "stream_symbol": s, "stale": True} for s in symbols if s not in snaps]
+    rows.sort(key=lambda r: -(r.get("volume_24h") or 0.0))
+    return rows
+
+
+def venue_symbol(symbol: str) -> str | None:
+    """The venue's name for a symbol in any case, from the universe ingest stored (a page never asks the venue);
+    None when the venue does not list it. Before ingest's first fetch every well-formed symbol gets a page that
+    fills in over /ws."""
+    if not symbol_valid(symbol):
+        return None
+    return symbol_resolve(symbol=symbol, tokens=universe_list())

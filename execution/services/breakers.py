@@ -182,6 +182,16 @@ def breaker_reset(*, actor: User, kind: str, user: User | None = None, reason: s
     return row
 
 
+def breaker_reset_for(*, actor: User, kind: str, user_id: int | None, reason: str) -> CircuitBreaker:
+    """The API's reset: the breaker's user by id (refused naming the id when there is none), then breaker_reset."""
+    if not actor.is_admin:
+        raise PermissionDenied("only admins reset circuit breakers")
+    scope = User.objects.filter(pk=user_id).first() if user_id else None
+    if user_id and scope is None:
+        raise ValidationFailed(f"user_id: no user {user_id}", extra={"field": "user_id"})
+    return breaker_reset(actor=actor, kind=kind, user=scope, reason=reason)
+
+
 def _after_clear(*, kind: str, user: User | None, actor: str, reason: str, actor_id: int | None = None) -> None:
     if kind == BreakerKind.ERROR_RATE:
         _window_clear("err")
