@@ -325,9 +325,9 @@ def autotrade_attempt(
     return _place(user=user, trade=trade, reading=reading, result=locked)
 
 
-def _place(*, user: User, trade: AutoTrade, reading: Reading, result: g.GateResult) -> AttemptOutcome:
-
-    signal = {
+def _signal(trade: AutoTrade, reading: Reading) -> dict[str, Any]:
+    """The signal an auto trade acts on, as audited and hashed into its idempotency key's payload."""
+    return {
         "symbol": reading.symbol,
         "side": trade.side,
         "score": reading.score,
@@ -339,18 +339,14 @@ def _place(*, user: User, trade: AutoTrade, reading: Reading, result: g.GateResu
         "rr": reading.rr,
         "price": reading.price,
     }
+
+
+def _place(*, user: User, trade: AutoTrade, reading: Reading, result: g.GateResult) -> AttemptOutcome:
+    signal = _signal(trade, reading)
+    audit_data = {"signal": signal, "key": trade.idempotency_key, "size_usd": trade.size_usd, "trigger": trade.trigger}
+    audit_data["gates"] = result.as_dict()
     audit_append(
-        event="alpha.auto_trade",
-        correlation_id=trade.correlation_id,
-        user_id=user.pk,
-        actor="alpha",
-        data={
-            "signal": signal,
-            "key": trade.idempotency_key,
-            "size_usd": trade.size_usd,
-            "trigger": trade.trigger,
-            "gates": result.as_dict(),
-        },
+        event="alpha.auto_trade", correlation_id=trade.correlation_id, user_id=user.pk, actor="alpha", data=audit_data
     )
     intent = risk.OrderIntent(
         symbol=reading.symbol, is_buy=trade.side == g.LONG, order_type="market", size_usd=trade.size_usd
@@ -374,8 +370,13 @@ def _place(*, user: User, trade: AutoTrade, reading: Reading, result: g.GateResu
         AutoTrade.objects.filter(pk=trade.pk).update(status=AutoTradeStatus.FAILED, reason=str(exc)[:300])
         metrics.AUTO_TRADES.labels(outcome="failed").inc()
         raise
+    return AttemptOutcome(status, _record(trade=trade, body=body, result=result))
+
+
+def _record(*, trade: AutoTrade, body: dict[str, Any], result: g.GateResult) -> dict[str, Any]:
+    """The auto trade's state from the order's serialised outcome (also on a replay of the key); the answer."""
     order = body.get("order") or {}
-    answered = str(body.get("result"))  # the serialised outcome (execution.outcomes), also on a replay of the key
+    answered = str(body.get("result"))
     states: dict[str, str] = {Result.DONE: AutoTradeStatus.OPEN, Result.PENDING: AutoTradeStatus.UNKNOWN}
     state = states.get(answered, AutoTradeStatus.REJECTED)
     AutoTrade.objects.filter(pk=trade.pk).update(
@@ -393,7 +394,7 @@ def _place(*, user: User, trade: AutoTrade, reading: Reading, result: g.GateResu
     }
     if not placed:
         out.update({"type": "error", "code": body.get("code", "order_rejected"), "message": body.get("message", "")})
-    return AttemptOutcome(status, out)
+    return out
 
 
 def autotrade_trigger(*, user: User, symbol: str) -> AttemptOutcome:

@@ -103,22 +103,27 @@ def idempotent(
             logger.warning("trading request refused before any work", extra={"user_id": user.pk}, exc_info=True)
             raise _unavailable() from exc
     metrics.IDEMPOTENCY.labels(outcome="first").inc()
-    try:
-        status, body = http_answer(run(key))
-    except ApplicationError as exc:
-        status, body = exc.status, exc.as_dict()
-    except Exception as exc:  # the request boundary: logged, then answered from what reached the venue
-        logger.exception("trading request failed", extra={"user_id": user.pk, "endpoint": endpoint})
-        if is_dependency_failure(exc):
-            status, body = 503, _unavailable().as_dict()
-        else:
-            status, body = 500, {"type": "error", "code": "internal_error", "message": "the request failed"}
+    status, body = _answer_of(run, key=key, user=user, endpoint=endpoint)
     if status >= 500:
         return _server_error(user=user, key=key, record_id=record.pk, status=status, body=body)
     IdempotencyRecord.objects.filter(pk=record.pk).update(
         status=IdempotencyStatus.DONE, response_status=status, response_body=body, completed_at=timezone.now()
     )
     return status, body
+
+
+def _answer_of(run: Callable[[str], Outcome], *, key: str, user: User, endpoint: str) -> tuple[int, dict[str, Any]]:
+    """Run the action once: its outcome's answer, an application error's, or (the request boundary: logged) 503 for
+    a dependency failure and 500 for anything else — which the caller never stores."""
+    try:
+        return http_answer(run(key))
+    except ApplicationError as exc:
+        return exc.status, exc.as_dict()
+    except Exception as exc:
+        logger.exception("trading request failed", extra={"user_id": user.pk, "endpoint": endpoint})
+        if is_dependency_failure(exc):
+            return 503, _unavailable().as_dict()
+        return 500, {"type": "error", "code": "internal_error", "message": "the request failed"}
 
 
 def _unavailable() -> ApplicationError:

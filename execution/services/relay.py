@@ -165,13 +165,8 @@ def order_submit(
     `grouping` positionTpsl for a trigger that follows the position's size."""
     started = time.perf_counter()
     cid = correlation_id or new_correlation_id()
-    audit_append(
-        event="order.request",
-        correlation_id=cid,
-        user_id=user.pk,
-        actor=ctl.actor_name(user),
-        data={"key": key, "source": source, "intent": intent_dict(intent)},
-    )
+    data = {"key": key, "source": source, "intent": intent_dict(intent)}
+    audit_append(event="order.request", correlation_id=cid, user_id=user.pk, actor=ctl.actor_name(user), data=data)
     with user_serialized(user.pk):
         ctx, spec = risk_context(
             user=user,
