@@ -1,4 +1,5 @@
-"""Log formatting: JSON lines in production, readable text in development; request ids in every line.
+"""Log formatting: JSON lines in production, readable text in development; request ids in every line. The JSON
+lines are python-json-logger's (orjson) formatter under our field names.
 
 And the edge filters: client errors (4xx) logged as one WARNING line without traceback, and repeated lines of
 one cause throttled (a fuzzer or a socket flood must not write a traceback per request)."""
@@ -12,17 +13,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import orjson
+from pythonjsonlogger.core import RESERVED_ATTRS, LogData, merge_record_extra
+from pythonjsonlogger.orjson import OrjsonFormatter
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
-# Attributes every LogRecord has; anything else was passed through `extra=` and is a structured field.
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
-    "message",
-    "asctime",
-    "request_id",
-    "color_message",
-}
+# Attributes every LogRecord has; anything else was passed through `extra=` and is a structured field. The request
+# id has its own place in a line; uvicorn's `color_message` repeats the message with terminal colours.
+_NOT_FIELDS = frozenset({*RESERVED_ATTRS, "request_id", "color_message"})
 
 
 class RequestIdFilter(logging.Filter):
@@ -32,25 +30,28 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def _extra_fields(record: logging.LogRecord) -> dict[str, Any]:
-    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
+class JsonFormatter(OrjsonFormatter):
+    """One JSON object per line: ts (UTC, milliseconds), level, logger, message, request_id when there is one, the
+    structured fields passed through `extra=`, then exc_info. Values JSON has no type for are written as str()."""
 
+    converter = staticmethod(time.gmtime)
+    default_time_format = "%Y-%m-%dT%H:%M:%S"
+    default_msec_format = "%s.%03dZ"
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        payload: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        request_id = getattr(record, "request_id", None)
-        if request_id:
-            payload["request_id"] = request_id
-        payload.update(_extra_fields(record))
-        if record.exc_info:
-            payload["exc_info"] = self.formatException(record.exc_info)
-        return orjson.dumps(payload, default=str).decode()
+    def __init__(self) -> None:
+        super().__init__(
+            ["asctime", "levelname", "name", "message", "request_id"],
+            rename_fields={"asctime": "ts", "levelname": "level", "name": "logger"},
+            reserved_attrs=sorted(_NOT_FIELDS),
+            json_default=str,
+        )
+
+    def process_log_record(self, log_data: LogData) -> LogData:
+        if not log_data.get("request_id"):
+            del log_data["request_id"]
+        if "exc_info" in log_data:  # the traceback last, after the fields
+            log_data["exc_info"] = log_data.pop("exc_info")
+        return log_data
 
 
 class TextFormatter(logging.Formatter):
@@ -58,7 +59,7 @@ class TextFormatter(logging.Formatter):
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created)) + f".{int(record.msecs):03d}"
         line = f"{stamp} {record.levelname:<7} {record.name}: {record.getMessage()}"
         request_id = getattr(record, "request_id", None)
-        fields = _extra_fields(record)
+        fields = merge_record_extra(record, {}, reserved=_NOT_FIELDS)
         if request_id:
             fields = {"request_id": request_id, **fields}
         if fields:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
+from decimal import Decimal
 
 import pytest
 from django.test import Client
@@ -86,6 +88,22 @@ def test_json_log_lines_carry_structured_fields() -> None:
     line = json.loads(JsonFormatter().format(record))
     assert line["message"] == "order sent"
     assert line["symbol"] == "BTC" and line["correlation_id"] == "c-1" and line["level"] == "INFO"
+
+
+def test_json_log_lines_keep_their_shape() -> None:
+    """UTC timestamp to the millisecond first, no request_id key without one, odd values as str, traceback last."""
+    try:
+        raise ZeroDivisionError("boom")
+    except ZeroDivisionError:
+        record = logging.LogRecord("hs.test", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    record.created, record.msecs = 1_700_000_000.1239, 123.9
+    record.request_id = None
+    record.amount = Decimal("1.50")
+    text = JsonFormatter().format(record)
+    line = json.loads(text)
+    assert list(line) == ["ts", "level", "logger", "message", "amount", "exc_info"]
+    assert line["ts"] == "2023-11-14T22:13:20.123Z" and line["amount"] == "1.50"
+    assert line["exc_info"].endswith("ZeroDivisionError: boom") and "\n" not in text
 
 
 def test_the_index_lists_the_components(client: Client) -> None:
