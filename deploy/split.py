@@ -29,7 +29,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib.util import find_spec
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -305,14 +305,16 @@ def _free_port() -> int:
 
 
 def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    @retry(retry=retry_if_exception_type(OSError), stop=stop_after_delay(timeout), wait=wait_fixed(0.2), reraise=True)
+    def connect() -> None:
         if proc.poll() is not None:
             raise SplitError(f"{what} exited with code {proc.returncode} during start-up")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return
-        time.sleep(0.2)
-    raise SplitError(f"{what} did not listen on port {port} within {timeout:.0f}s")
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+
+    try:
+        connect()
+    except OSError:
+        raise SplitError(f"{what} did not listen on port {port} within {timeout:.0f}s") from None
 
 
 def _pg_bin(name: str) -> str:
@@ -360,17 +362,22 @@ def local_postgres(base: Path) -> Iterator[str]:
 
 def _create_database(server: str, name: str, *, log: Path) -> None:
     """Create `name` unless it exists, once the server accepts logins (accepting TCP comes first)."""
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with psycopg.connect(f"{server}/postgres", connect_timeout=2, autocommit=True) as conn:
-                if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
-                    conn.execute(f'CREATE DATABASE "{name}"')
-            return
-        except psycopg.OperationalError as exc:
-            if time.monotonic() > deadline:
-                raise SplitError(f"postgres accepts no logins ({exc}); see {log}") from exc
-            time.sleep(0.3)
+
+    @retry(
+        retry=retry_if_exception_type(psycopg.OperationalError),
+        stop=stop_after_delay(30),
+        wait=wait_fixed(0.3),
+        reraise=True,
+    )
+    def create() -> None:
+        with psycopg.connect(f"{server}/postgres", connect_timeout=2, autocommit=True) as conn:
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
+                conn.execute(f'CREATE DATABASE "{name}"')
+
+    try:
+        create()
+    except psycopg.OperationalError as exc:
+        raise SplitError(f"postgres accepts no logins ({exc}); see {log}") from exc
 
 
 @contextlib.contextmanager
