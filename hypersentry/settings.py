@@ -7,7 +7,6 @@ simulator, ENVIRONMENT=development. Every variable is documented in `.env.exampl
 from __future__ import annotations
 
 import contextlib
-import re
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -62,12 +61,6 @@ HYPERSENTRY_EMBED_SIMULATOR = env.flag("HYPERSENTRY_EMBED_SIMULATOR", VENUE_IS_S
 HLSIM_SEED = env.integer("HLSIM_SEED", 7, min_value=0)
 HLSIM_SPEED = env.number("HLSIM_SPEED", 1.0, min_value=0.01, max_value=1000.0)
 HLSIM_PAPER_BALANCE = env.decimal("HLSIM_PAPER_BALANCE", "100000", min_value=Decimal(0))
-HL_ACCOUNT_ADDRESS = env.text("HL_ACCOUNT_ADDRESS", "")
-if HL_ACCOUNT_ADDRESS and not re.fullmatch(r"0x[0-9a-fA-F]{40}", HL_ACCOUNT_ADDRESS):
-    raise ImproperlyConfigured(
-        f"Environment variable HL_ACCOUNT_ADDRESS={HL_ACCOUNT_ADDRESS!r} is invalid: expected a 0x-prefixed "
-        "40-hex-digit address."
-    )
 
 # --- Trading gates ------------------------------------------------------------------------------------------
 # Paper trading on the simulator works out of the box; a real venue needs an explicit opt-in.
@@ -151,7 +144,6 @@ TRADING_ORDERBOOK_UPSTREAM_MIN_SEC = env.number("TRADING_ORDERBOOK_UPSTREAM_MIN_
 TRADING_ORDERBOOK_AGG_FRESH_SEC = env.number("TRADING_ORDERBOOK_AGG_FRESH_SEC", 3.0, min_value=0)
 TRADING_ORDERBOOK_AGG_BACKOFF_SEC = env.number("TRADING_ORDERBOOK_AGG_BACKOFF_SEC", 45.0, min_value=0)
 TRADING_ACCOUNT_CACHE_SEC = env.number("TRADING_ACCOUNT_CACHE_SEC", 5.0, min_value=0)
-TRADING_OPEN_ORDERS_CACHE_SEC = env.number("TRADING_OPEN_ORDERS_CACHE_SEC", 5.0, min_value=0)
 TRADING_CANDLES_CACHE_SEC = env.number("TRADING_CANDLES_CACHE_SEC", 2.5, min_value=0)
 TRADING_WARN_THROTTLE_SEC = env.number("TRADING_WARN_THROTTLE_SEC", 30.0, min_value=0)
 
@@ -159,8 +151,6 @@ AGGREGATOR_MAX_SUBSCRIPTIONS = env.integer("AGGREGATOR_MAX_SUBSCRIPTIONS", 80, m
 AGGREGATOR_AUTO_SUBSCRIBE_TOP_N = env.integer("AGGREGATOR_AUTO_SUBSCRIBE_TOP_N", 15, min_value=0, max_value=1000)
 AGGREGATOR_SUBSCRIBE_BATCH_SIZE = env.integer("AGGREGATOR_SUBSCRIBE_BATCH_SIZE", 3, min_value=1, max_value=1000)
 AGGREGATOR_SUBSCRIBE_BATCH_PAUSE_SEC = env.number("AGGREGATOR_SUBSCRIBE_BATCH_PAUSE_SEC", 0.10, min_value=0)
-AGGREGATOR_EXTERNAL_ENABLE = env.flag("AGGREGATOR_EXTERNAL_ENABLE", True)
-AGGREGATOR_EXTERNAL_POLL_SEC = env.number("AGGREGATOR_EXTERNAL_POLL_SEC", 4.0, min_value=0.5)
 AGGREGATOR_OI_HL_WEIGHT = env.number("AGGREGATOR_OI_HL_WEIGHT", 0.65, min_value=0, max_value=1)
 AGGREGATOR_OI_BINANCE_WEIGHT = env.number("AGGREGATOR_OI_BINANCE_WEIGHT", 0.35, min_value=0, max_value=1)
 AGGREGATOR_CVD_BINANCE_WEIGHT = env.number("AGGREGATOR_CVD_BINANCE_WEIGHT", 0.70, min_value=0, max_value=1)
@@ -168,11 +158,6 @@ AGGREGATOR_CVD_COINBASE_WEIGHT = env.number("AGGREGATOR_CVD_COINBASE_WEIGHT", 0.
 AGGREGATOR_PUBLISH_INTERVAL_MS = env.integer("AGGREGATOR_PUBLISH_INTERVAL_MS", 200, min_value=10, max_value=250)
 AGGREGATOR_STALL_SEC = env.number("AGGREGATOR_STALL_SEC", 10.0, min_value=1)
 AGGREGATOR_PRICE_JUMP_SIGMA = env.number("AGGREGATOR_PRICE_JUMP_SIGMA", 8.0, min_value=1)
-
-WHALE_TRACKER_COUNT = env.integer("WHALE_TRACKER_COUNT", 20, min_value=0, max_value=1000)
-WHALE_POLL_INTERVAL = env.integer("WHALE_POLL_INTERVAL", 60, min_value=5)
-TELEGRAM_BOT_TOKEN = env.text("TELEGRAM_BOT_TOKEN", "")
-TELEGRAM_CHAT_ID = env.text("TELEGRAM_CHAT_ID", "")
 
 # --- WebSocket gateway ------------------------------------------------------------------------------------
 WS_MAX_SUBSCRIPTIONS = env.integer("WS_MAX_SUBSCRIPTIONS", 50, min_value=1, max_value=1000)
