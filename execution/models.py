@@ -12,8 +12,6 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-MONEY = {"max_digits": 30, "decimal_places": 10}
-
 
 class OrderState(models.TextChoices):
     PENDING = "pending", "Pending (stored, not sent)"

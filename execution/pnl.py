@@ -1,28 +1,17 @@
-"""PnL arithmetic (pure): unrealized PnL of a signed position, realized PnL of a day's fills, loss streaks."""
+"""PnL arithmetic (pure): unrealized PnL of a signed position, closing fills and trades, loss streaks."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 ZERO = Decimal(0)
 
 
-@dataclass(frozen=True, slots=True)
-class FillPnl:
-    closed_pnl: Decimal
-    fee: Decimal
-
-
 def unrealized_pnl(*, size: Decimal, entry_price: Decimal, mark_price: Decimal) -> Decimal:
     """Signed size (> 0 long): long gains when the mark rises, short when it falls."""
     return size * (mark_price - entry_price)
-
-
-def realized_pnl(fills: Iterable[FillPnl]) -> Decimal:
-    """Closed PnL net of fees (a negative fee is a rebate)."""
-    return sum((f.closed_pnl - f.fee for f in fills), ZERO)
 
 
 def is_closing(*, closed_pnl: Decimal, direction: str) -> bool:

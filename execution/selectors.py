@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from execution import pnl
-from execution.models import OPEN_STATES, Fill, Order, PositionSnapshot
+from execution.models import OPEN_STATES, Fill, Order
 from execution.services.controls import controls_get, limits_row_for
 
 ZERO = Decimal(0)
@@ -52,10 +52,6 @@ def closing_trades(*, user: User, limit: int = 200) -> list[tuple[datetime, Deci
         if pnl.is_closing(closed_pnl=closed, direction=direction)
     ]
     return [(datetime.fromtimestamp(ms / 1000, tz=UTC), net) for ms, net in pnl.trades_from_fills(closing)]
-
-
-def position_list(*, user: User) -> QuerySet[PositionSnapshot]:
-    return PositionSnapshot.objects.filter(user=user).order_by("symbol")
 
 
 def controls_state(*, user: User | None) -> dict[str, Any]:

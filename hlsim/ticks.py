@@ -22,10 +22,6 @@ def price_decimals(*, px: float, sz_decimals: int) -> int:
     return max(0, min(PERP_MAX_DECIMALS - sz_decimals, MAX_SIG_FIGS - int_digits))
 
 
-def tick_size(*, px: float, sz_decimals: int) -> float:
-    return 10.0 ** -price_decimals(px=px, sz_decimals=sz_decimals)
-
-
 def round_px(*, px: float, sz_decimals: int) -> float:
     """Round a float price to the nearest valid venue price."""
     d = price_decimals(px=px, sz_decimals=sz_decimals)
@@ -84,13 +80,6 @@ def fmt_float(value: float, decimals: int) -> str:
 def quantize_usd(value: Decimal) -> Decimal:
     """Money amounts are kept to 6 decimals (USDC precision on the venue)."""
     return value.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
-
-
-def round_sig(*, px: float, sig_figs: int) -> float:
-    if px <= 0:
-        return px
-    digits = sig_figs - (math.floor(math.log10(px)) + 1)
-    return round(px, digits)
 
 
 def aggregation_step(*, px: float, n_sig_figs: int, mantissa: int | None) -> float:

@@ -411,10 +411,6 @@ def component_status(
     return rows
 
 
-def component_names() -> list[str]:
-    return list(COMPONENTS)
-
-
 def instance_alive(instance: str, *, now: float | None = None) -> bool | None:
     """Does the process `instance` (host:pid, as heartbeats name it) still run?
 

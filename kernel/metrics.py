@@ -76,7 +76,6 @@ class Gauge(prometheus_client.Gauge):
         super().__init__(name, documentation, labelnames, multiprocess_mode=multiprocess_mode, **kwargs)
 
 
-HTTP_REQUESTS = Counter("hs_http_requests_total", "HTTP requests by method and status class", ["method", "status"])
 COMPONENT_ERRORS = Counter("hs_component_errors_total", "Errors caught at worker loop boundaries", ["component"])
 COMPONENT_LOOPS = Counter("hs_component_loops_total", "Completed worker loop iterations", ["component"])
 

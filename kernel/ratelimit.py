@@ -25,7 +25,7 @@ from django.http import HttpRequest
 from kernel.cache_safe import cache_call
 from kernel.errors import RateLimited
 
-__all__ = ["Limit", "client_ip", "hit", "reset"]
+__all__ = ["Limit", "client_ip", "hit"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +76,3 @@ def hit(*, scope: str, key: str, limit: Limit, now: float | None = None) -> int:
         retry_after = (window + 1) * limit.per_sec - now
         raise RateLimited(f"Too many requests for {scope}; retry later.", retry_after=retry_after)
     return count
-
-
-def reset(*, scope: str, key: str, limit: Limit, now: float | None = None) -> None:
-    now = time.time() if now is None else now
-    cache_key = _cache_key(scope, key, int(now // limit.per_sec))
-    cache_call(lambda: cache.delete(cache_key), fallback=False, what=f"ratelimit:{scope}")

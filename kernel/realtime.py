@@ -49,7 +49,6 @@ from kernel.metrics import Counter, Gauge, Histogram
 logger = logging.getLogger(__name__)
 
 # Close codes (4000-4999 are the application's).
-CLOSE_GOING_AWAY = 1001
 CLOSE_SESSION_ENDED = 4001  # logout, revocation, expiry, user deactivated
 CLOSE_POLICY = 4008  # abuse: bad frames or message rate beyond the limits
 CLOSE_RESYNC = 4009  # private backlog overflowed: reconnect and resync over REST
@@ -456,13 +455,6 @@ class Hub:
                 STATS.slow_closed += 1
                 closed += 1
         return closed
-
-
-async def _call_maybe_async(fn: Callable[..., Any], *args: Any) -> Any:
-    result = fn(*args)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
 
 
 class Broadcaster(abc.ABC):

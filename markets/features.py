@@ -73,10 +73,6 @@ def book_stats_sides(
     return book_stats(bids=list(zip(*bids, strict=True)), asks=list(zip(*asks, strict=True)), depth_bps=depth_bps)
 
 
-def top_levels(levels: Sequence[Level], n: int) -> list[Level]:
-    return [list(level) for level in levels[:n]]
-
-
 # --- Trades and CVD ---------------------------------------------------------------------------------------------
 @dataclass(slots=True)
 class Trade:
@@ -319,28 +315,6 @@ def candle_add_trade(candles: deque[Candle], trade: Trade, interval: str) -> Can
     c = Candle(t=t, o=trade.px, h=trade.px, l=trade.px, c=trade.px, v=trade.sz, n=1)
     candles.append(c)
     return c
-
-
-def candle_delta_add(deltas: list[Candle], *, time_ms: int, px: float, sz: float) -> None:
-    """Fold one trade into the pending 1m mini-candles (newest last) that `candle_fold` applies at flush time.
-
-    Trades only touch this one mini-candle; the four interval series are updated once per publish interval
-    from it. A late trade for an earlier minute starts its own mini-candle, so folding them in order gives
-    exactly the series trade-by-trade application would.
-    """
-    t = time_ms - time_ms % MINUTE_MS
-    if deltas:
-        d = deltas[-1]
-        if d.t == t:
-            if px > d.h:
-                d.h = px
-            elif px < d.l:
-                d.l = px
-            d.c = px
-            d.v += sz
-            d.n += 1
-            return
-    deltas.append(Candle(t=t, o=px, h=px, l=px, c=px, v=sz, n=1))
 
 
 def candle_fold(candles: deque[Candle], delta: Candle, interval: str) -> None:

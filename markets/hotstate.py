@@ -78,9 +78,6 @@ class HotState(abc.ABC):
     @abc.abstractmethod
     def get_candles_sync(self, symbol: str, interval: str) -> list[dict[str, Any]]: ...
 
-    async def get_candles(self, symbol: str, interval: str) -> list[dict[str, Any]]:
-        return self.get_candles_sync(symbol, interval)
-
     # --- status and universe
     @abc.abstractmethod
     async def set_status(self, status: dict[str, Any], *, ttl_sec: float) -> None: ...
@@ -254,10 +251,6 @@ class RedisHotState(HotState):
 
     def get_candles_sync(self, symbol: str, interval: str) -> list[dict[str, Any]]:
         raw = self._sync.hgetall(CANDLES_KEY.format(symbol.upper(), interval))
-        return [orjson.loads(raw[t]) for t in sorted(raw, key=int)]
-
-    async def get_candles(self, symbol: str, interval: str) -> list[dict[str, Any]]:
-        raw = await self._aclient().hgetall(CANDLES_KEY.format(symbol.upper(), interval))
         return [orjson.loads(raw[t]) for t in sorted(raw, key=int)]
 
     async def set_status(self, status: dict[str, Any], *, ttl_sec: float) -> None:

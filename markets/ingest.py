@@ -317,12 +317,6 @@ class Ingestor:
             return "book stale (source degraded)"
         return None
 
-    def encode_snapshot(
-        self, snap: SymbolSnapshot, *, now_ms: int, batch: list[dict[str, Any]], dropped: int, candles: dict[str, Any]
-    ) -> str:
-        data: dict[str, Any] = {name: getattr(snap, name) for name in _SNAPSHOT_FIELDS}
-        return self._encode_fields(data, now_ms=now_ms, batch=batch, dropped=dropped, candles=candles)
-
     def _encode_fields(
         self, data: dict[str, Any], *, now_ms: int, batch: list[dict[str, Any]], dropped: int, candles: dict[str, Any]
     ) -> str:
@@ -708,7 +702,6 @@ class Ingestor:
         return True
 
 
-_SNAPSHOT_FIELDS = tuple(f for f in SymbolSnapshot.__dataclass_fields__)
 _PUBLISHED_SNAPSHOTS = m.PUBLISHED.labels("snapshot")
 _PUBLISHED_CANDLES = m.PUBLISHED.labels("candle")
 # (group, timestamp field, threshold): kernel.contracts.snapshot's freshness rules, read from snapshot fields.

@@ -49,24 +49,15 @@ def parse_size(raw: object) -> float | None:
     return parse_price(raw)
 
 
-def check_levels(levels: Sequence[tuple[float, float]], *, descending: bool) -> str | None:
-    """Sizes and prices already parsed; a side must be strictly ordered best first."""
-    return _check_prices([level[0] for level in levels], descending=descending)
-
-
 def _check_prices(pxs: Sequence[float], *, descending: bool) -> str | None:
     # C-level pairwise comparison (every book side of every flush runs this).
     ordered = all(map(operator.gt if descending else operator.lt, pxs, pxs[1:]))
     return None if ordered else UNSORTED_BOOK
 
 
-def check_book(*, bids: Sequence[tuple[float, float]], asks: Sequence[tuple[float, float]]) -> str | None:
-    """Crossed (best bid >= best ask) or unsorted sides are rejected; one-sided books are allowed."""
-    return check_book_prices(bids=[level[0] for level in bids], asks=[level[0] for level in asks])
-
-
 def check_book_prices(*, bids: Sequence[float], asks: Sequence[float]) -> str | None:
-    """`check_book` over the price columns (best first) alone."""
+    """Crossed (best bid >= best ask) or unsorted sides (price columns, best first) are rejected; one-sided books
+    are allowed."""
     if bids and asks and bids[0] >= asks[0]:
         return CROSSED_BOOK
     return _check_prices(bids, descending=True) or _check_prices(asks, descending=False)

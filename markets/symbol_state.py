@@ -1,7 +1,7 @@
 """Per-symbol accumulated market state and the pure transitions over it (no I/O, no clock).
 
 Ingest applies normalised envelopes with the `apply_*` functions and, once per publish interval, turns the
-state into a `SymbolSnapshot` with `build_snapshot`. The stateful quality guard (price jumps) lives here
+state into a snapshot's fields with `snapshot_fields`. The stateful quality guard (price jumps) lives here
 because it needs the previous accepted price.
 """
 
@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from kernel.contracts.snapshot import SymbolSnapshot
 from markets import features as ft
 from markets import normalize, quality
 
@@ -205,20 +204,6 @@ def current_candles(state: SymbolState) -> dict[str, dict[str, Any]]:
     return state.candles_wire
 
 
-def build_snapshot(
-    state: SymbolState,
-    *,
-    now_ms: int,
-    weights: Weights,
-    spot_cvd: Mapping[str, float | None] | None = None,
-    stale_reason: str | None = None,
-) -> SymbolSnapshot:
-    """The hot snapshot for `state` at `now_ms` (the CVD windows are relative to it)."""
-    return SymbolSnapshot(
-        **snapshot_fields(state, now_ms=now_ms, weights=weights, spot_cvd=spot_cvd, stale_reason=stale_reason)
-    )
-
-
 def snapshot_fields(
     state: SymbolState,
     *,
@@ -227,7 +212,8 @@ def snapshot_fields(
     spot_cvd: Mapping[str, float | None] | None = None,
     stale_reason: str | None = None,
 ) -> dict[str, Any]:
-    """`build_snapshot`'s fields as a new dict (ingest builds the snapshot and the wire envelope from one dict)."""
+    """The hot snapshot's fields at `now_ms` (the CVD windows are relative to it) as a new dict: ingest builds the
+    `SymbolSnapshot` and the wire envelope from one dict."""
     stats = state.book_stats
     if stats is None or stats["depth_bps"] != weights.depth_bps:
         stats = state.book_stats = ft.book_stats_sides(

@@ -26,7 +26,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from execution.models import PrivateEvent, StreamCursor
-from kernel.contracts.envelope import ALL_SYMBOLS, make_envelope
+from kernel.contracts.envelope import ALL_SYMBOLS
 from kernel.realtime import get_broadcaster
 
 logger = logging.getLogger(__name__)
@@ -61,18 +61,6 @@ def _next_seq(user_id: int) -> int:
 
 def stream_last_seq(*, user_id: int) -> int:
     return int(StreamCursor.objects.filter(user_id=user_id).values_list("last_seq", flat=True).first() or 0)
-
-
-def envelope_text(event: PrivateEvent) -> str:
-    env = make_envelope(
-        event_type=event.event_type,
-        symbol=event.symbol,
-        ts_ms=int(event.created_at.timestamp() * 1000),
-        source=event.source,
-        seq=event.seq,
-        data=event.data,
-    )
-    return env.encode().decode()
 
 
 def envelope_dict(event: PrivateEvent) -> dict[str, Any]:

@@ -38,7 +38,7 @@ async def test_candles_are_kept_by_open_time(hot):
     await hot.put_candles("BTC", "1m", [{"t": 120_000, "c": 2}, {"t": 60_000, "c": 1}])
     await hot.put_candles("BTC", "1m", [{"t": 120_000, "c": 3}])
     assert [c["c"] for c in hot.get_candles_sync("BTC", "1m")] == [1, 3]
-    assert await hot.get_candles("BTC", "5m") == []
+    assert hot.get_candles_sync("BTC", "5m") == []
 
 
 async def test_status_and_universe(hot):

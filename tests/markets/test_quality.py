@@ -21,10 +21,10 @@ def test_good_values_parse():
 
 
 def test_crossed_and_unsorted_books_are_refused():
-    assert quality.check_book(bids=[(101.0, 1.0)], asks=[(100.0, 1.0)]) == quality.CROSSED_BOOK
-    assert quality.check_book(bids=[(100.0, 1.0)], asks=[(100.0, 1.0)]) == quality.CROSSED_BOOK
-    assert quality.check_book(bids=[(99.0, 1.0), (99.5, 1.0)], asks=[(100.0, 1.0)]) == quality.UNSORTED_BOOK
-    assert quality.check_book(bids=[(99.0, 1.0)], asks=[(100.0, 1.0), (101.0, 2.0)]) is None
+    assert quality.check_book_prices(bids=[101.0], asks=[100.0]) == quality.CROSSED_BOOK
+    assert quality.check_book_prices(bids=[100.0], asks=[100.0]) == quality.CROSSED_BOOK
+    assert quality.check_book_prices(bids=[99.0, 99.5], asks=[100.0]) == quality.UNSORTED_BOOK
+    assert quality.check_book_prices(bids=[99.0], asks=[100.0, 101.0]) is None
 
 
 def _frame(channel: str, data: object) -> dict:
