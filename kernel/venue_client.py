@@ -167,10 +167,6 @@ def used_by_priority(now: float | None = None) -> dict[str, int]:
     return used
 
 
-def minute_used(now: float | None = None) -> int:
-    return sum(used_by_priority(now).values())
-
-
 def room_for(priority: str, used: dict[str, int], capacity: float) -> float:
     """Pure: the weight `priority` may still spend this minute — up to its ceiling minus what the OTHER priorities'
     reserves still hold unused, or at least its own unused reserve; never past the whole budget, never negative."""
