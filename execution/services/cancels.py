@@ -5,9 +5,9 @@ creating twice is not)."""
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
+import tenacity
 from django.conf import settings
 
 from accounts.models import User
@@ -26,29 +26,34 @@ from kernel.errors import ApplicationError
 logger = logging.getLogger(__name__)
 
 
+def _cancel_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, venue.VenueTimeout) or (
+        isinstance(exc, venue.VenueError) and exc.kind in ("rate_limited", "server")
+    )
+
+
 def post_with_retry(*, wallet: Any, action: dict[str, Any], cid: str, user: User) -> Any:
-    """Post a cancel-type action with back-off until the deadline (safe: cancelling is idempotent)."""
-    deadline = time.monotonic() + settings.EXECUTION_CANCEL_RETRY_SEC
-    delay = 0.25
-    while True:
+    """Post a cancel-type action with back-off (0.25 s doubling to 2 s) until EXECUTION_CANCEL_RETRY_SEC (safe:
+    cancelling is idempotent); each failure audited, a refusal that retrying cannot change raised at once."""
+
+    def once() -> Any:
         sig, nonce = venue.sign_action(wallet, action)
         try:
             return venue.post_signed(action, sig, nonce, priority=vc.CANCEL)
         except (venue.VenueError, venue.VenueTimeout) as exc:
-            retryable = isinstance(exc, venue.VenueTimeout) or exc.kind in ("rate_limited", "server")
             if isinstance(exc, venue.VenueError) and exc.kind == "rate_limited":
                 breakers.rate_limited_record()
-            audit_append(
-                event="cancel.retry" if retryable else "cancel.error",
-                correlation_id=cid,
-                user_id=user.pk,
-                actor="relay",
-                data={"error": str(exc)},
-            )
-            if not retryable or time.monotonic() + delay > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(2.0, delay * 2)
+            event = "cancel.retry" if _cancel_retryable(exc) else "cancel.error"
+            audit_append(event=event, correlation_id=cid, user_id=user.pk, actor="relay", data={"error": str(exc)})
+            raise
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(_cancel_retryable),
+        wait=tenacity.wait_exponential(multiplier=0.25, min=0.25, max=2.0),
+        stop=tenacity.stop_before_delay(settings.EXECUTION_CANCEL_RETRY_SEC),
+        reraise=True,
+    )
+    return retrying(once)
 
 
 def order_cancel(

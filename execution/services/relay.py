@@ -41,15 +41,10 @@ from execution.services.orders import (
 )
 from execution.services.risk_inputs import intent_dict, market_feed_down, risk_context, without_gates
 from execution.services.sending import best_effort, send_orders
-from kernel.errors import ApplicationError, Conflict
+from kernel.errors import Conflict
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
-
-
-class RiskRejected(ApplicationError):
-    code = "risk_rejected"
-    status = 422
 
 
 # --- rows -------------------------------------------------------------------------------------------------------
