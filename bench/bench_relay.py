@@ -25,6 +25,7 @@ Goal: relay-overhead p50 of phase 2 ≤ 1.5 × phase 1b's in the same run (exit 
 from __future__ import annotations
 
 import argparse
+import atexit
 import math
 import os
 import random
@@ -64,9 +65,11 @@ def setup_env(args: argparse.Namespace) -> None:
     os.environ["VENUE_WEIGHT_PER_MIN"] = "1200"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hypersentry.settings")
     if not args.sqlite and not os.environ.get("DATABASE_URL"):
-        from tests.plugins.services import start_postgres
+        from deploy.servers import PostgresServer
 
-        os.environ["DATABASE_URL"] = start_postgres()
+        server = PostgresServer(scratch=True)
+        atexit.register(server.close)  # sys.exit() and failures alike: no server left running
+        os.environ["DATABASE_URL"] = server.url
 
 
 def make_user(limits_row: Any) -> Any:

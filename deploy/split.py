@@ -25,18 +25,16 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
+from deploy.servers import ServerError, local_postgres, local_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -298,114 +296,6 @@ def prepare_volumes(service: Service, plan: LocalPlan) -> None:
 # --- make run-split ----------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 30.0) -> None:
-    @retry(retry=retry_if_exception_type(OSError), stop=stop_after_delay(timeout), wait=wait_fixed(0.2), reraise=True)
-    def connect() -> None:
-        if proc.poll() is not None:
-            raise SplitError(f"{what} exited with code {proc.returncode} during start-up")
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-
-    try:
-        connect()
-    except OSError:
-        raise SplitError(f"{what} did not listen on port {port} within {timeout:.0f}s") from None
-
-
-def _pg_bin(name: str) -> str:
-    installed = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)
-    found = shutil.which(name) or (installed[0] if installed else None)
-    if not found:
-        raise SplitError(f"PostgreSQL's {name} not found: install postgresql (make run-split does it with apt-get)")
-    return str(found)
-
-
-def _as_postgres() -> dict[str, Any]:
-    """Popen arguments that run initdb and postgres (which refuse root) as the `postgres` user when we are root.
-    Switching user in the child itself, not through runuser, so our signals reach postgres (runuser ignores
-    SIGINT, PostgreSQL's fast shutdown)."""
-    return {"user": "postgres", "group": "postgres", "extra_groups": []} if os.geteuid() == 0 else {}
-
-
-@contextlib.contextmanager
-def local_postgres(base: Path) -> Iterator[str]:
-    """A PostgreSQL server on a free port with its data kept in `base` (created on first use)."""
-    data, sock = base / "data", base / "run"
-    sock.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres", "postgres")
-        shutil.chown(sock, "postgres", "postgres")
-    if not (data / "PG_VERSION").exists():
-        subprocess.run(
-            [_pg_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            **_as_postgres(),
-        )
-    port = _free_port()
-    args = [_pg_bin("postgres"), "-D", str(data), "-p", str(port), "-k", str(sock)]
-    args += ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300"]
-    with open(base / "postgres.log", "ab") as log:
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **_as_postgres())
-    try:
-        _wait_port(port, proc, "postgres")
-        _create_database(f"postgresql://postgres@127.0.0.1:{port}", "hypersentry", log=base / "postgres.log")
-        yield f"postgresql://postgres@127.0.0.1:{port}/hypersentry"
-    finally:
-        _stop(proc, signal.SIGINT)  # PostgreSQL's fast shutdown
-
-
-def _create_database(server: str, name: str, *, log: Path) -> None:
-    """Create `name` unless it exists, once the server accepts logins (accepting TCP comes first)."""
-
-    @retry(
-        retry=retry_if_exception_type(psycopg.OperationalError),
-        stop=stop_after_delay(30),
-        wait=wait_fixed(0.3),
-        reraise=True,
-    )
-    def create() -> None:
-        with psycopg.connect(f"{server}/postgres", connect_timeout=2, autocommit=True) as conn:
-            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
-                conn.execute(f'CREATE DATABASE "{name}"')
-
-    try:
-        create()
-    except psycopg.OperationalError as exc:
-        raise SplitError(f"postgres accepts no logins ({exc}); see {log}") from exc
-
-
-@contextlib.contextmanager
-def local_redis(base: Path) -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if not binary:
-        raise SplitError("redis-server not found: install redis-server (make run-split does it with apt-get)")
-    base.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(base)]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        _wait_port(port, proc, "redis-server")
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        _stop(proc, signal.SIGTERM)
-
-
-def _stop(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def _env_file() -> Path:
     local = ROOT / ".env"
     return local if local.exists() else ROOT / ".env.example"
@@ -466,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(render_procfile(procfile_entries(topology, plan)))
             return 0
         return run()
-    except SplitError as exc:
+    except (SplitError, ServerError) as exc:
         print(f"run-split: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from deploy.servers import free_port
 from tests.browser.conftest import ARTIFACTS, ROOT, launch_chromium, run_serve
-from tests.plugins.services import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

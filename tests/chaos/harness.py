@@ -12,7 +12,6 @@ import concurrent.futures
 import contextlib
 import functools
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -31,105 +30,10 @@ import psycopg
 import requests
 from eth_account import Account
 
+from deploy.servers import PostgresServer, RedisServer, free_port
 from tests.e2e.live import ROOT, Trader
-from tests.plugins.services import _as_postgres, _pg_bin, _wait_port, free_port
 
 PY = sys.executable
-
-
-# --- servers a test may restart ---------------------------------------------------------------------------------
-class Postgres:
-    def __init__(self) -> None:
-        self.base = Path(tempfile.mkdtemp(prefix="hs-chaos-pg-"))
-        self.data, self.sock = self.base / "data", self.base / "sock"
-        self.sock.mkdir()
-        if os.geteuid() == 0:
-            shutil.chown(self.base, "postgres", "postgres")
-            shutil.chown(self.sock, "postgres", "postgres")
-        subprocess.run(
-            _as_postgres([_pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "--no-sync"]),
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.start()
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute("CREATE DATABASE hypersentry")
-
-    @property
-    def admin_url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/hypersentry"
-
-    def start(self) -> None:
-        args = [_pg_bin("postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.sock)]
-        args += ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200"]
-        self.proc = subprocess.Popen(_as_postgres(args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait_port(self.port, self.proc, "chaos postgres")
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with psycopg.connect(self.admin_url, connect_timeout=2):
-                    return
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-
-    def stop(self) -> None:
-        """Fast shutdown: clients are disconnected, as in a restart of the server (pg_ctl: a signal to runuser would
-        not reach the server)."""
-        if self.proc is not None and self.proc.poll() is None:
-            subprocess.run(
-                _as_postgres([_pg_bin("pg_ctl"), "stop", "-D", str(self.data), "-m", "fast", "-w", "-t", "30"]),
-                check=False,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                timeout=60,
-            )
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.base, ignore_errors=True)
-
-
-class Redis:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.base = Path(tempfile.mkdtemp(prefix="hs-chaos-redis-"))
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.start()
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server") or "redis-server"
-        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.proc = subprocess.Popen(
-            [*args, "--dir", str(self.base)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        _wait_port(self.port, self.proc, "chaos redis")
-
-    def stop(self) -> None:
-        """A restart without persistence: everything Redis held is gone afterwards."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.base, ignore_errors=True)
 
 
 # --- the application's processes ---------------------------------------------------------------------------------
@@ -143,8 +47,8 @@ class Proc:
 
 @dataclass
 class Deployment:
-    pg: Postgres
-    redis: Redis
+    pg: PostgresServer  # stop() is a fast shutdown, start() brings it back on the same port
+    redis: RedisServer  # no persistence: kill() then start() is a restart that lost everything
     env: dict[str, str]
     web: list[str]
     venue: str
@@ -223,7 +127,9 @@ class Deployment:
         return False
 
 
-def _env(tmp: Path, pg: Postgres, redis: Redis, ports: list[int], venue_port: int, admin: str) -> dict[str, str]:
+def _env(
+    tmp: Path, pg: PostgresServer, redis: RedisServer, ports: list[int], venue_port: int, admin: str
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
     origins = [f"http://127.0.0.1:{p}" for p in ports]
     env.update(
@@ -258,7 +164,7 @@ def _env(tmp: Path, pg: Postgres, redis: Redis, ports: list[int], venue_port: in
 @contextlib.contextmanager
 def chaos_split(*, admin: str) -> Iterator[Deployment]:
     tmp = Path(tempfile.mkdtemp(prefix="hs-chaos-"))
-    pg, redis = Postgres(), Redis()
+    pg, redis = PostgresServer(scratch=True, max_connections=200), RedisServer()
     ports = [free_port(), free_port()]
     venue_port = free_port()
     dep = Deployment(

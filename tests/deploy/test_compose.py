@@ -32,9 +32,9 @@ import redis
 import requests
 
 from deploy import split
+from deploy.servers import free_port
 from deploy.split import LocalPlan, Service, Topology
 from tests.e2e.live import Trader
-from tests.plugins.services import free_port
 
 pytestmark = pytest.mark.slow
 

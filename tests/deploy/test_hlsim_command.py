@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import requests
 
+from deploy.servers import free_port
 from hlsim.cli import config_from_options
 from hypersentry.management.commands.hlsim import Command
 from kernel import components
-from tests.plugins.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

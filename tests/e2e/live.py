@@ -22,7 +22,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct, encode_typed_data
 from eth_account.signers.local import LocalAccount
 
-from tests.plugins.services import free_port
+from deploy.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,10 +13,10 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from deploy.servers import free_port
 from execution.models import IdempotencyRecord, IdempotencyStatus, Order, OrderState
 from execution.services import sync
 from execution.services.orders import cloid_for
-from tests.plugins.services import free_port
 
 from .conftest import SYMBOL
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from deploy.servers import free_port
 from markets import selectors
 from markets.hotstate import RedisHotState, set_hot_state
-from tests.plugins.services import free_port
 
 pytestmark = pytest.mark.django_db
 

@@ -19,7 +19,7 @@ import requests
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.plugins.services import free_port
+from deploy.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PER_IP = 50  # the default WS_MAX_CONNECTIONS_PER_IP, set explicitly so the test does not depend on the default

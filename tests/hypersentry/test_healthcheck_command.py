@@ -18,8 +18,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from deploy.servers import free_port
 from kernel import components
-from tests.plugins.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_NAMES = ("ingest", "alpha", "execution", "celery", "beat", "hlsim", "web")

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
+from deploy.servers import free_port
 from tests.e2e.live import Deployment, Trader, one_process, split, start, wait_http
-from tests.plugins.services import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -25,12 +25,12 @@ from prometheus_client import REGISTRY
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from accounts.models import Role, User
+from deploy.servers import free_port
 from execution import metrics as execution_metrics
 from execution.models import BreakerKind
 from execution.services.breakers import breaker_reset, breaker_trip
 from execution.services.killswitch import killswitch_disengage, killswitch_engage
 from kernel import metrics
-from tests.plugins.services import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "scraper-token-for-the-multiprocess-test"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.plugins.services import free_port
+from deploy.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
+from deploy.servers import free_port
 from kernel import venue_client as vc
-from tests.plugins.services import free_port
 
 CAP = 1000.0
 

@@ -31,7 +31,7 @@ def test_a_venue_429_storm_with_nothing_cached_is_a_429_not_a_503(api, sim_threa
 
 @pytest.mark.django_db
 def test_a_venue_that_is_down_with_nothing_cached_is_a_503(api, settings):
-    from tests.plugins.services import free_port
+    from deploy.servers import free_port
 
     settings.HYPERSENTRY_VENUE_URL = f"http://127.0.0.1:{free_port()}"
     seed(universe=UNIVERSE)
