@@ -10,7 +10,7 @@ The process's GC is tuned at start-up as in production (`kernel.runtime.tune_gc(
 the workers); `--default-gc` keeps CPython's defaults instead.
 
 Feed: hlsim's deterministic MarketEngine (seed 42; 23 perps + synthetic SYN coins) at the venue's cadence
-(tests/alpha/simfeed.py `venue_cadence=True`): price every 500 ms (allMids), a new book when the venue re-quotes
+(alpha/simfeed.py `venue_cadence=True`): price every 500 ms (allMids), a new book when the venue re-quotes
 (~every 500 ms per coin, and after sweeps), OI/funding every 1 s, trades as they happen; each snapshot carries the
 latest 20 trades newest first (most already seen) and `updated_at` = the newest stamp, so a symbol with nothing
 new is skipped by the round exactly as in production. `--every-snapshot-new` instead stamps every field of every
@@ -56,10 +56,10 @@ import orjson  # noqa: E402
 
 from alpha.engine import empty_history, update  # noqa: E402
 from alpha.pipeline import AlphaPipeline, PipelineConfig, PipelineSymbol, Runtime  # noqa: E402
+from alpha.simfeed import BASE_MS, MemoryBroadcaster, SimFeed  # noqa: E402
 from hlsim.market import MarketEngine  # noqa: E402
 from hlsim.universe import resolve_universe  # noqa: E402
 from markets.hotstate import MemoryHotState  # noqa: E402
-from tests.alpha.simfeed import BASE_MS, MemoryBroadcaster, SimFeed  # noqa: E402
 
 BUDGET_PCT = 25.0
 WARM_PIPELINE_ROUNDS = 50  # the last 10 s of the warm-up run through the real round (tracks, results, streaks)

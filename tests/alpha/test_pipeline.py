@@ -9,10 +9,9 @@ import orjson
 import pytest
 
 from alpha.pipeline import AlphaPipeline, PipelineConfig, Runtime
+from alpha.simfeed import MemoryBroadcaster, SimFeed
 from kernel.contracts.envelope import envelope_from_bytes
 from markets.hotstate import MemoryHotState
-
-from .simfeed import MemoryBroadcaster, SimFeed
 
 RESULT_FIELDS = {
     "symbol",

@@ -10,9 +10,8 @@ import pytest
 
 from alpha.engine import empty_history, update
 from alpha.pipeline import AlphaPipeline, PipelineConfig, PipelineSymbol, Runtime
+from alpha.simfeed import MemoryBroadcaster, SimFeed
 from markets.hotstate import MemoryHotState
-
-from .simfeed import MemoryBroadcaster, SimFeed
 
 UP = {"trend_up", "expansion_up", "squeeze_up"}
 DOWN = {"trend_down", "expansion_down", "cascade_down"}

@@ -1,5 +1,6 @@
 """Deterministic snapshots from hlsim's MarketEngine (no sockets): what ingest would write to hot state, built
-straight from the seeded generator. Shared by the pipeline/sanity tests and bench/bench_pipeline.py.
+straight from the seeded generator. The alpha pipeline's simulated feed for bench/bench_pipeline.py and the
+pipeline/sanity tests (tests/alpha/), with a broadcaster that only records what the pipeline publishes.
 
 By default every snapshot is stamped "now" in every field (each one is new input). With `venue_cadence=True`
 the fields carry the venue's cadence instead, as ingest's snapshot does: the price changes with allMids (every
