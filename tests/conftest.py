@@ -1,9 +1,20 @@
+"""Suite-wide fixtures, and the fixture plugins every directory shares.
+
+The convention: fixtures live in conftest.py files (a directory's own) and in the plugins under tests/plugins/
+registered below; tests never import a fixture. Helpers (factories, harnesses, clients) are plain modules that
+tests import by name: tests/factories.py for what many tests build, a directory's own modules for the rest."""
+
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 
 import pytest
+
+from markets.hotstate import MemoryHotState, set_hot_state
+
+# tests.plugins.services starts PostgreSQL and Redis before Django reads its settings: pytest.ini loads it (-p).
+pytest_plugins = ["tests.plugins.venue"]
 
 
 @pytest.fixture(autouse=True)
@@ -13,6 +24,15 @@ def _clear_cache() -> Iterator[None]:
 
     cache.clear()
     yield
+
+
+@pytest.fixture
+def memory_hot_state() -> Iterator[MemoryHotState]:
+    """An empty in-memory hot state installed as the process's hot state for the test."""
+    state = MemoryHotState()
+    set_hot_state(state)
+    yield state
+    set_hot_state(None)
 
 
 @pytest.fixture

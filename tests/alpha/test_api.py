@@ -3,29 +3,26 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
 
 from alpha import services
+from kernel.clock import now_ms
 from kernel.contracts.envelope import make_envelope
 from kernel.contracts.snapshot import SymbolSnapshot
-from markets.hotstate import MemoryHotState, set_hot_state
+from markets.hotstate import MemoryHotState
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def hot() -> Iterator[MemoryHotState]:
-    state = MemoryHotState()
-    now = int(time.time() * 1000)
+def hot(memory_hot_state: MemoryHotState) -> MemoryHotState:
+    now = now_ms()
     for s in ("BTC", "ETH"):
-        async_to_sync(state.put)(SymbolSnapshot(symbol=s, price="100", price_ts=now, updated_at=now))
-    set_hot_state(state)
-    yield state
-    set_hot_state(None)
+        async_to_sync(memory_hot_state.put)(SymbolSnapshot(symbol=s, price="100", price_ts=now, updated_at=now))
+    return memory_hot_state
 
 
 def store(symbol: str, *, ts_ms: int, scores: list[float]) -> None:

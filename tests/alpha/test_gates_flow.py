@@ -19,7 +19,7 @@ from execution.models import AuditRecord, Order, RiskLimits
 from execution.services.breakers import breaker_trip
 from execution.services.controls import controls_get
 from kernel.contracts.envelope import make_envelope
-from tests.execution.conftest import approve_agent, hot, make_trader, sim_thread, trader  # noqa: F401
+from tests.factories import client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -55,12 +55,12 @@ def attempt(user: Any, r: Reading) -> services.AttemptOutcome:
 
 
 @pytest.fixture
-def auto_trader(trader: Any) -> Any:  # noqa: F811
+def auto_trader(trader: Any) -> Any:
     services.auto_mode_set(user=trader, enabled=True)
     return trader
 
 
-def test_a_qualifying_signal_places_exactly_one_order_audited_with_its_signal(auto_trader: Any, hot: Any) -> None:  # noqa: F811
+def test_a_qualifying_signal_places_exactly_one_order_audited_with_its_signal(auto_trader: Any, hot: Any) -> None:
     r = reading(hot)
     out = attempt(auto_trader, r)
     assert out.status == 201 and out.placed, out.body
@@ -82,7 +82,7 @@ def test_a_qualifying_signal_places_exactly_one_order_audited_with_its_signal(au
     assert Order.objects.filter(user=auto_trader).count() == 1
 
 
-def test_cooldown_and_concurrency_are_respected(auto_trader: Any, hot: Any) -> None:  # noqa: F811
+def test_cooldown_and_concurrency_are_respected(auto_trader: Any, hot: Any) -> None:
     AlphaSettings.objects.filter(pk=alpha_settings_get().pk).update(max_concurrent=2)
     assert attempt(auto_trader, reading(hot, "BTC")).status == 201
     # A NEW signal on the same symbol within 60 s: cooldown.
@@ -111,19 +111,19 @@ def _blocked(user: Any, r: Reading) -> str:
     return str(out.body["blocked_by"])
 
 
-def test_score_gate_blocks_alone(auto_trader: Any, hot: Any) -> None:  # noqa: F811
+def test_score_gate_blocks_alone(auto_trader: Any, hot: Any) -> None:
     assert _blocked(auto_trader, reading(hot, score=64.0)) == "score_below_threshold"
 
 
-def test_streak_gate_blocks_alone(auto_trader: Any, hot: Any) -> None:  # noqa: F811
+def test_streak_gate_blocks_alone(auto_trader: Any, hot: Any) -> None:
     assert _blocked(auto_trader, reading(hot, streak=4)) == "streak_too_short"
 
 
-def test_auto_mode_gate_blocks_alone(trader: Any, hot: Any) -> None:  # noqa: F811
+def test_auto_mode_gate_blocks_alone(trader: Any, hot: Any) -> None:
     assert _blocked(trader, reading(hot)) == "auto_mode_off"
 
 
-def test_auto_mode_can_come_from_the_environment(trader: Any, hot: Any, settings: Any) -> None:  # noqa: F811
+def test_auto_mode_can_come_from_the_environment(trader: Any, hot: Any, settings: Any) -> None:
     settings.RISK_AUTO_MODE_ENABLED = True
     assert attempt(trader, reading(hot)).status == 201
 
@@ -146,29 +146,29 @@ def _limit(user: Any, max_position: str) -> None:
     AlphaSettings.objects.filter(pk=alpha_settings_get().pk).update(engine_config={"min_order_usd": 1.0})
 
 
-def test_size_gate_blocks_alone(auto_trader: Any, hot: Any) -> None:  # noqa: F811
+def test_size_gate_blocks_alone(auto_trader: Any, hot: Any) -> None:
     _limit(auto_trader, "3")
     assert _blocked(auto_trader, reading(hot)) == "size_below_minimum"
 
 
-def test_venue_minimum_gate_blocks_alone(auto_trader: Any, hot: Any) -> None:  # noqa: F811
+def test_venue_minimum_gate_blocks_alone(auto_trader: Any, hot: Any) -> None:
     _limit(auto_trader, "7")
     assert _blocked(auto_trader, reading(hot)) == "below_venue_minimum"
 
 
-def test_kill_switch_gate_blocks_alone(auto_trader: Any, hot: Any) -> None:  # noqa: F811
+def test_kill_switch_gate_blocks_alone(auto_trader: Any, hot: Any) -> None:
     row = controls_get()
     row.kill_switch_engaged = True
     row.save()
     assert _blocked(auto_trader, reading(hot)) == "kill_switch_engaged"
 
 
-def test_breaker_gate_blocks_alone(auto_trader: Any, hot: Any) -> None:  # noqa: F811
+def test_breaker_gate_blocks_alone(auto_trader: Any, hot: Any) -> None:
     breaker_trip(kind="error_rate", reason="test")
     assert _blocked(auto_trader, reading(hot)) == "circuit_breaker_open"
 
 
-def test_stale_reading_blocks(auto_trader: Any, hot: Any) -> None:  # noqa: F811
+def test_stale_reading_blocks(auto_trader: Any, hot: Any) -> None:
     r = reading(hot)
     old = Reading(**{**{f: getattr(r, f) for f in r.__slots__}, "ts_ms": r.ts_ms - 10_000})  # type: ignore[attr-defined]
     assert _blocked(auto_trader, old) == "conviction_stale"
@@ -196,9 +196,8 @@ def _store(r: Reading) -> None:
     services.conviction_store_many(envelopes={r.symbol: text}, index={})
 
 
-def test_trigger_endpoint_uses_the_server_reading_and_answers_the_blocking_gate(auto_trader: Any, hot: Any) -> None:  # noqa: F811
-    c = APIClient()
-    c.force_login(auto_trader)
+def test_trigger_endpoint_uses_the_server_reading_and_answers_the_blocking_gate(auto_trader: Any, hot: Any) -> None:
+    c = client_for(auto_trader)
     assert c.post("/alpha/autonomous/trigger", {"symbol": "BTC"}, format="json").json()["code"] == (
         "conviction_unavailable"
     )

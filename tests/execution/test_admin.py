@@ -10,14 +10,13 @@ from django.test import Client
 from execution.audit import audit_append
 from execution.models import TradingControls
 from execution.services.controls import controls_get
-
-from .conftest import make_trader
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _client(role: str) -> tuple[Client, Any]:
-    user, _ = make_trader(role=role)
+    user = make_user(role=role)
     c = Client()
     c.force_login(user)
     return c, user

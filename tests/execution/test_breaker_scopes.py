@@ -12,30 +12,21 @@ from typing import Any
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
-from execution import risk, venue
+from execution import risk
 from execution.models import AuditRecord, BreakerKind, CircuitBreaker, EquityPeak, Fill
-from execution.rounding import round_price
 from execution.services import breakers
 from execution.services.sync import fill_dict, pnl_breakers_check
 from tests.execution.answers import order_submit
-
-from .conftest import SYMBOL, approve_agent, make_trader
+from tests.execution.orders import resting_buy
+from tests.factories import BUY, SYMBOL, approved_trader, client_for, make_user, risk_context, risk_limits
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CL = BreakerKind.CONSECUTIVE_LOSSES
 
 
-def resting_intent(hot: Any) -> risk.OrderIntent:
-    snap = hot(SYMBOL)
-    m = (Decimal(snap.book["bids"][0][0]) + Decimal(snap.book["asks"][0][0])) / 2
-    px = round_price(px=m * Decimal("0.9"), spec=venue.asset_spec(SYMBOL), mode="down")
-    return risk.OrderIntent(symbol=SYMBOL, is_buy=True, order_type="limit", size=Decimal("0.0003"), price=px)
-
-
 def submit(user: Any, hot: Any) -> tuple[int, dict[str, Any]]:
-    return order_submit(user=user, key=f"k-{uuid.uuid4()}", intent=resting_intent(hot))
+    return order_submit(user=user, key=f"k-{uuid.uuid4()}", intent=resting_buy(hot))
 
 
 def trade(user: Any, *, closed: str, fee: str, oid: int, fills: int = 1, at: Any = None) -> None:
@@ -92,8 +83,7 @@ def test_a_users_loss_breaker_half_opens_after_its_cooldown_and_never_blocks_oth
     trader: Any, hot: Any, settings: Any
 ) -> None:
     settings.BREAKER_LOSS_COOLDOWN_SEC = 1.0
-    other, wallet = make_trader()
-    approve_agent(other, wallet)
+    other = approved_trader()
     now = timezone.now()
     for i in range(3):
         trade(trader, closed="-1", fee="0.1", oid=1 + i, at=now + timedelta(seconds=i))
@@ -120,8 +110,7 @@ def test_user_errors_at_the_venue_never_trip_the_global_error_rate(trader: Any, 
     """Post-only orders that would cross are refused by the venue: that is the user's order, not the venue failing."""
     settings.BREAKER_ERROR_MIN_SAMPLES = 3
     ask = str(hot(SYMBOL).book["asks"][0][0])
-    c = APIClient()
-    c.force_login(trader)
+    c = client_for(trader)
     for _ in range(6):
         body = {"symbol": SYMBOL, "side": "buy", "type": "limit", "price": ask, "size": "0.0003", "tif": "Alo"}
         r = c.post("/trading/order", body, format="json", HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()))
@@ -166,8 +155,7 @@ def test_breakers_refuse_a_scope_that_does_not_match_their_kind(trader: Any) -> 
 def test_max_drawdown_is_enforced_and_an_admin_reset_rebases_the_peak(trader: Any, hot: Any) -> None:
     from execution.services.account import account_read
 
-    c = APIClient()
-    c.force_login(trader)
+    c = client_for(trader)
     assert (
         c.post(
             "/trading/order",
@@ -191,7 +179,7 @@ def test_max_drawdown_is_enforced_and_an_admin_reset_rebases_the_peak(trader: An
         "/trading/positions/close", {"symbol": SYMBOL}, format="json", HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4())
     )
     assert closing.status_code == 201, closing.json()  # reducing risk stays possible
-    admin, _ = make_trader(role="admin")
+    admin = make_user(role="admin")
     breakers.breaker_reset(actor=admin, kind=BreakerKind.DRAWDOWN, user=trader, reason="withdrawal, not a loss")
     peak = EquityPeak.objects.get(user=trader).peak_equity
     assert peak < equity / Decimal("0.8")
@@ -200,17 +188,6 @@ def test_max_drawdown_is_enforced_and_an_admin_reset_rebases_the_peak(trader: An
 
 
 def test_the_risk_check_names_max_drawdown_when_no_breaker_is_open() -> None:
-    limits = risk.Limits(
-        max_position_usd=Decimal(1000),
-        max_total_exposure_usd=Decimal(5000),
-        max_daily_loss_usd=Decimal(100),
-        max_leverage=10,
-        max_slippage_bps=100,
-        max_drawdown_pct=Decimal(15),
-    )
-
-    from tests.execution.test_risk import BUY, OK_CTX
-
-    ctx = replace(OK_CTX, limits=limits, drawdown_pct=Decimal("15.5"))
+    ctx = risk_context(limits=risk_limits(max_drawdown_pct=Decimal(15)), drawdown_pct=Decimal("15.5"))
     assert risk.evaluate(BUY, ctx).reason == risk.MAX_DRAWDOWN
     assert risk.evaluate(BUY, replace(ctx, drawdown_pct=Decimal(10))).ok

@@ -10,29 +10,20 @@ from typing import Any
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
-from execution import risk, venue
+from execution import risk
 from execution.models import AuditRecord, BreakerKind, CircuitBreaker, Fill
-from execution.rounding import round_price
 from execution.services import breakers
 from execution.services.sync import pnl_breakers_check
 from tests.execution.answers import order_cancel, order_submit
-
-from .conftest import SYMBOL, make_trader
+from tests.execution.orders import resting_buy
+from tests.factories import SYMBOL, client_for, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _intent(hot: Any) -> risk.OrderIntent:
-    snap = hot(SYMBOL)
-    m = (Decimal(snap.book["bids"][0][0]) + Decimal(snap.book["asks"][0][0])) / 2
-    px = round_price(px=m * Decimal("0.9"), spec=venue.asset_spec(SYMBOL), mode="down")
-    return risk.OrderIntent(symbol=SYMBOL, is_buy=True, order_type="limit", size=Decimal("0.0003"), price=px)
-
-
 def _submit(user: Any, hot: Any) -> tuple[int, dict[str, Any]]:
-    return order_submit(user=user, key=f"k-{uuid.uuid4()}", intent=_intent(hot))
+    return order_submit(user=user, key=f"k-{uuid.uuid4()}", intent=resting_buy(hot))
 
 
 def _losing_fills(user: Any, pnls: list[str]) -> None:
@@ -67,7 +58,7 @@ def test_three_consecutive_losses_trip_the_users_breaker_but_cancels_pass(trader
     assert CircuitBreaker.objects.get(kind=BreakerKind.CONSECUTIVE_LOSSES, user=trader).tripped
     _assert_blocked(trader, hot, BreakerKind.CONSECUTIVE_LOSSES)
     assert order_cancel(user=trader, order_id=resting)[1]["order"]["state"] == "cancelled"
-    other, _ = make_trader()
+    other = make_user()
     assert breakers.breakers_open(user=other) == ()  # per-user breaker
 
 
@@ -96,10 +87,7 @@ def test_the_venue_error_rate_trips_the_global_breaker(trader: Any, hot: Any, se
 
 
 def test_a_stale_book_rejects_and_a_very_stale_one_trips_the_breaker(trader: Any, hot: Any) -> None:
-    snap = hot(SYMBOL)
-    m = (Decimal(snap.book["bids"][0][0]) + Decimal(snap.book["asks"][0][0])) / 2
-    px = round_price(px=m * Decimal("0.9"), spec=venue.asset_spec(SYMBOL), mode="down")
-    intent = risk.OrderIntent(symbol=SYMBOL, is_buy=True, order_type="limit", size=Decimal("0.0003"), price=px)
+    intent = resting_buy(hot)
     hot(SYMBOL, age_ms=5_000)  # older than the 4 s book freshness rule
     status, body = order_submit(user=trader, key=f"k-{uuid.uuid4()}", intent=intent)
     assert status == 422 and body["code"] == risk.STALE_MARKET_DATA
@@ -115,12 +103,10 @@ def test_a_stale_book_rejects_and_a_very_stale_one_trips_the_breaker(trader: Any
 
 def test_only_an_admin_resets_a_breaker_and_only_with_a_reason(trader: Any, hot: Any) -> None:
     breakers.breaker_trip(kind=BreakerKind.ERROR_RATE, reason="test")
-    admin, _ = make_trader(role="admin")
+    admin = make_user(role="admin")
 
     def reset(user: Any, body: dict[str, Any]) -> Any:
-        c = APIClient()
-        c.force_login(user)
-        return c.post("/trading/breakers/reset", body, format="json")
+        return client_for(user).post("/trading/breakers/reset", body, format="json")
 
     assert reset(trader, {"kind": "error_rate", "reason": "x"}).status_code == 403
     assert reset(admin, {"kind": "error_rate", "reason": " "}).status_code == 400

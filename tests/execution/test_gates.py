@@ -14,8 +14,7 @@ from execution.models import AuditRecord, Order, OrderState, TradingControls
 from execution.services import controls as ctl
 from execution.services.risk_inputs import order_preview
 from tests.execution.answers import order_submit
-
-from .conftest import make_trader
+from tests.factories import client_for, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 MARKET = risk.OrderIntent(symbol="ETH", is_buy=True, order_type="market", size_usd=Decimal(50))
@@ -39,7 +38,7 @@ def test_a_real_venue_starts_with_server_trading_off_until_an_admin_enables_it(
     TradingControls.objects.all().delete()
     status, body = _submit(trader)
     assert status == 422 and body["code"] == risk.TRADING_DISABLED
-    admin, _ = make_trader(role="admin")
+    admin = make_user(role="admin")
     with pytest.raises(Exception, match="only admins"):
         ctl.trading_configure(actor=trader, server_trading_enabled=True)
     ctl.trading_configure(actor=admin, server_trading_enabled=True, reason="go live")
@@ -51,7 +50,7 @@ def test_a_real_venue_starts_with_server_trading_off_until_an_admin_enables_it(
 
 
 def test_a_user_without_an_agent_is_refused_with_its_reason(sim_thread: Any, hot: Any) -> None:
-    user, _ = make_trader()
+    user = make_user()
     status, body = _submit(user)
     assert status == 422 and body["code"] == risk.AGENT_NOT_READY
     assert Order.objects.get(pk=body["order"]["id"]).state == OrderState.REJECTED
@@ -77,8 +76,7 @@ def test_preview_gives_the_verdict_without_sending(trader: Any, hot: Any, sim_th
     before = sim_thread.sim.stats["order_actions"]
     v = order_preview(user=trader, intent=MARKET)
     assert v.ok and v.order is not None and v.order.tif == "Ioc"
-    c = APIClient()
-    c.force_login(trader)
+    c = client_for(trader)
     r = c.post("/trading/preview", {"symbol": "ETH", "side": "buy", "type": "market", "size_usd": "5"}, format="json")
     assert r.status_code == 200 and r.json()["reason"] == risk.MIN_NOTIONAL
     assert sim_thread.sim.stats["order_actions"] == before

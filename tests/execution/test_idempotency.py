@@ -10,32 +10,21 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from rest_framework.test import APIClient
 
-from execution import venue
 from execution.models import IdempotencyRecord, Order
-from execution.rounding import round_price
-
-from .conftest import SYMBOL
+from tests.execution.orders import below_mid
+from tests.factories import SYMBOL, approved_trader, client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _client(user: Any) -> APIClient:
-    c = APIClient()
-    c.force_login(user)
-    return c
-
-
 def _limit_body(hot: Any, i: int = 0) -> dict[str, Any]:
-    snap = hot(SYMBOL)
-    m = (Decimal(snap.book["bids"][0][0]) + Decimal(snap.book["asks"][0][0])) / 2
-    px = round_price(px=m * Decimal("0.9"), spec=venue.asset_spec(SYMBOL), mode="down")
+    px = below_mid(hot, Decimal("0.9"))
     return {"symbol": SYMBOL, "side": "buy", "type": "limit", "size": "0.0002", "price": str(px)}
 
 
 def test_missing_or_malformed_keys_are_400(trader: Any, hot: Any) -> None:
-    c = _client(trader)
+    c = client_for(trader)
     body = _limit_body(hot)
     assert c.post("/trading/order", body, format="json").json()["code"] == "idempotency_key_missing"
     r = c.post("/trading/order", body, format="json", HTTP_IDEMPOTENCY_KEY="bad key!")
@@ -46,7 +35,7 @@ def test_missing_or_malformed_keys_are_400(trader: Any, hot: Any) -> None:
 
 
 def test_same_key_replays_and_a_different_payload_is_422(trader: Any, hot: Any) -> None:
-    c = _client(trader)
+    c = client_for(trader)
     key = str(uuid.uuid4())
     body = _limit_body(hot)
     first = c.post("/trading/order", body, format="json", HTTP_IDEMPOTENCY_KEY=key)
@@ -60,7 +49,7 @@ def test_same_key_replays_and_a_different_payload_is_422(trader: Any, hot: Any) 
 
 
 def test_an_error_response_is_replayed_too(trader: Any, hot: Any) -> None:
-    c = _client(trader)
+    c = client_for(trader)
     key = str(uuid.uuid4())
     body = dict(_limit_body(hot), size="0.00001")  # below $10
     r1 = c.post("/trading/order", body, format="json", HTTP_IDEMPOTENCY_KEY=key)
@@ -70,14 +59,12 @@ def test_an_error_response_is_replayed_too(trader: Any, hot: Any) -> None:
 
 
 def test_keys_are_scoped_per_user(trader: Any, hot: Any) -> None:
-    from .conftest import approve_agent, make_trader
 
-    other, wallet = make_trader()
-    approve_agent(other, wallet)
+    other = approved_trader()
     key = str(uuid.uuid4())
     body = _limit_body(hot)
-    assert _client(trader).post("/trading/order", body, format="json", HTTP_IDEMPOTENCY_KEY=key).status_code == 201
-    assert _client(other).post("/trading/order", body, format="json", HTTP_IDEMPOTENCY_KEY=key).status_code == 201
+    assert client_for(trader).post("/trading/order", body, format="json", HTTP_IDEMPOTENCY_KEY=key).status_code == 201
+    assert client_for(other).post("/trading/order", body, format="json", HTTP_IDEMPOTENCY_KEY=key).status_code == 201
     assert len({o.cloid for o in Order.objects.all()}) == 2
 
 
@@ -90,7 +77,7 @@ def test_an_in_flight_key_answers_409(trader: Any, hot: Any) -> None:
             endpoint="order", payload=_limit_body(hot)
         ),
     )
-    r = _client(trader).post("/trading/order", _limit_body(hot), format="json", HTTP_IDEMPOTENCY_KEY="k-in-flight-1")
+    r = client_for(trader).post("/trading/order", _limit_body(hot), format="json", HTTP_IDEMPOTENCY_KEY="k-in-flight-1")
     assert r.status_code == 409 and r.json()["code"] == "idempotency_in_flight"
 
 
@@ -105,7 +92,7 @@ def test_fifty_keys_times_twenty_concurrent_retries_make_exactly_fifty_venue_ord
     barrier = threading.Barrier(20)
 
     def worker(slot: int) -> None:
-        c = _client(trader)
+        c = client_for(trader)
         try:
             barrier.wait()
             for key in keys:
@@ -143,7 +130,7 @@ def test_fifty_keys_times_twenty_concurrent_retries_make_exactly_fifty_venue_ord
 
 def test_new_orders_are_rate_limited_per_user_but_replays_are_free(trader: Any, hot: Any, settings: Any) -> None:
     settings.EXECUTION_ORDERS_PER_MIN = 2
-    c = _client(trader)
+    c = client_for(trader)
     body = _limit_body(hot)
     keys = [str(uuid.uuid4()) for _ in range(3)]
     assert c.post("/trading/order", body, format="json", HTTP_IDEMPOTENCY_KEY=keys[0]).status_code == 201

@@ -16,17 +16,10 @@ from rest_framework.test import APIClient
 from execution import venue
 from execution.models import IdempotencyRecord, Order, OrderState, PositionSnapshot
 from execution.services import relay, sync
-
-from .conftest import SYMBOL
+from tests.factories import SYMBOL, client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 BODY = {"symbol": SYMBOL, "side": "buy", "type": "market", "size_usd": "60"}
-
-
-def client_for(user: Any) -> APIClient:
-    c = APIClient()
-    c.force_login(user)
-    return c
 
 
 def post(c: APIClient, key: str, body: dict[str, Any] = BODY) -> Any:

@@ -15,24 +15,15 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.db import connection
-from rest_framework.test import APIClient
 
 from execution import risk, venue
 from execution.models import AuditRecord, Order, OrderState, TradingControls
-from execution.rounding import round_price
 from tests.execution.answers import order_cancel, order_submit
-
-from .conftest import SYMBOL, make_trader
+from tests.execution.orders import resting_buy
+from tests.factories import SYMBOL, client_for, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _far_limit(hot: Any) -> risk.OrderIntent:
-    snap = hot(SYMBOL)
-    m = (Decimal(snap.book["bids"][0][0]) + Decimal(snap.book["asks"][0][0])) / 2
-    px = round_price(px=m * Decimal("0.9"), spec=venue.asset_spec(SYMBOL), mode="down")
-    return risk.OrderIntent(symbol=SYMBOL, is_buy=True, order_type="limit", size=Decimal("0.0003"), price=px)
 
 
 def _subprocess_env(sim_url: str) -> dict[str, str]:
@@ -48,7 +39,7 @@ def _subprocess_env(sim_url: str) -> dict[str, str]:
 def test_kill_switch_from_another_process_blocks_orders_within_a_second_and_cancels(
     trader: Any, hot: Any, sim_thread: Any, fresh_books: None
 ) -> None:
-    intent = _far_limit(hot)
+    intent = resting_buy(hot)
     status, body = order_submit(user=trader, key=f"pre-{uuid.uuid4()}", intent=intent)
     assert status == 201 and body["order"]["state"] == "resting"
     proc = subprocess.Popen(
@@ -111,7 +102,7 @@ def test_cancels_still_work_during_a_429_storm_while_new_orders_are_blocked(
     trader: Any, hot: Any, sim_thread: Any, settings: Any
 ) -> None:
     settings.BREAKER_RATE_LIMIT_COUNT = 1
-    intent = _far_limit(hot)
+    intent = resting_buy(hot)
     status, body = order_submit(user=trader, key=f"s-{uuid.uuid4()}", intent=intent)
     order_id = body["order"]["id"]
     TradingControls.objects.filter(pk=1).update(kill_switch_engaged=True, kill_reason="storm test")
@@ -126,13 +117,11 @@ def test_cancels_still_work_during_a_429_storm_while_new_orders_are_blocked(
 
 
 def test_operators_engage_only_admins_lift_and_traders_do_neither(trader: Any, hot: Any) -> None:
-    operator, _ = make_trader(role="operator")
-    admin, _ = make_trader(role="admin")
+    operator = make_user(role="operator")
+    admin = make_user(role="admin")
 
     def call(user: Any, body: dict[str, Any]) -> Any:
-        c = APIClient()
-        c.force_login(user)
-        return c.post("/trading/killswitch", body, format="json")
+        return client_for(user).post("/trading/killswitch", body, format="json")
 
     assert call(trader, {"action": "engage", "reason": "x"}).status_code == 403
     r = call(operator, {"action": "engage", "reason": "operator saw something"})

@@ -18,16 +18,9 @@ from execution import venue
 from execution.models import Order, OrderState, RiskLimits
 from execution.rounding import round_price
 from execution.services.locks import user_serialized
-
-from .conftest import approve_agent, make_trader
+from tests.factories import approved_trader, client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def client_for(user: Any) -> APIClient:
-    c = APIClient()
-    c.force_login(user)
-    return c
 
 
 def order(c: APIClient, body: dict[str, Any]) -> Any:
@@ -165,8 +158,7 @@ def test_parallel_resting_and_market_orders_across_symbols_never_exceed_total_ex
 
 
 def test_one_users_lock_never_blocks_another_user(trader: Any, hot: Any) -> None:
-    other, wallet = make_trader()
-    approve_agent(other, wallet)
+    other = approved_trader()
     held, release = threading.Event(), threading.Event()
     done_a: list[float] = []
 

@@ -15,25 +15,14 @@ from execution.models import Order, OrderState, PositionProtection, TradingContr
 from execution.rounding import round_price
 from execution.services.controls import controls_get
 from execution.services.killswitch import killswitch_engage
-
-from .conftest import SYMBOL
+from tests.execution.orders import below_mid, mid
+from tests.factories import SYMBOL, client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def client_for(user: Any) -> APIClient:
-    c = APIClient()
-    c.force_login(user)
-    return c
-
-
 def post(c: APIClient, path: str, body: dict[str, Any]) -> Any:
     return c.post(path, body, format="json", HTTP_IDEMPOTENCY_KEY=str(uuid.uuid4()))
-
-
-def mid(hot: Any) -> Decimal:
-    snap = hot(SYMBOL)
-    return (Decimal(snap.book["bids"][0][0]) + Decimal(snap.book["asks"][0][0])) / 2
 
 
 def px(value: Decimal) -> str:
@@ -108,7 +97,7 @@ def test_modifying_an_entry_order_under_the_kill_switch_is_refused_before_anythi
     trader: Any, hot: Any
 ) -> None:
     c = client_for(trader)
-    bid = round_price(px=mid(hot) * Decimal("0.95"), spec=venue.asset_spec(SYMBOL), mode="down")
+    bid = below_mid(hot, Decimal("0.95"))
     r = post(
         c, "/trading/order", {"symbol": SYMBOL, "side": "buy", "type": "limit", "price": str(bid), "size": "0.002"}
     )
@@ -117,7 +106,7 @@ def test_modifying_an_entry_order_under_the_kill_switch_is_refused_before_anythi
     # The flag alone (the sweep would cancel the entry at the venue, which is not what is tested here).
     controls_get()
     TradingControls.objects.filter(pk=1).update(kill_switch_engaged=True)
-    lower = round_price(px=mid(hot) * Decimal("0.94"), spec=venue.asset_spec(SYMBOL), mode="down")
+    lower = below_mid(hot, Decimal("0.94"))
     r = post(c, "/trading/modify", {"order_id": entry["id"], "price": str(lower)})
     assert r.status_code == 422 and r.json()["code"] == "kill_switch_engaged", r.json()
     assert Order.objects.get(pk=entry["id"]).state == OrderState.RESTING

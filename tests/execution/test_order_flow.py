@@ -13,26 +13,15 @@ from rest_framework.test import APIClient
 from execution import venue
 from execution.models import AuditRecord, Fill, Order, OrderState, PositionSnapshot
 from execution.rounding import round_price
-
-from .conftest import SYMBOL, approve_agent, make_trader
+from tests.execution.orders import below_mid, mid
+from tests.factories import SYMBOL, approved_trader, client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def client_for(user: Any) -> APIClient:
-    c = APIClient()
-    c.force_login(user)
-    return c
 
 
 def post(c: APIClient, path: str, body: dict[str, Any], key: str | None = None) -> Any:
     headers = {"HTTP_IDEMPOTENCY_KEY": key or str(uuid.uuid4())}
     return c.post(path, body, format="json", **headers)
-
-
-def book_mid(hot: Any, symbol: str = SYMBOL) -> Decimal:
-    snap = hot(symbol)
-    return (Decimal(snap.book["bids"][0][0]) + Decimal(snap.book["asks"][0][0])) / 2
 
 
 def private_events(user: Any) -> list[dict[str, Any]]:
@@ -43,8 +32,7 @@ def private_events(user: Any) -> list[dict[str, Any]]:
 
 def test_limit_order_rests_then_cancels_and_everything_is_audited(trader: Any, hot: Any) -> None:
     c = client_for(trader)
-    spec = venue.asset_spec(SYMBOL)
-    px = round_price(px=book_mid(hot) * Decimal("0.97"), spec=spec, mode="down")
+    px = below_mid(hot, Decimal("0.97"))
     resp = post(
         c, "/trading/order", {"symbol": SYMBOL, "side": "buy", "type": "limit", "size": "0.002", "price": str(px)}
     )
@@ -64,8 +52,7 @@ def test_limit_order_rests_then_cancels_and_everything_is_audited(trader: Any, h
 
 
 def test_ioc_fill_gives_the_venues_position_and_pnl_and_streams_only_to_its_owner(trader: Any, hot: Any) -> None:
-    other, wallet = make_trader()
-    approve_agent(other, wallet)
+    other = approved_trader()
     c = client_for(trader)
     resp = post(c, "/trading/order", {"symbol": SYMBOL, "side": "buy", "type": "market", "size_usd": "150"})
     assert resp.status_code == 201, resp.json()
@@ -117,7 +104,7 @@ def test_orders_are_signed_by_the_agent_but_accounted_under_the_master(trader: A
 def test_modify_is_cancel_plus_new_and_local_state_follows_the_new_oid(trader: Any, hot: Any) -> None:
     c = client_for(trader)
     spec = venue.asset_spec(SYMBOL)
-    m = book_mid(hot)
+    m = mid(hot)
     px = round_price(px=m * Decimal("0.96"), spec=spec, mode="down")
     first = post(c, "/trading/order", {"symbol": SYMBOL, "side": "buy", "size": "0.002", "price": str(px)}).json()[
         "order"
@@ -136,7 +123,7 @@ def test_tp_sl_attach_to_the_position_as_venue_triggers(trader: Any, hot: Any) -
     c = client_for(trader)
     post(c, "/trading/order", {"symbol": SYMBOL, "side": "buy", "type": "market", "size_usd": "120"})
     spec = venue.asset_spec(SYMBOL)
-    m = book_mid(hot)
+    m = mid(hot)
     tp = round_price(px=m * Decimal("1.05"), spec=spec)
     sl = round_price(px=m * Decimal("0.95"), spec=spec)
     resp = post(c, "/trading/protection", {"symbol": SYMBOL, "tp_price": str(tp), "sl_price": str(sl)})

@@ -18,8 +18,7 @@ from execution.rounding import round_price
 from execution.services.orders import ALLOWED_FROM, order_transition
 from execution.services.sync import orders_sync
 from tests.execution.answers import order_submit
-
-from .conftest import SYMBOL
+from tests.factories import SYMBOL, make_order
 
 pytestmark = pytest.mark.django_db(transaction=True)
 S = OrderState
@@ -71,49 +70,19 @@ def test_a_relay_timeout_after_the_feed_set_resting_leaves_it_resting(trader: An
 
 
 def test_a_final_state_is_never_turned_back_into_a_live_one(trader: Any) -> None:
-    order = Order.objects.create(
-        user=trader,
-        cloid="0x" + "1" * 32,
-        correlation_id="c",
-        symbol=SYMBOL,
-        side="buy",
-        order_type="limit",
-        size=Decimal("0.001"),
-        price=Decimal(1000),
-        state=S.FILLED,
-        filled_size=Decimal("0.001"),
-    )
+    order = make_order(trader, cloid="0x" + "1" * 32, state=S.FILLED, filled_size=Decimal("0.001"))
     assert not order_transition(order, S.RESTING, venue_status="open")
     assert not order_transition(order, S.UNKNOWN, venue_status="timeout")
     assert order.state == S.FILLED
     # The venue's own word may still correct a final state (an order we thought cancelled had filled first).
-    cancelled = Order.objects.create(
-        user=trader,
-        cloid="0x" + "2" * 32,
-        correlation_id="c",
-        symbol=SYMBOL,
-        side="buy",
-        order_type="limit",
-        size=Decimal("0.001"),
-        price=Decimal(1000),
-        state=S.CANCELLED,
-    )
+    cancelled = make_order(trader, cloid="0x" + "2" * 32, state=S.CANCELLED)
     assert not order_transition(cancelled, S.FILLED, filled_size=Decimal("0.001"))
     assert order_transition(cancelled, S.FILLED, venue_correction=True, filled_size=Decimal("0.001"))
 
 
 def test_a_filled_size_never_shrinks(trader: Any) -> None:
-    order = Order.objects.create(
-        user=trader,
-        cloid="0x" + "3" * 32,
-        correlation_id="c",
-        symbol=SYMBOL,
-        side="buy",
-        order_type="limit",
-        size=Decimal("0.01"),
-        price=Decimal(1000),
-        state=S.PARTIALLY_FILLED,
-        filled_size=Decimal("0.005"),
+    order = make_order(
+        trader, cloid="0x" + "3" * 32, size=Decimal("0.01"), state=S.PARTIALLY_FILLED, filled_size=Decimal("0.005")
     )
     assert not order_transition(order, S.PARTIALLY_FILLED, filled_size=Decimal("0.002"))
     assert order_transition(order, S.PARTIALLY_FILLED, filled_size=Decimal("0.007"))

@@ -10,9 +10,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from eth_account import Account
 
+from tests.factories import approve_agent
 from tests.markets.gateway_fixtures import connect, fresh_broadcaster, make_user_session, recv_json, serve
-
-from .conftest import approve_agent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -17,17 +17,10 @@ from deploy.servers import free_port
 from execution.models import IdempotencyRecord, IdempotencyStatus, Order, OrderState
 from execution.services import sync
 from execution.services.orders import cloid_for
-
-from .conftest import SYMBOL
+from tests.factories import SYMBOL, client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 BODY = {"symbol": SYMBOL, "side": "buy", "type": "market", "size_usd": "40"}
-
-
-def client_for(user: Any) -> APIClient:
-    c = APIClient()
-    c.force_login(user)
-    return c
 
 
 def post(c: APIClient, key: str | None = None) -> Any:

@@ -8,40 +8,19 @@ from decimal import Decimal
 import pytest
 
 from execution import risk
-from execution.rounding import AssetSpec, is_valid_price, round_price
+from execution.rounding import is_valid_price, round_price
+from tests.factories import BTC_SPEC, BUY, RISK_NOW_MS, risk_context
 
 D = Decimal
-SPEC = AssetSpec(symbol="BTC", asset_id=0, sz_decimals=5, max_leverage=50)
-NOW = 1_700_000_000_000
-LIMITS = risk.Limits(
-    max_position_usd=D(1000),
-    max_total_exposure_usd=D(5000),
-    max_daily_loss_usd=D(100),
-    max_leverage=10,
-    max_slippage_bps=100,
-)
-OK_CTX = risk.RiskContext(
-    now_ms=NOW,
-    kill_switch_engaged=False,
-    server_trading_enabled=True,
-    admin_only=False,
-    user_is_admin=False,
-    session_authenticated=True,
-    execution_agent_ready=True,
-    spec=SPEC,
-    book=risk.Book(best_bid=D(60000), best_ask=D(60001), ts_ms=NOW - 100),
-    limits=LIMITS,
-)
-BUY = risk.OrderIntent(symbol="BTC", is_buy=True, order_type="limit", size=D("0.001"), price=D(59000))
 
 
 def reason(intent: risk.OrderIntent = BUY, **ctx: object) -> str:
-    v = risk.evaluate(intent, replace(OK_CTX, **ctx))
+    v = risk.evaluate(intent, risk_context(**ctx))
     return v.reason if not v.ok else "ok"
 
 
 def test_a_plain_limit_order_passes_every_check() -> None:
-    v = risk.evaluate(BUY, OK_CTX)
+    v = risk.evaluate(BUY, risk_context())
     assert v.ok and v.order is not None and v.order.price == D(59000)
     assert v.checks == ("gates", "market_data", "tick_lot", "min_notional", "slippage", "leverage", "exposure")
 
@@ -56,10 +35,10 @@ def test_a_plain_limit_order_passes_every_check() -> None:
         ({"execution_agent_ready": False}, risk.AGENT_NOT_READY),
         ({"open_breakers": ("error_rate",)}, risk.CIRCUIT_BREAKER),
         ({"spec": None}, risk.SYMBOL_NOT_TRADABLE),
-        ({"spec": replace(SPEC, delisted=True)}, risk.SYMBOL_NOT_TRADABLE),
-        ({"book": risk.Book(best_bid=D(60000), best_ask=D(60001), ts_ms=NOW - 4_001)}, risk.STALE_MARKET_DATA),
+        ({"spec": replace(BTC_SPEC, delisted=True)}, risk.SYMBOL_NOT_TRADABLE),
+        ({"book": risk.Book(best_bid=D(60000), best_ask=D(60001), ts_ms=RISK_NOW_MS - 4_001)}, risk.STALE_MARKET_DATA),
         ({"book": None}, risk.STALE_MARKET_DATA),
-        ({"book": risk.Book(best_bid=None, best_ask=D(1), ts_ms=NOW)}, risk.STALE_MARKET_DATA),
+        ({"book": risk.Book(best_bid=None, best_ask=D(1), ts_ms=RISK_NOW_MS)}, risk.STALE_MARKET_DATA),
         ({"daily_pnl_usd": D(-100)}, risk.MAX_DAILY_LOSS),
         ({"position_size": D("0.016")}, risk.MAX_POSITION),
         ({"total_exposure_usd": D(4990)}, risk.MAX_EXPOSURE),
@@ -74,7 +53,7 @@ def test_admins_pass_admin_only_mode() -> None:
 
 
 def test_it_rejects_an_invalid_limit_price_and_names_the_nearest_valid_one() -> None:
-    v = risk.evaluate(replace(BUY, price=D("59000.5")), OK_CTX)  # 6 significant figures
+    v = risk.evaluate(replace(BUY, price=D("59000.5")), risk_context())  # 6 significant figures
     assert v.reason == risk.INVALID_PRICE and "59000" in v.message
 
 
@@ -106,11 +85,11 @@ def test_reduce_only_needs_an_opposite_position_and_skips_exposure_limits() -> N
 
 def test_market_orders_get_a_bounded_ioc_price_on_a_valid_tick() -> None:
     intent = risk.OrderIntent(symbol="BTC", is_buy=True, order_type="market", size_usd=D(100))
-    v = risk.evaluate(intent, OK_CTX)
+    v = risk.evaluate(intent, risk_context())
     assert v.ok and v.order is not None
     assert v.order.tif == "Ioc"
     assert v.order.price <= D("60000.5") * D("1.01")
-    assert is_valid_price(px=v.order.price, spec=SPEC)
+    assert is_valid_price(px=v.order.price, spec=BTC_SPEC)
     assert v.order.size == D("0.00166")  # $100 / mid, rounded down to the lot
 
 
@@ -125,6 +104,6 @@ def test_market_orders_get_a_bounded_ioc_price_on_a_valid_tick() -> None:
     ],
 )
 def test_price_rounding_follows_the_five_significant_figure_and_decimal_rules(px: D, szd: int, expected: D) -> None:
-    spec = replace(SPEC, sz_decimals=szd)
+    spec = replace(BTC_SPEC, sz_decimals=szd)
     assert round_price(px=px, spec=spec, mode="nearest") == expected
     assert is_valid_price(px=expected, spec=spec)

@@ -14,8 +14,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from execution.models import Order
-
-from .conftest import make_trader
+from tests.factories import client_for, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -29,10 +28,7 @@ ENDPOINTS = {
 
 @pytest.fixture
 def client() -> APIClient:
-    user, _ = make_trader()
-    c = APIClient()
-    c.force_login(user)
-    return c
+    return client_for(make_user())
 
 
 @pytest.mark.parametrize("path", list(ENDPOINTS))

@@ -7,11 +7,9 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
-from rest_framework.test import APIClient
 
 from execution.models import AuditRecord, Order, OrderState
-
-from .conftest import SYMBOL
+from tests.factories import SYMBOL, approved_trader, client_for, make_order
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -21,8 +19,7 @@ def test_blackholed_order_goes_unknown_then_reconciles_without_a_duplicate(
 ) -> None:
     sim = sim_thread.sim
     sim_thread.call(sim.faults.blackhole, 1)
-    c = APIClient()
-    c.force_login(trader)
+    c = client_for(trader)
     key = str(uuid.uuid4())
     body = {"symbol": SYMBOL, "side": "buy", "type": "market", "size_usd": "100"}
     r = c.post("/trading/order", body, format="json", HTTP_IDEMPOTENCY_KEY=key)
@@ -55,16 +52,11 @@ def test_an_order_the_venue_never_saw_is_settled_as_rejected_never_resent(
     from execution.services.orders import cloid_for
     from execution.services.sync import reconcile_user
 
-    order = Order.objects.create(
-        user=trader,
-        idempotency_key="lost-key-1",
+    order = make_order(
+        trader,
         cloid=cloid_for(user_id=trader.pk, key="lost-key-1"),
+        idempotency_key="lost-key-1",
         correlation_id="c1",
-        symbol=SYMBOL,
-        side="buy",
-        order_type="limit",
-        size="0.001",
-        price="1000",
         state=OrderState.UNKNOWN,
         submitted_at=timezone.now() - timedelta(minutes=1),
     )
@@ -117,23 +109,13 @@ def test_reconciliation_stays_within_its_rest_budget_and_puts_unsettled_users_fi
 
     from execution.services.sync import reconcile_all
 
-    from .conftest import approve_agent, make_trader
-
-    others = []
     for _ in range(2):
-        user, wallet = make_trader()
-        approve_agent(user, wallet)
-        others.append(user)
-    Order.objects.create(
-        user=trader,
-        idempotency_key="u-1",
+        approved_trader()  # two more users with agents, nothing unsettled
+    make_order(
+        trader,
         cloid="0x" + "ab" * 16,
+        idempotency_key="u-1",
         correlation_id="u",
-        symbol=SYMBOL,
-        side="buy",
-        order_type="limit",
-        size="0.001",
-        price="1000",
         state=OrderState.UNKNOWN,
         submitted_at=timezone.now() - timedelta(minutes=1),
     )
@@ -155,10 +137,7 @@ def test_users_the_feed_streams_are_compared_in_full_only_every_streamed_interva
 
     from execution.services.sync import reconcile_all, user_feed_mark, users_to_reconcile
 
-    from .conftest import approve_agent, make_trader
-
-    polled, wallet = make_trader()
-    approve_agent(polled, wallet)
+    polled = approved_trader()
     settings.EXECUTION_RECONCILE_STREAMED_SEC = 300
     user_feed_mark(user_id=trader.pk)
     assert {u.pk for u in users_to_reconcile()} == {trader.pk, polled.pk}  # never reconciled yet: due

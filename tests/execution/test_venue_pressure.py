@@ -16,16 +16,9 @@ from rest_framework.test import APIClient
 
 from execution.models import CircuitBreaker, IdempotencyRecord
 from execution.services.breakers import breakers_open
-
-from .conftest import make_trader
+from tests.factories import client_for, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def client_for(user: Any) -> APIClient:
-    c = APIClient()
-    c.force_login(user)
-    return c
 
 
 def market(c: APIClient, usd: str = "20") -> Any:
@@ -37,7 +30,7 @@ def market(c: APIClient, usd: str = "20") -> Any:
 def test_a_hammering_user_gets_429_from_us_and_another_users_orders_still_succeed(
     trader: Any, fresh_books: Any, sim_thread: Any
 ) -> None:
-    noisy, _ = make_trader()  # signed in, no agent: only reads
+    noisy = make_user()  # signed in, no agent: only reads
     stop = threading.Event()
     answers: Counter[int] = Counter()
     lock = threading.Lock()

@@ -50,14 +50,10 @@ from execution import venue
 from execution.audit import audit_verify
 from execution.models import BreakerKind, IdempotencyRecord, Order, OrderState
 from execution.rounding import round_price, round_size
-from hlsim.server import SimConfig, SimulatorThread
+from hlsim.server import SimulatorThread
 from kernel.contracts.envelope import make_envelope
-from tests.execution import conftest as execution_fixtures
-from tests.execution.conftest import approve_agent, make_trader
-
-# The execution suite's hot-state feed and book refresher (on this module's simulator), registered here by name.
-hot = execution_fixtures.hot
-fresh_books = execution_fixtures.fresh_books
+from tests.factories import approve_agent, make_trader
+from tests.plugins.venue import venue_simulator
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -823,15 +819,8 @@ def _store_readings() -> None:
 def sim_thread(settings: Any) -> Iterator[SimulatorThread]:
     """The execution suite's simulator without the venue's IP rate limit: thousands of requests in a minute would
     otherwise turn most of the run into venue 429s and tripped breakers (the clients' budgets are raised too)."""
-    runner = SimulatorThread(
-        SimConfig(port=0, seed=3, control=True, backfill_minutes=5, symbols=list(SYMBOLS), rate_limits=False)
-    )
-    settings.HYPERSENTRY_VENUE_URL = runner.start().base_url
-    settings.EXECUTION_VENUE_TIMEOUT_SEC = 2.0
-    venue.clear_meta_cache()
-    yield runner
-    runner.stop()
-    venue.clear_meta_cache()
+    with venue_simulator(settings, symbols=list(SYMBOLS), rate_limits=False) as runner:
+        yield runner
 
 
 @pytest.fixture

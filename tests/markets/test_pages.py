@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Iterator
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -13,20 +11,16 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from kernel.clock import now_ms
 from kernel.contracts.snapshot import SymbolSnapshot
-from markets.hotstate import MemoryHotState, set_hot_state
+from markets.hotstate import MemoryHotState
 
 pytestmark = pytest.mark.django_db
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 @pytest.fixture
-def hot() -> Iterator[MemoryHotState]:
-    state = MemoryHotState()
-    now = _now_ms()
+def hot(memory_hot_state: MemoryHotState) -> MemoryHotState:
+    now = now_ms()
     fresh = SymbolSnapshot(
         symbol="BTC",
         price="97123.5",
@@ -44,11 +38,10 @@ def hot() -> Iterator[MemoryHotState]:
     stale = SymbolSnapshot(
         symbol="DOGE", price="0.1234", price_ts=now - 60_000, volume_24h=1_000.0, updated_at=now - 60_000
     )
-    async_to_sync(state.put_many)([fresh, stale])
-    async_to_sync(state.set_universe)([{"symbol": "BTC", "coin": "BTC"}, {"symbol": "DOGE", "coin": "DOGE"}])
-    set_hot_state(state)
-    yield state
-    set_hot_state(None)
+    async_to_sync(memory_hot_state.put_many)([fresh, stale])
+    universe = [{"symbol": "BTC", "coin": "BTC"}, {"symbol": "DOGE", "coin": "DOGE"}]
+    async_to_sync(memory_hot_state.set_universe)(universe)
+    return memory_hot_state
 
 
 def _page_config(html: str) -> dict:
