@@ -17,7 +17,7 @@ from eth_account.messages import encode_typed_data
 from accounts import crypto, services
 from accounts.models import AgentStatus, AgentWallet
 from hlsim.server import SimConfig, SimulatorThread
-from tests.accounts.conftest import post_json, sign_in
+from tests.accounts.siwe import post_json, sign_in
 
 pytestmark = pytest.mark.django_db
 

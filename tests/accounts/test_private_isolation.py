@@ -11,8 +11,8 @@ import websockets
 from eth_account import Account
 
 from kernel import realtime
-from tests.accounts.conftest import sign_text
-from tests.markets.gateway_fixtures import ORIGIN, connect, fresh_broadcaster, recv_json, serve
+from tests.accounts.siwe import sign_text
+from tests.markets.gateway import ORIGIN, connect, fresh_broadcaster, recv_all, recv_json, serve
 
 pytestmark = pytest.mark.django_db(transaction=True)
 USERS = 50
@@ -40,15 +40,6 @@ async def _logout(session: aiohttp.ClientSession, http: str) -> None:
         assert r.status == 200, await r.text()
 
 
-async def _drain(ws, timeout: float = 0.5) -> list[dict]:
-    frames = []
-    while True:
-        try:
-            frames.append(await recv_json(ws, timeout))
-        except TimeoutError:
-            return frames
-
-
 async def test_fifty_users_get_only_their_own_events_and_logout_closes_the_socket(settings) -> None:
     settings.AUTH_RATE_LIMIT_PER_IP = 10_000
     async with fresh_broadcaster() as broadcaster, serve() as ws_url:
@@ -67,7 +58,7 @@ async def test_fifty_users_get_only_their_own_events_and_logout_closes_the_socke
                     await broadcaster.publish_private(
                         user_id=user_id, event_type="order_update", data={"owner": user_id, "n": n}
                     )
-            received = await asyncio.gather(*(_drain(ws) for ws in sockets))
+            received = await asyncio.gather(*(recv_all(ws, 0.5) for ws in sockets))
             leaks = sum(
                 1
                 for (_, _, uid), frames in zip(signed, received, strict=True)

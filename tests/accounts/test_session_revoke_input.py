@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 
 from accounts.models import UserSession
-from tests.accounts.conftest import post_json, sign_in
+from tests.accounts.siwe import post_json, sign_in
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from eth_account import Account
 from accounts.models import Role, User, UserSession
 from accounts.selectors import session_is_valid
 from accounts.services import sessions_expire
-from tests.accounts.conftest import get_nonce, post_json, post_verify, sign_in, sign_text
+from tests.accounts.siwe import get_nonce, post_json, post_verify, sign_in, sign_text
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from accounts.models import SiweNonce, UserSession
-from tests.accounts.conftest import crafted_message, get_nonce, post_verify, sign_text
+from tests.accounts.siwe import crafted_message, get_nonce, post_verify, sign_text
 
 pytestmark = pytest.mark.django_db
 

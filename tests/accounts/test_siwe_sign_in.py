@@ -9,7 +9,7 @@ from django.utils import timezone
 from eth_account import Account
 
 from accounts.models import SiweNonce, User, UserSession
-from tests.accounts.conftest import crafted_message, get_nonce, post_verify, sign_in, sign_text
+from tests.accounts.siwe import crafted_message, get_nonce, post_verify, sign_in, sign_text
 
 pytestmark = pytest.mark.django_db
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.browser.conftest import ARTIFACTS, launch_chromium, run_serve
+from tests.browser.harness import ARTIFACTS, launch_chromium, run_serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

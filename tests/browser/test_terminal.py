@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from deploy.servers import free_port
-from tests.browser.conftest import ARTIFACTS, ROOT, launch_chromium, run_serve
+from tests.browser.harness import ARTIFACTS, ROOT, launch_chromium, run_serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 import requests
 
-from tests.browser.conftest import ARTIFACTS, ROOT, launch_chromium, run_serve
+from tests.browser.harness import ARTIFACTS, ROOT, launch_chromium, run_serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

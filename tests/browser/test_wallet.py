@@ -9,7 +9,7 @@ import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct, encode_typed_data
 
-from tests.browser.conftest import ARTIFACTS, launch_chromium, run_serve
+from tests.browser.harness import ARTIFACTS, launch_chromium, run_serve
 
 pytestmark = pytest.mark.browser
 

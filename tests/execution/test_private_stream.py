@@ -11,18 +11,9 @@ from asgiref.sync import sync_to_async
 from eth_account import Account
 
 from tests.factories import approve_agent
-from tests.markets.gateway_fixtures import connect, fresh_broadcaster, make_user_session, recv_json, serve
+from tests.markets.gateway import connect, fresh_broadcaster, make_user_session, recv_all, recv_json, serve
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-async def _drain(ws: Any, timeout: float = 1.0) -> list[dict[str, Any]]:
-    frames = []
-    while True:
-        try:
-            frames.append(await recv_json(ws, timeout))
-        except TimeoutError:
-            return frames
 
 
 async def test_fills_reach_only_their_owners_socket(sim_thread: Any, hot: Any) -> None:
@@ -48,8 +39,8 @@ async def test_fills_reach_only_their_owners_socket(sim_thread: Any, hot: Any) -
             user=alice, key=str(uuid.uuid4()), intent=intent
         )
         assert status == 201, body
-        frames_a = await _drain(ws_a)
-        frames_b = await _drain(ws_b)
+        frames_a = await recv_all(ws_a, 1.0)
+        frames_b = await recv_all(ws_b, 1.0)
     kinds = [f["event_type"] for f in frames_a]
     assert "order_update" in kinds and "fill_update" in kinds and "account_update" in kinds
     seqs = [f["seq"] for f in frames_a]

@@ -14,7 +14,7 @@ from hyperliquid.utils.types import Cloid
 
 from hlsim.accounts import MAKER_FEE, TAKER_FEE
 from hlsim.server import Simulator
-from tests.hlsim.conftest import post_signed
+from tests.hlsim.helpers import post_signed
 
 D = Decimal
 

@@ -19,7 +19,7 @@ from hyperliquid.utils.types import Cloid
 
 from hlsim.cli import CliError, config_from_options
 from hlsim.server import SimConfig, Simulator, SimulatorThread
-from tests.hlsim.conftest import wait_for
+from tests.hlsim.helpers import wait_for
 
 
 def test_sdk_websocket_manager_receives_pushes(sim: Simulator, trader: dict[str, Any]) -> None:

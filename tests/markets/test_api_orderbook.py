@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - fixtures are imported from the *_fixtures modules
 """/trading/orderbook and friends: read-through from the hot state, repair from venue REST under a budget."""
 
 from __future__ import annotations
@@ -9,7 +8,8 @@ import pytest
 from eth_account import Account
 
 from accounts.models import Role, User
-from tests.markets.api_fixtures import UNIVERSE, api, seed, sim_thread, snapshot  # noqa: F401
+from tests.factories import symbol_snapshot
+from tests.markets.seed import UNIVERSE, seed
 
 
 def _rest_calls(sim_thread, kind: str) -> int:
@@ -17,7 +17,7 @@ def _rest_calls(sim_thread, kind: str) -> int:
 
 
 def test_it_serves_a_fresh_hot_book_without_asking_the_venue(api, sim_thread):
-    seed(snapshot("BTC"), universe=UNIVERSE)
+    seed(symbol_snapshot("BTC"), universe=UNIVERSE)
     body = api.get("/trading/orderbook?coin=btc&depth=1").json()
     assert body["source"] == "aggregator" and body["stale"] is False
     assert body["book"] == {"bids": [["67000.0", "1.5"]], "asks": [["67001.0", "1.0"]]}
@@ -25,7 +25,7 @@ def test_it_serves_a_fresh_hot_book_without_asking_the_venue(api, sim_thread):
 
 
 def test_it_repairs_a_stale_book_from_rest_once_per_ttl(api, sim_thread):
-    seed(snapshot("BTC", age_ms=20_000), universe=UNIVERSE)
+    seed(symbol_snapshot("BTC", age_ms=20_000), universe=UNIVERSE)
     first = api.get("/trading/orderbook?coin=BTC&depth=40").json()
     assert first["source"] == "rest" and first["stale"] is False
     assert first["book"]["bids"] and len(first["book"]["bids"]) <= 40
@@ -46,7 +46,7 @@ def test_a_429_storm_stays_within_budget_and_serves_stale(api, sim_thread, setti
     settings.MARKETS_UPSTREAM_BUDGET_ORDERBOOK_PER_MIN = 30  # 5 per 10 s window
     settings.TRADING_ORDERBOOK_UPSTREAM_MIN_SEC = 0  # no floor: only budget and cooldown protect the venue
     settings.TRADING_ORDERBOOK_CACHE_SEC = 0
-    seed(snapshot("BTC", age_ms=30_000), snapshot("ETH", age_ms=30_000), universe=UNIVERSE)
+    seed(symbol_snapshot("BTC", age_ms=30_000), symbol_snapshot("ETH", age_ms=30_000), universe=UNIVERSE)
     sim_thread.call(sim_thread.sim.faults.rate_limit, 30.0)
 
     def hit(i: int) -> tuple[int, dict]:
@@ -72,14 +72,14 @@ def test_budget_caps_upstream_calls_without_429(api, sim_thread, settings):
     settings.MARKETS_UPSTREAM_BUDGET_ORDERBOOK_PER_MIN = 18  # 3 per 10 s window
     settings.TRADING_ORDERBOOK_UPSTREAM_MIN_SEC = 0
     settings.TRADING_ORDERBOOK_CACHE_SEC = 0
-    seed(snapshot("BTC", age_ms=30_000), universe=UNIVERSE)
+    seed(symbol_snapshot("BTC", age_ms=30_000), universe=UNIVERSE)
     codes = [api.get("/trading/orderbook?coin=BTC").status_code for _ in range(20)]
     assert set(codes) == {200}
     assert _rest_calls(sim_thread, "info:l2Book") <= 6  # at most two windows touched
 
 
 def test_prices_tokens_candles_and_snapshot(api, sim_thread):
-    seed(snapshot("BTC"), universe=UNIVERSE)
+    seed(symbol_snapshot("BTC"), universe=UNIVERSE)
     prices = api.get("/trading/prices").json()
     assert prices["prices"]["BTC"] == "67000.5" and prices["source"] == "aggregator"
     tokens = api.get("/trading/tokens").json()

@@ -1,11 +1,10 @@
-# ruff: noqa: F811 - fixtures are imported from the *_fixtures modules
 """Every market REST endpoint answers bad parameters with 400 naming the field."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.markets.api_fixtures import UNIVERSE, api, seed  # noqa: F401
+from tests.markets.seed import UNIVERSE, seed
 
 BAD = [
     ("/aggregator/status?foo=1", "foo"),

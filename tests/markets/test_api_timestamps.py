@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - fixtures are imported from the *_fixtures modules
 """/trading/candles: start and end are millisecond timestamps a datetime can hold; larger ones are a 400.
 
 Found by tests/hypersentry/test_fuzz_api.py: end=10**30 passed validation and reached the upstream cache key,
@@ -8,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.markets.api_fixtures import UNIVERSE, api, seed  # noqa: F401
+from tests.markets.seed import UNIVERSE, seed
 
 # 9999-12-31T23:59:59.999Z: the last millisecond Python's datetime can represent.
 MAX_TS_MS = 253_402_300_799_999

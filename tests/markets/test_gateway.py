@@ -12,7 +12,7 @@ import pytest
 import websockets
 
 from kernel import realtime
-from tests.markets.gateway_fixtures import (
+from tests.markets.gateway import (
     ENVELOPE_FIELDS,
     agg_text,
     connect,

@@ -17,7 +17,7 @@ import websockets
 from asgiref.sync import sync_to_async
 
 from kernel import realtime
-from tests.markets.gateway_fixtures import (
+from tests.markets.gateway import (
     agg_text,
     connect,
     fresh_broadcaster,
@@ -137,7 +137,7 @@ async def test_split_topology_a_publisher_process_reaches_a_web_process_client()
                 import asyncio, django, time
                 django.setup()
                 from kernel.realtime import get_broadcaster
-                from tests.markets.gateway_fixtures import agg_text
+                from tests.markets.gateway import agg_text
                 async def main():
                     b = get_broadcaster()
                     for seq in range(1, 30):

@@ -8,9 +8,8 @@ import orjson
 import pytest
 
 from kernel.contracts.snapshot import SymbolSnapshot, staleness_dict
-from markets.hotstate import MemoryHotState
-from markets.ingest import CANDLE_CONFLATION_KEY, IngestConfig, Ingestor, wire_staleness
-from markets.symbol_state import SymbolState
+from markets.ingest import CANDLE_CONFLATION_KEY, wire_staleness
+from tests.markets.ingest import offline_ingestor
 
 
 class KeyedPublisher:
@@ -25,20 +24,9 @@ class KeyedPublisher:
             await self.publish(channel=channel, symbol=symbol, text=text, event_type=event_type)
 
 
-def _ingestor(pub: KeyedPublisher) -> Ingestor:
-    ing = Ingestor(
-        config=IngestConfig.from_settings(venue_url="http://127.0.0.1:9"), hot_state=MemoryHotState(), publisher=pub
-    )
-    ing.symbols.add("BTC")
-    ing.states["BTC"] = SymbolState(symbol="BTC", coin="BTC", sigma=8.0)
-    ing.live = {"BTC"}
-    ing.health.state = "connected"
-    return ing
-
-
 async def test_candle_frames_are_conflated_apart_from_snapshots():
     pub = KeyedPublisher()
-    ing = _ingestor(pub)
+    ing = offline_ingestor(pub)
     trade = {"coin": "BTC", "side": "B", "px": "100.5", "sz": "2", "time": 1_700_000_000_000, "tid": 7}
     ing.handle_raw(orjson.dumps({"channel": "trades", "data": [trade]}))
     await ing.flush()
@@ -78,7 +66,7 @@ async def test_pre_encoded_parts_give_the_same_envelope_bytes():
     from markets.symbol_state import current_candles, snapshot_fields
 
     pub = TextPublisher()
-    ing = _ingestor(pub)
+    ing = offline_ingestor(pub)
     st = ing.states["BTC"]
     t0 = 1_700_000_000_000
     book = {

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - fixtures are imported from the *_fixtures modules
 """Reconnects, stalls, on-demand symbols and the split topology, against a live in-process simulator."""
 
 from __future__ import annotations
@@ -6,22 +5,15 @@ from __future__ import annotations
 import os
 
 from hlsim import SimConfig, Simulator
+from kernel.clock import now_ms
 from kernel.contracts.envelope import envelope_from_dict
 from kernel.contracts.snapshot import SymbolSnapshot, staleness
 from markets.hotstate import MemoryHotState, RedisHotState
-from tests.markets.ingest_fixtures import SYMBOLS, make_ingestor, now_ms, running, sim, wait_for  # noqa: F401
+from tests.markets.ingest import SYMBOLS, fresh, make_ingestor, running, wait_for
 
 
 def _subs(simulator: Simulator) -> list[tuple]:
     return [key for conn in simulator.hub.conns for key in conn.subs]
-
-
-async def _fresh(hot, symbol: str = "BTC") -> bool:
-    snap = await hot.get(symbol)
-    if snap is None:
-        return False
-    f = staleness(snap, now_ms())
-    return not f["price"].stale and not f["book"].stale
 
 
 async def test_envelopes_carry_every_field(sim):
@@ -64,7 +56,7 @@ async def test_it_reconnects_after_drops_without_duplicate_subscriptions(sim):
     hot = MemoryHotState()
     ingestor, pub = make_ingestor(sim, hot=hot)
     async with running(ingestor):
-        await wait_for(lambda: _fresh(hot), 3.0, "fresh BTC")
+        await wait_for(lambda: fresh(hot), 3.0, "fresh BTC")
         await wait_for(lambda: len(_subs(sim)) == 1 + 3 * 4, 3.0, "13 subscriptions")
         for _ in range(3):
             sim.faults.drop_ws()
@@ -73,7 +65,7 @@ async def test_it_reconnects_after_drops_without_duplicate_subscriptions(sim):
                 lambda: ingestor.health.state == "connected" and len(_subs(sim)) == 13, 5.0, "resubscribed"
             )
             assert took < 5.0
-        await wait_for(lambda: _fresh(hot), 5.0, "fresh BTC after reconnects")
+        await wait_for(lambda: fresh(hot), 5.0, "fresh BTC after reconnects")
         await ingestor.housekeeping()
         status = await hot.get_status()
         assert len(sim.hub.conns) == 1
@@ -90,7 +82,7 @@ async def test_an_outage_turns_data_stale_and_ingest_recovers_within_5s():
     hot = MemoryHotState()
     ingestor, pub = make_ingestor(simulator, hot=hot, reconnect_max_sec=1.0)
     async with running(ingestor):
-        await wait_for(lambda: _fresh(hot), 3.0, "fresh BTC")
+        await wait_for(lambda: fresh(hot), 3.0, "fresh BTC")
         await simulator.stop()
         await wait_for(lambda: ingestor.health.state == "disconnected", 3.0, "disconnected")
 
@@ -112,7 +104,7 @@ async def test_an_outage_turns_data_stale_and_ingest_recovers_within_5s():
         restarted = Simulator(SimConfig(port=port, seed=4, symbols=SYMBOLS))
         await restarted.start()
         try:
-            took = await wait_for(lambda: _fresh(hot), 5.0, "fresh BTC after the outage")
+            took = await wait_for(lambda: fresh(hot), 5.0, "fresh BTC after the outage")
             assert took < 5.0
             await ingestor.housekeeping()
             status = await hot.get_status()
@@ -128,7 +120,7 @@ async def test_a_silent_stream_is_detected_and_the_socket_recycled(sim):
         await wait_for(lambda: ingestor.health.state == "connected" and ingestor.subscribed, 3.0, "connected")
         sim.faults.stall(2.5)
         await wait_for(lambda: ingestor.health.stalls >= 1, 4.0, "a stall detection")
-        await wait_for(lambda: _fresh(ingestor.hot), 6.0, "fresh data after the stall")
+        await wait_for(lambda: fresh(ingestor.hot), 6.0, "fresh data after the stall")
 
 
 async def test_on_demand_symbols_are_subscribed_and_released(sim):
@@ -140,7 +132,7 @@ async def test_on_demand_symbols_are_subscribed_and_released(sim):
         coin = ingestor.symbols.coin(extra)
         await hot.set_demand(extra, "gw-1", 3, 30)
         await wait_for(lambda: ("l2Book", coin) in {k[:2] for k in _subs(sim)}, 4.0, f"{coin} subscribed")
-        await wait_for(lambda: _fresh(hot, extra), 3.0, f"fresh {extra}")
+        await wait_for(lambda: fresh(hot, extra), 3.0, f"fresh {extra}")
         await ingestor.housekeeping()
         assert extra in (await hot.get_status())["subscriptions"]["on_demand"]
         await hot.set_demand(extra, "gw-1", 0, 30)
@@ -154,7 +146,7 @@ async def test_split_topology_reader_sees_what_ingest_wrote(sim):
     ingestor, _ = make_ingestor(sim, hot=writer)
     async with running(ingestor):
         reader = RedisHotState(url)  # another process would build exactly this
-        took = await wait_for(lambda: _fresh(reader), 3.0, "fresh BTC through Redis")
+        took = await wait_for(lambda: fresh(reader), 3.0, "fresh BTC through Redis")
         await ingestor.housekeeping()
         sync_snap = reader.get_sync("BTC")
         status = reader.get_status_sync()

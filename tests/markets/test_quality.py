@@ -8,6 +8,7 @@ import pytest
 from kernel.contracts.envelope import SequenceCounter
 from markets import normalize, quality
 from markets.symbol_state import SymbolState, apply_book, apply_trades
+from tests.markets.ingest import offline_ingestor
 
 
 @pytest.mark.parametrize("raw", ["NaN", "nan", "0", "0.0", "-1", "-0.5", "inf", "abc", "", None, True, [1]])
@@ -114,29 +115,8 @@ def test_symbol_state_refuses_jumped_trades_and_books():
     assert len(st.trades) == 2 and st.cvd.running == pytest.approx(100 + 100.01)
 
 
-def _ingestor():
-    from markets.hotstate import MemoryHotState
-    from markets.ingest import IngestConfig, Ingestor
-
-    class Null:
-        async def publish(self, **kw):
-            return None
-
-        async def publish_many(self, frames):
-            return None
-
-    ing = Ingestor(
-        config=IngestConfig.from_settings(venue_url="http://127.0.0.1:9"), hot_state=MemoryHotState(), publisher=Null()
-    )
-    ing.symbols.add("BTC")
-    ing.states["BTC"] = SymbolState(symbol="BTC", coin="BTC", sigma=8.0)
-    ing.live = {"BTC"}
-    ing.health.state = "connected"
-    return ing
-
-
 async def test_malformed_frames_are_counted_not_raised():
-    ing = _ingestor()
+    ing = offline_ingestor()
     ing.handle_raw('{"channel":"l2Book","data":{"coin":')
     ing.handle_raw(orjson.dumps(_frame("l2Book", _book("101", "1", "100"))))
     await ing.flush()  # books are parsed and guarded when a flush uses them
@@ -156,7 +136,7 @@ async def test_malformed_frames_are_counted_not_raised():
     ],
 )
 async def test_it_keeps_the_last_valid_book_when_a_newer_one_is_refused(book, reason):
-    ing = _ingestor()
+    ing = offline_ingestor()
     ing.handle_raw(orjson.dumps(_frame("l2Book", _book("99", "2", "100", "3"))))
     await ing.flush()
     ing.handle_raw(orjson.dumps(_frame("l2Book", book)))
@@ -168,7 +148,7 @@ async def test_it_keeps_the_last_valid_book_when_a_newer_one_is_refused(book, re
 
 
 async def test_only_the_newest_book_of_an_interval_is_parsed():
-    ing = _ingestor()
+    ing = offline_ingestor()
     ing.handle_raw(orjson.dumps(_frame("l2Book", _book("101", "1", "100"))))  # crossed, but superseded
     ing.handle_raw(orjson.dumps(_frame("l2Book", _book("99", "1", "100"))))
     await ing.flush()

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - fixtures are imported from the *_fixtures modules
 """Symbols are the venue's names, case included: every symbol /trading/tokens lists is accepted by the market
 endpoints and the terminal page as written, and resolves with execution's `asset_spec` (what POST /trading/order
 uses). Against the simulator, which lists kPEPE as the real venue does."""
@@ -18,7 +17,8 @@ from hlsim import SimulatorThread
 from markets import selectors
 from markets.upstream import get_upstream
 from markets.venue import fetch_universe
-from tests.markets.api_fixtures import api, seed, sim_thread, snapshot  # noqa: F401
+from tests.factories import symbol_snapshot
+from tests.markets.seed import seed
 
 pytestmark = pytest.mark.django_db
 
@@ -67,7 +67,7 @@ def _assert_accepted_everywhere(api: Any, symbol: str) -> None:
 def test_every_listed_symbol_is_accepted_as_listed(api, sim_thread, venue_meta, universe_from: str) -> None:
     if universe_from == "ingest":
         universe = _ingest_universe()
-        seed(*(snapshot(selectors.stream_key(symbol=t["coin"])) for t in universe), universe=universe)
+        seed(*(symbol_snapshot(selectors.stream_key(symbol=t["coin"])) for t in universe), universe=universe)
     symbols = _listed(api)
     assert "kPEPE" in symbols and "KPEPE" not in symbols
     for symbol in symbols:
@@ -80,7 +80,7 @@ def test_every_listed_symbol_is_accepted_as_listed(api, sim_thread, venue_meta, 
 
 def test_another_case_maps_to_the_venue_name(api, sim_thread, venue_meta) -> None:
     universe = _ingest_universe()
-    seed(snapshot("KPEPE"), universe=universe)
+    seed(symbol_snapshot("KPEPE"), universe=universe)
     for written in ("KPEPE", "kpepe", "Kpepe"):
         assert api.get(f"/trading/orderbook?coin={written}").json()["coin"] == "kPEPE"
         assert api.get(f"/trading/candles?coin={written}&interval=1h").json()["coin"] == "kPEPE"
@@ -109,7 +109,7 @@ def test_unlisted_symbols_are_refused_in_any_case(api, sim_thread, venue_meta) -
 
 def test_the_overview_lists_venue_names_and_streams_by_key(api, sim_thread) -> None:
     universe = _ingest_universe()
-    seed(*(snapshot(selectors.stream_key(symbol=t["coin"])) for t in universe), universe=universe)
+    seed(*(symbol_snapshot(selectors.stream_key(symbol=t["coin"])) for t in universe), universe=universe)
     html = Client().get("/").content.decode()
     assert 'data-symbol="kPEPE" data-stream="KPEPE" data-href="/terminal/kPEPE"' in html
     assert '<a href="/terminal/kPEPE">kPEPE</a>' in html

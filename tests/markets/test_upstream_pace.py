@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - fixtures are imported from the *_fixtures modules
 """Nothing to serve because of pace (our venue budget, the venue's 429) is a 429 with Retry-After, never a 5xx;
 only a venue that is down is a 503."""
 
@@ -6,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.markets.api_fixtures import UNIVERSE, api, seed, sim_thread  # noqa: F401
+from tests.markets.seed import UNIVERSE, seed
 
 
 @pytest.mark.django_db

@@ -1,4 +1,5 @@
-"""Shared pieces for the gateway tests: a real uvicorn server in the test's loop, envelopes, sessions."""
+"""Helpers for the socket tests (gateway, private streams): a real uvicorn server in the test's loop, envelopes,
+sessions."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from kernel import realtime
+from kernel.clock import now_ms
 from kernel.contracts.envelope import make_envelope
 
 ORIGIN = "http://127.0.0.1:8000"
@@ -76,7 +78,7 @@ def agg_text(symbol: str, seq: int, *, price: str = "100.0", ts_ms: int | None =
     env = make_envelope(
         event_type="agg_update",
         symbol=symbol,
-        ts_ms=ts_ms or int(time.time() * 1000),
+        ts_ms=ts_ms or now_ms(),
         source="hyperliquid",
         seq=seq,
         data={"symbol": symbol, "price": price},
@@ -86,6 +88,16 @@ def agg_text(symbol: str, seq: int, *, price: str = "100.0", ts_ms: int | None =
 
 async def recv_json(ws: Any, timeout: float = 3.0) -> dict[str, Any]:
     return orjson.loads(await asyncio.wait_for(ws.recv(), timeout))  # type: ignore[no-any-return]
+
+
+async def recv_all(ws: Any, timeout: float) -> list[dict[str, Any]]:
+    """Every frame until none comes for `timeout` seconds."""
+    frames = []
+    while True:
+        try:
+            frames.append(await recv_json(ws, timeout))
+        except TimeoutError:
+            return frames
 
 
 async def recv_until(ws: Any, predicate: Any, timeout: float = 3.0) -> dict[str, Any]:

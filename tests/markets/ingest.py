@@ -1,4 +1,5 @@
-"""Shared fixtures for the ingest tests: an in-process simulator and a recording publisher."""
+"""Helpers for the ingest tests: ingestors on the in-process simulator (the `sim` fixture of tests/markets/conftest.py)
+or offline, a recording publisher, polling."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
-import pytest
 
-from hlsim import SimConfig, Simulator
+from hlsim import Simulator
+from kernel.clock import now_ms
+from kernel.contracts.snapshot import staleness
 from markets.hotstate import HotState, MemoryHotState
 from markets.ingest import IngestConfig, Ingestor
+from markets.symbol_state import SymbolState
 from markets.upstream import Upstream
 
 SYMBOLS = ["BTC", "ETH", "SOL", "kPEPE", "DOGE", "AVAX"]
@@ -37,14 +40,18 @@ class RecordingPublisher:
         return [e for e in out if kind is None or e["data"].get("kind") == kind]
 
 
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    simulator = Simulator(SimConfig(port=0, seed=3, symbols=SYMBOLS, control=True, backfill_minutes=30))
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
+def offline_ingestor(publisher: Any = None) -> Ingestor:
+    """An ingestor with no venue behind it (frames are fed with handle_raw) and BTC live, connected."""
+    ing = Ingestor(
+        config=IngestConfig.from_settings(venue_url="http://127.0.0.1:9"),
+        hot_state=MemoryHotState(),
+        publisher=publisher or RecordingPublisher(),
+    )
+    ing.symbols.add("BTC")
+    ing.states["BTC"] = SymbolState(symbol="BTC", coin="BTC", sigma=8.0)
+    ing.live = {"BTC"}
+    ing.health.state = "connected"
+    return ing
 
 
 def make_ingestor(
@@ -94,5 +101,10 @@ async def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> f
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
+async def fresh(hot: HotState, symbol: str = "BTC") -> bool:
+    """The hot state holds a snapshot of `symbol` with a fresh price and book."""
+    snap = await hot.get(symbol)
+    if snap is None:
+        return False
+    f = staleness(snap, now_ms())
+    return not f["price"].stale and not f["book"].stale
