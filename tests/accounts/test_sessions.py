@@ -6,7 +6,6 @@ from datetime import timedelta
 import pytest
 from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from eth_account import Account
@@ -15,6 +14,7 @@ from accounts.models import Role, User, UserSession
 from accounts.selectors import session_is_valid
 from accounts.services import sessions_expire
 from tests.accounts.siwe import get_nonce, post_json, post_verify, sign_in, sign_text
+from tests.concurrency import run_in_threads
 
 pytestmark = pytest.mark.django_db
 
@@ -154,19 +154,12 @@ def test_parallel_verifies_of_one_message_make_exactly_one_session(wallet, setti
     barrier = threading.Barrier(50)
 
     def attempt() -> None:
-        try:
-            c = Client()
-            c.cookies[django_settings.SESSION_COOKIE_NAME] = cookie
-            barrier.wait(timeout=30)
-            statuses.append(post_verify(c, body).status_code)
-        finally:
-            connection.close()
+        c = Client()
+        c.cookies[django_settings.SESSION_COOKIE_NAME] = cookie
+        barrier.wait(timeout=30)
+        statuses.append(post_verify(c, body).status_code)
 
-    threads = [threading.Thread(target=attempt) for _ in range(50)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    run_in_threads([attempt] * 50, timeout=120)
     assert len(statuses) == 50
     assert statuses.count(200) == 1, statuses
     assert all(s in (200, 401) for s in statuses), statuses

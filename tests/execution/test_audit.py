@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import threading
+import functools
+from collections.abc import Iterator
 
 import pytest
 from django.core.management import call_command
@@ -10,6 +11,7 @@ from django.db import DatabaseError, connection, transaction
 
 from execution.audit import audit_append, audit_verify
 from execution.models import AuditRecord
+from tests.concurrency import run_in_threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,34 +34,29 @@ def test_update_and_delete_are_refused_by_the_database(sql: str) -> None:
     assert AuditRecord.objects.count() == 3
 
 
-def test_truncate_is_refused_by_the_database() -> None:
+@pytest.fixture
+def truncate_guarded(transactional_db: None) -> Iterator[None]:
+    """Lift the test-database-only exception (Django's flush between tests uses TRUNCATE) for the test."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT current_database()")
+        db = cur.fetchone()[0]
+        cur.execute(f'ALTER DATABASE "{db}" RESET hypersentry.audit_truncate_allowed')
+    yield
+    with connection.cursor() as cur:
+        cur.execute(f"ALTER DATABASE \"{db}\" SET hypersentry.audit_truncate_allowed = 'on'")
+
+
+def test_truncate_is_refused_by_the_database(truncate_guarded: None) -> None:
     _rows()
-    with connection.cursor() as cur:
-        cur.execute("SELECT current_database()")
-        db = cur.fetchone()[0]
-        # Lift the test-database-only exception (Django's flush between tests uses TRUNCATE) for this check.
-        cur.execute(f'ALTER DATABASE "{db}" RESET hypersentry.audit_truncate_allowed')
-    try:
-        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cur:
-            cur.execute("TRUNCATE execution_auditrecord")
-        assert AuditRecord.objects.count() == 3
-    finally:
-        with connection.cursor() as cur:
-            cur.execute(f"ALTER DATABASE \"{db}\" SET hypersentry.audit_truncate_allowed = 'on'")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cur:
+        cur.execute("TRUNCATE execution_auditrecord")
+    assert AuditRecord.objects.count() == 3
 
 
-def test_a_session_level_setting_cannot_unlock_truncate() -> None:
-    with connection.cursor() as cur:
-        cur.execute("SELECT current_database()")
-        db = cur.fetchone()[0]
-        cur.execute(f'ALTER DATABASE "{db}" RESET hypersentry.audit_truncate_allowed')
-    try:
-        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cur:
-            cur.execute("SET LOCAL hypersentry.audit_truncate_allowed = 'on'")
-            cur.execute("TRUNCATE execution_auditrecord")
-    finally:
-        with connection.cursor() as cur:
-            cur.execute(f"ALTER DATABASE \"{db}\" SET hypersentry.audit_truncate_allowed = 'on'")
+def test_a_session_level_setting_cannot_unlock_truncate(truncate_guarded: None) -> None:
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cur:
+        cur.execute("SET LOCAL hypersentry.audit_truncate_allowed = 'on'")
+        cur.execute("TRUNCATE execution_auditrecord")
 
 
 def test_the_orm_refuses_updates_and_deletes() -> None:
@@ -95,17 +92,10 @@ def test_audit_rows_survive_a_rollback_of_the_caller() -> None:
 
 def test_concurrent_writers_do_not_fork_the_chain() -> None:
     def write(t: int) -> None:
-        try:
-            for i in range(15):
-                audit_append(event="concurrent", correlation_id=f"t{t}-{i}", data={"t": t, "i": i})
-        finally:
-            connection.close()
+        for i in range(15):
+            audit_append(event="concurrent", correlation_id=f"t{t}-{i}", data={"t": t, "i": i})
 
-    threads = [threading.Thread(target=write, args=(t,)) for t in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads([functools.partial(write, t) for t in range(8)])
     report = audit_verify()
     assert report.ok and report.count == 120
     assert len(set(AuditRecord.objects.values_list("prev_hash", flat=True))) == 120

@@ -9,9 +9,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from execution.models import IdempotencyRecord, Order
+from tests.concurrency import run_in_threads
 from tests.execution.orders import below_mid
 from tests.factories import SYMBOL, approved_trader, client_for
 
@@ -91,22 +91,15 @@ def test_fifty_keys_times_twenty_concurrent_retries_make_exactly_fifty_venue_ord
     lock = threading.Lock()
     barrier = threading.Barrier(20)
 
-    def worker(slot: int) -> None:
+    def worker() -> None:
         c = client_for(trader)
-        try:
-            barrier.wait()
-            for key in keys:
-                r = c.post("/trading/order", body, format="json", HTTP_IDEMPOTENCY_KEY=key)
-                with lock:
-                    results.append((key, r.status_code, r.json()))
-        finally:
-            connection.close()
+        barrier.wait()
+        for key in keys:
+            r = c.post("/trading/order", body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+            with lock:
+                results.append((key, r.status_code, r.json()))
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=240)
+    run_in_threads([worker] * 20, timeout=240)
     assert len(results) == 1000
     stats = sim_thread.sim.stats
     ours = {o.cloid for o in Order.objects.filter(user=trader)}

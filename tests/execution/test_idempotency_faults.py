@@ -10,12 +10,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.db import IntegrityError, connection
+from django.db import IntegrityError
 from rest_framework.test import APIClient
 
 from execution import venue
 from execution.models import IdempotencyRecord, Order, OrderState, PositionSnapshot
 from execution.services import relay, sync
+from tests.concurrency import run_in_threads
 from tests.factories import SYMBOL, client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -67,14 +68,8 @@ def test_parallel_position_syncs_of_one_user_do_not_race_on_the_snapshot_row(tra
             sync.positions_sync(user=trader, quiet=True)
         except BaseException as exc:  # collected for the assertion
             errors.append(exc)
-        finally:
-            connection.close()
 
-    threads = [threading.Thread(target=run) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(20)
+    run_in_threads([run] * 6, timeout=20)
     assert errors == []
     assert PositionSnapshot.objects.filter(user=trader, symbol=SYMBOL).count() == 1
 

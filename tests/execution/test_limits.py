@@ -3,6 +3,7 @@ of the user, and checks + order row are serialised per user (PostgreSQL advisory
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import uuid
@@ -18,6 +19,7 @@ from execution import venue
 from execution.models import Order, OrderState, RiskLimits
 from execution.rounding import round_price
 from execution.services.locks import user_serialized
+from tests.concurrency import run_in_threads
 from tests.factories import approved_trader, client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -212,12 +214,8 @@ def test_the_lock_path_for_sqlite_serialises_one_user_in_process(monkeypatch: An
             with guard:
                 inside.remove(user_id)
 
-    threads = [threading.Thread(target=work, args=(uid,)) for uid in (1, 1, 1, 1, 2, 2)]
     t0 = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_in_threads([functools.partial(work, uid) for uid in (1, 1, 1, 1, 2, 2)])
     assert not any(overlap)
     assert time.monotonic() - t0 < 0.05 * 4 + 0.5  # user 2 ran beside user 1, not after it
 

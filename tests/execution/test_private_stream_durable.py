@@ -4,16 +4,17 @@ honestly."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
-from django.db import connection
 from eth_account import Account
 
 from execution.models import PrivateEvent, StreamCursor
 from execution.services import events
+from tests.concurrency import run_in_threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,17 +64,10 @@ def test_sequence_numbers_are_durable_and_per_user(user: Any, delivered: Recorde
 
 def test_parallel_publishers_never_share_a_number_and_deliver_in_order(user: Any, delivered: Recorder) -> None:
     def publish(n: int) -> None:
-        try:
-            for i in range(10):
-                events.publish_private(user_id=user.pk, event_type="order_update", data={"t": n, "i": i})
-        finally:
-            connection.close()
+        for i in range(10):
+            events.publish_private(user_id=user.pk, event_type="order_update", data={"t": n, "i": i})
 
-    threads = [threading.Thread(target=publish, args=(n,)) for n in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    run_in_threads([functools.partial(publish, n) for n in range(6)], timeout=30)
     seqs = [s for _, s, _ in delivered.seen]
     assert seqs == list(range(1, 61))  # delivered in sequence order: the cursor row is held while delivering
     assert PrivateEvent.objects.filter(user=user).count() == 60
