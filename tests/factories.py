@@ -1,6 +1,6 @@
-"""Factories for what many tests build: hot-state snapshots, pre-trade risk inputs, users and traders, orders and
-signed-in API clients. Plain functions and constants, imported by name; fixtures live in conftest.py files and the
-plugins under tests/plugins/."""
+"""Factories for what many tests build: hot-state snapshots, pre-trade risk inputs, users and traders, signed-in API
+clients, settings and orders. Plain functions and constants, imported by name; fixtures live in conftest.py files
+and the plugins under tests/plugins/."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 from accounts.models import User
 from accounts.services import agent_approve, agent_prepare
 from accounts.services.agents import typed_data_for
+from deploy.servers import free_port
 from execution import risk
 from execution.models import Order
 from execution.rounding import AssetSpec
@@ -117,6 +118,19 @@ def client_for(user: User) -> APIClient:
     client = APIClient()
     client.force_login(user)
     return client
+
+
+# --- settings -------------------------------------------------------------------------------------------------------
+def unreachable_redis_caches(*, timeout: float | None = None) -> dict[str, Any]:
+    """CACHES for a shared cache nobody answers on (a free port: refused at once, as while Redis restarts);
+    `timeout`: the client's connect and read timeouts in seconds."""
+    cache: dict[str, Any] = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
+    }
+    if timeout is not None:
+        cache["OPTIONS"] = {"socket_connect_timeout": timeout, "socket_timeout": timeout}
+    return {"default": cache}
 
 
 # --- orders --------------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from deploy.servers import free_port
+from deploy.servers import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -92,8 +92,4 @@ def run_serve(
             wait_http(base + ready_path, timeout=timeout, procs=[proc, *(extra_procs or [])], log=log_path)
             yield base, env
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc, timeout=15)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from deploy.servers import free_port
+from deploy.servers import free_port, stop_process
 from tests.browser.harness import ARTIFACTS, ROOT, launch_chromium, run_serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -38,11 +38,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, st
             with run_serve(tmp, venue_url=sim_url, ready_path="/readyz", extra_procs=[sim]) as (base, _env):
                 yield base, sim_url
         finally:
-            sim.terminate()
-            try:
-                sim.wait(15)
-            except subprocess.TimeoutExpired:
-                sim.kill()
+            stop_process(sim, timeout=15)
 
 
 def _control(sim: str, body: dict[str, object]) -> None:

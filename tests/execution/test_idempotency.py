@@ -142,20 +142,13 @@ def test_keys_older_than_the_ttl_are_purged(trader: Any, settings: Any) -> None:
 
     from execution.services.idempotency import idempotency_purge
 
-    old = IdempotencyRecord.objects.create(
-        user=trader,
-        key="old-key-123",
-        endpoint="order",
-        request_hash="x",
-        created_at=timezone.now() - timedelta(hours=49),
-    )
-    fresh = IdempotencyRecord.objects.create(
-        user=trader,
-        key="fresh-key-12",
-        endpoint="order",
-        request_hash="x",
-        created_at=timezone.now() - timedelta(hours=25),
-    )
+    def record(key: str, *, hours_old: int) -> IdempotencyRecord:
+        created_at = timezone.now() - timedelta(hours=hours_old)
+        return IdempotencyRecord.objects.create(
+            user=trader, key=key, endpoint="order", request_hash="x", created_at=created_at
+        )
+
+    old, fresh = record("old-key-123", hours_old=49), record("fresh-key-12", hours_old=25)
     assert settings.EXECUTION_IDEMPOTENCY_TTL_HOURS >= 24
     assert idempotency_purge() == 1
     assert not IdempotencyRecord.objects.filter(pk=old.pk).exists()

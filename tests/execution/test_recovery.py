@@ -13,11 +13,10 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from deploy.servers import free_port
 from execution.models import IdempotencyRecord, IdempotencyStatus, Order, OrderState
 from execution.services import sync
 from execution.services.orders import cloid_for
-from tests.factories import SYMBOL, client_for
+from tests.factories import SYMBOL, client_for, unreachable_redis_caches
 
 pytestmark = pytest.mark.django_db(transaction=True)
 BODY = {"symbol": SYMBOL, "side": "buy", "type": "market", "size_usd": "40"}
@@ -30,14 +29,7 @@ def post(c: APIClient, key: str | None = None) -> Any:
 def test_orders_go_through_while_the_shared_cache_is_down_and_no_key_stays_in_flight(trader: Any, hot: Any) -> None:
     c = client_for(trader)
     assert post(c).status_code == 201  # warm: meta and account known
-    dead = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
-            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
-        }
-    }
-    with override_settings(CACHES=dead):
+    with override_settings(CACHES=unreachable_redis_caches(timeout=0.2)):
         statuses = [post(c).status_code for _ in range(3)]
     assert statuses == [201, 201, 201], statuses
     assert not IdempotencyRecord.objects.filter(status=IdempotencyStatus.IN_FLIGHT).exists()

@@ -19,7 +19,7 @@ import requests
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from deploy.servers import free_port
+from deploy.servers import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 PER_IP = 50  # the default WS_MAX_CONNECTIONS_PER_IP, set explicitly so the test does not depend on the default
@@ -82,12 +82,7 @@ def server() -> Iterator[Server]:
                 time.sleep(0.2)
         yield Server(proc, base, origin=base)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=20)
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from deploy.servers import free_port
 from kernel import components
+from tests.factories import unreachable_redis_caches
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_NAMES = ("ingest", "alpha", "execution", "celery", "beat", "hlsim", "web")
@@ -121,12 +121,7 @@ def test_an_unknown_name_is_refused_listing_the_valid_ones() -> None:
 
 
 def test_an_unreachable_cache_is_unhealthy_with_the_reason(settings: Any) -> None:
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
-        }
-    }
+    settings.CACHES = unreachable_redis_caches()
     code, out = _healthcheck("celery")
     assert code == 1 and out.startswith("celery: unknown — heartbeats unreadable: ConnectionError"), out
 

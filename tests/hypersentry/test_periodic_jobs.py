@@ -27,6 +27,7 @@ from django.db import connection
 from prometheus_client import REGISTRY
 
 import accounts.services
+from deploy.servers import stop_process
 from hypersentry import topology
 from hypersentry.celery import JobScheduler, beat_schedule
 from hypersentry.celery import app as celery_app
@@ -116,12 +117,7 @@ def test_every_job_completes_on_a_real_celery_worker(redis_url: str, tmp_path: P
         assert {n: o for n, o in outcomes.items() if o[0] != "SUCCESS"} == {}
     finally:
         client.close()
-        worker.terminate()
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        stop_process(worker, timeout=15)
     # The worker recorded every run where an operator looks (the shared cache).
     runs = _runs_since(started)
     assert set(runs) == EXPECTED_JOBS

@@ -11,6 +11,7 @@ from django.test import override_settings
 
 from deploy.servers import free_port
 from kernel import venue_client as vc
+from tests.factories import unreachable_redis_caches
 
 CAP = 1000.0
 
@@ -97,14 +98,7 @@ def test_a_backoff_refuses_everything_but_cancels_without_sending(settings: Any)
 
 
 def test_without_the_shared_cache_requests_go_through_and_nothing_raises() -> None:
-    dead = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",
-            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
-        }
-    }
-    with override_settings(CACHES=dead):
+    with override_settings(CACHES=unreachable_redis_caches(timeout=0.2)):
         vc.budget_take(300, priority=vc.MARKET)
         vc.user_quota_take(1, 100000)
         assert vc.backoff_remaining() == 0.0
