@@ -30,6 +30,20 @@ def launch_chromium(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
 
 
+def watch_errors(page: Any, *, console: bool = True) -> list[str]:
+    """The page's uncaught errors, and its console errors unless `console` is off, collected as they happen."""
+    errors: list[str] = []
+    if console:
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return errors
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    """A management command run as an operator would, in another process (the served deployment's environment)."""
+    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, timeout=60, capture_output=True)
+
+
 def wait_http(url: str, *, timeout: float, procs: list[subprocess.Popen[bytes]], log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.browser.harness import ARTIFACTS, launch_chromium, run_serve
+from tests.browser.harness import ARTIFACTS, launch_chromium, run_serve, watch_errors
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -23,12 +23,10 @@ def test_alpha_page_shows_live_scores_and_the_blocking_gate(server: str) -> None
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
-    errors: list[str] = []
     with sync_playwright() as p:
         browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1500, "height": 900})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        errors = watch_errors(page)
         page.goto(f"{server}/alpha")
         for sym in ("BTC", "ETH"):
             page.wait_for_function(

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from deploy.servers import free_port, stop_process
-from tests.browser.harness import ARTIFACTS, ROOT, launch_chromium, run_serve
+from tests.browser.harness import ARTIFACTS, ROOT, launch_chromium, run_serve, watch_errors
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -52,12 +52,10 @@ def test_terminal_is_live_turns_stale_when_the_feed_stalls_and_recovers(topology
 
     base, sim = topology
     ARTIFACTS.mkdir(exist_ok=True)
-    errors: list[str] = []
     with sync_playwright() as pw:
         browser = launch_chromium(pw)
         page = browser.new_page(viewport={"width": 1500, "height": 950})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        errors = watch_errors(page)
         try:
             page.goto(f"{base}/")
             expect(page.locator("#markets tr[data-symbol='BTC']")).to_be_visible()

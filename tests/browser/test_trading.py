@@ -3,15 +3,13 @@ the position — against `manage.py serve` (temp SQLite, no DATABASE_URL/REDIS_U
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 import requests
 
-from tests.browser.harness import ARTIFACTS, ROOT, launch_chromium, run_serve
+from tests.browser.harness import ARTIFACTS, launch_chromium, manage, run_serve, watch_errors
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -39,11 +37,10 @@ def test_place_see_cancel_and_close_from_the_terminal(stack: tuple[str, str, dic
 
     base, sim, env = stack
     ARTIFACTS.mkdir(exist_ok=True)
-    errors: list[str] = []
     with sync_playwright() as pw:
         browser = launch_chromium(pw)
         page = browser.new_page(viewport={"width": 1500, "height": 1300})
-        page.on("pageerror", lambda e: errors.append(str(e)))
+        errors = watch_errors(page, console=False)
         try:
             page.goto(f"{base}/terminal/BTC")
             expect(page.locator("#exec-signin")).to_be_visible()
@@ -87,26 +84,12 @@ def test_place_see_cancel_and_close_from_the_terminal(stack: tuple[str, str, dic
             page.screenshot(path=str(ARTIFACTS / "trading-closed.png"))
 
             # The kill switch engaged from another process: the banner appears and new orders are refused.
-            subprocess.run(
-                [sys.executable, "manage.py", "killswitch", "on", "--reason", "browser test"],
-                cwd=ROOT,
-                env=env,
-                check=True,
-                timeout=60,
-                capture_output=True,
-            )
+            manage(env, "killswitch", "on", "--reason", "browser test")
             expect(page.locator("#exec-banner")).to_contain_text("KILL SWITCH ENGAGED", timeout=15_000)
             page.click("#ticket-submit")
             expect(page.locator("#ticket-result")).to_contain_text("kill_switch_engaged", timeout=10_000)
             page.screenshot(path=str(ARTIFACTS / "trading-killswitch.png"))
-            subprocess.run(
-                [sys.executable, "manage.py", "killswitch", "off", "--reason", "browser test done"],
-                cwd=ROOT,
-                env=env,
-                check=True,
-                timeout=60,
-                capture_output=True,
-            )
+            manage(env, "killswitch", "off", "--reason", "browser test done")
             expect(page.locator("#exec-banner")).to_be_hidden(timeout=15_000)
         finally:
             browser.close()
