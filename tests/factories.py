@@ -1,10 +1,11 @@
 """Factories for what many tests build: hot-state snapshots, pre-trade risk inputs, users and traders, signed-in API
-clients, settings and orders. Plain functions and constants, imported by name; fixtures live in conftest.py files
+clients, settings, orders and fills. Plain functions and constants, imported by name; fixtures live in conftest.py files
 and the plugins under tests/plugins/."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +19,7 @@ from accounts.services import agent_approve, agent_prepare
 from accounts.services.agents import typed_data_for
 from deploy.servers import free_port
 from execution import risk
-from execution.models import Order
+from execution.models import Fill, Order
 from execution.rounding import AssetSpec
 from kernel.clock import now_ms
 from kernel.contracts.snapshot import SymbolSnapshot
@@ -145,3 +146,11 @@ def make_order(user: User, *, cloid: str, **fields: Any) -> Order:
         "price": Decimal(1000),
     }
     return Order.objects.create(user=user, cloid=cloid, **(values | fields))  # type: ignore[no-any-return]
+
+
+def make_fill(user: User, *, tid: int, venue_oid: int, time: datetime, closed_pnl: Decimal, **fields: Any) -> Fill:
+    """A closing fill as the user feed stores it: a 0.001 BTC sell at 60000 (size, fee and the rest from `fields`)."""
+    values: dict[str, Any] = {"symbol": SYMBOL, "side": "sell", "price": Decimal(60000), "size": Decimal("0.001")}
+    return Fill.objects.create(  # type: ignore[no-any-return]
+        user=user, tid=tid, venue_oid=venue_oid, time=time, closed_pnl=closed_pnl, **(values | fields)
+    )

@@ -19,7 +19,7 @@ from execution.services import breakers
 from execution.services.sync import fill_dict, pnl_breakers_check
 from tests.execution.answers import order_submit
 from tests.execution.orders import resting_buy
-from tests.factories import BUY, SYMBOL, approved_trader, client_for, make_user, risk_context, risk_limits
+from tests.factories import BUY, SYMBOL, approved_trader, client_for, make_fill, make_user, risk_context, risk_limits
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CL = BreakerKind.CONSECUTIVE_LOSSES
@@ -33,18 +33,14 @@ def trade(user: Any, *, closed: str, fee: str, oid: int, fills: int = 1, at: Any
     """One closing trade: `fills` closing fills of one order whose closed PnL sums to `closed`."""
     at = at or timezone.now()
     for i in range(fills):
-        Fill.objects.create(
-            user=user,
-            symbol=SYMBOL,
-            side="sell",
-            price=Decimal(60000),
-            size=Decimal("0.001"),
-            fee=Decimal(fee) / fills,
-            closed_pnl=Decimal(closed) / fills,
-            direction="Close Long",
+        make_fill(
+            user,
             tid=oid * 100 + i,
             venue_oid=oid,
             time=at + timedelta(milliseconds=i),
+            closed_pnl=Decimal(closed) / fills,
+            fee=Decimal(fee) / fills,
+            direction="Close Long",
         )
 
 

@@ -12,12 +12,12 @@ import pytest
 from django.utils import timezone
 
 from execution import risk
-from execution.models import AuditRecord, BreakerKind, CircuitBreaker, Fill
+from execution.models import AuditRecord, BreakerKind, CircuitBreaker
 from execution.services import breakers
 from execution.services.sync import pnl_breakers_check
 from tests.execution.answers import order_cancel, order_submit
 from tests.execution.orders import resting_buy
-from tests.factories import SYMBOL, client_for, make_user
+from tests.factories import SYMBOL, client_for, make_fill, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,17 +29,14 @@ def _submit(user: Any, hot: Any) -> tuple[int, dict[str, Any]]:
 def _losing_fills(user: Any, pnls: list[str]) -> None:
     now = timezone.now()
     for i, pnl in enumerate(pnls):
-        Fill.objects.create(
-            user=user,
-            symbol=SYMBOL,
-            side="sell",
-            price=Decimal(60000),
-            size=Decimal("0.01"),
-            fee=Decimal("0.1"),
-            closed_pnl=Decimal(pnl),
+        make_fill(
+            user,
             tid=10_000 + i,
             venue_oid=20_000 + i,
             time=now - timedelta(seconds=10 - i),
+            closed_pnl=Decimal(pnl),
+            size=Decimal("0.01"),
+            fee=Decimal("0.1"),
         )
 
 

@@ -15,7 +15,7 @@ from execution.models import Order, OrderState, PositionProtection, TradingContr
 from execution.rounding import round_price
 from execution.services.controls import controls_get
 from execution.services.killswitch import killswitch_engage
-from tests.execution.orders import below_mid, mid
+from tests.execution.orders import below_mid, mid, trigger_prices, triggers_at_each_cancel, venue_triggers
 from tests.factories import SYMBOL, client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,14 +27,6 @@ def post(c: APIClient, path: str, body: dict[str, Any]) -> Any:
 
 def px(value: Decimal) -> str:
     return str(round_price(px=value, spec=venue.asset_spec(SYMBOL)))
-
-
-def venue_triggers(user: Any) -> list[dict[str, Any]]:
-    return [
-        o
-        for o in venue.info({"type": "frontendOpenOrders", "user": user.address, "dex": ""}, priority="cancel")
-        if o.get("isTrigger")
-    ]
 
 
 def long_with_stop(c: APIClient, hot: Any) -> dict[str, Any]:
@@ -54,7 +46,7 @@ def test_modifying_a_stop_with_a_trigger_on_the_wrong_side_keeps_the_stop(trader
     r = post(c, "/trading/modify", {"order_id": stop["id"], "trigger_price": px(mid(hot) * Decimal("1.02"))})
     assert r.status_code == 422 and r.json()["code"] == "invalid_tpsl_price", r.json()
     assert Order.objects.get(pk=stop["id"]).state == OrderState.RESTING
-    assert [Decimal(o["triggerPx"]) for o in venue_triggers(trader)] == [Decimal(stop["trigger_price"])]
+    assert trigger_prices(trader) == [Decimal(stop["trigger_price"])]
 
 
 def test_modifying_a_stop_places_the_new_stop_before_cancelling_the_old(
@@ -64,14 +56,7 @@ def test_modifying_a_stop_places_the_new_stop_before_cancelling_the_old(
 
     c = client_for(trader)
     stop = long_with_stop(c, hot)
-    seen: list[int] = []
-    real = modify.order_cancel
-
-    def spy(**kw: Any) -> Any:
-        seen.append(len(venue_triggers(trader)))
-        return real(**kw)
-
-    monkeypatch.setattr(modify, "order_cancel", spy)
+    seen = triggers_at_each_cancel(monkeypatch, modify, trader)
     new_trigger = px(mid(hot) * Decimal("0.97"))
     r = post(c, "/trading/modify", {"order_id": stop["id"], "trigger_price": new_trigger})
     assert r.status_code == 201, r.json()
@@ -80,7 +65,7 @@ def test_modifying_a_stop_places_the_new_stop_before_cancelling_the_old(
     assert new["replaces_id"] == stop["id"]
     assert seen == [2]  # both stood at the moment the old one was cancelled
     assert Order.objects.get(pk=stop["id"]).state == OrderState.CANCELLED
-    assert [Decimal(o["triggerPx"]) for o in venue_triggers(trader)] == [Decimal(new_trigger)]
+    assert trigger_prices(trader) == [Decimal(new_trigger)]
 
 
 def test_modifying_a_stop_while_the_kill_switch_is_engaged_is_allowed(trader: Any, hot: Any) -> None:

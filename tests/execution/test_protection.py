@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 
-from execution import risk, venue
+from execution import risk
 from execution.models import Order, OrderState, PositionProtection
 from execution.services.protection import trailing_run
 from tests.execution.answers import order_submit, protection_set
+from tests.execution.orders import trigger_prices, triggers_at_each_cancel
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,14 +34,6 @@ def _shift(symbol: str, factor: Decimal, *, book: bool = False, mark: bool = Fal
         snap.mark_px = str(Decimal(snap.mark_px) * factor)
     snap.funding_ts = now
     async_to_sync(state.put)(snap)
-
-
-def _venue_triggers(user: Any) -> list[Decimal]:
-    return [
-        Decimal(o["triggerPx"])
-        for o in venue.info({"type": "frontendOpenOrders", "user": user.address, "dex": ""})
-        if o.get("isTrigger")
-    ]
 
 
 def _long(trader: Any, hot: Any) -> Decimal:
@@ -79,14 +72,7 @@ def test_a_trailing_stop_follows_the_mark_up_and_never_down(trader: Any, hot: An
     prot.refresh_from_db()
     assert prot.stop_price == first_stop
 
-    seen_at_cancel: list[int] = []
-    real_cancel = protection.order_cancel
-
-    def cancel_spy(**kw: Any) -> Any:
-        seen_at_cancel.append(len(_venue_triggers(trader)))
-        return real_cancel(**kw)
-
-    monkeypatch.setattr(protection, "order_cancel", cancel_spy)
+    seen_at_cancel = triggers_at_each_cancel(monkeypatch, protection, trader)
     _shift("BTC", Decimal("1.005"), mark=True)
     trailing_run()
     prot.refresh_from_db()
@@ -95,7 +81,7 @@ def test_a_trailing_stop_follows_the_mark_up_and_never_down(trader: Any, hot: An
     first_order.refresh_from_db()
     assert first_order.state == OrderState.CANCELLED
     assert prot.stop_order.state == OrderState.RESTING and prot.stop_order.trigger_price == prot.stop_price
-    assert _venue_triggers(trader) == [prot.stop_price]
+    assert trigger_prices(trader) == [prot.stop_price]
 
     raised = prot.stop_price
     _shift("BTC", Decimal("0.99"), mark=True)  # the mark falls: the stop stays
