@@ -18,6 +18,7 @@ from accounts import crypto, services
 from accounts.models import AgentStatus, AgentWallet
 from hlsim.server import SimConfig, SimulatorThread
 from tests.accounts.siwe import post_json, sign_in
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -147,11 +148,9 @@ def test_venue_rejection_is_a_clean_error(client: Client, wallet, venue: str, se
 
 
 def _prepared_rows(n: int) -> list[AgentWallet]:
-    from accounts.models import User
-
     rows = []
     for _ in range(n):
-        user = User.objects.create_user(Account.create().address)
+        user = make_user()
         rows.append(services.agent_prepare(user=user))
     return rows
 

@@ -15,6 +15,7 @@ from accounts.selectors import session_is_valid
 from accounts.services import sessions_expire
 from tests.accounts.siwe import get_nonce, post_json, post_verify, sign_in, sign_text
 from tests.concurrency import run_in_threads
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -172,12 +173,10 @@ def test_a_peer_without_an_ip_address_is_tracked_without_one() -> None:
     from datetime import timedelta
 
     from django.utils import timezone
-    from eth_account import Account
 
-    from accounts.models import User
     from accounts.services.sessions import session_start
 
-    user = User.objects.create_user(Account.create().address)
+    user = make_user()
     row = session_start(
         user=user,
         session_key="k" * 32,

@@ -13,6 +13,7 @@ from kernel.clock import now_ms
 from kernel.contracts.envelope import make_envelope
 from kernel.contracts.snapshot import SymbolSnapshot
 from markets.hotstate import MemoryHotState
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -81,11 +82,7 @@ def test_endpoints_are_in_the_openapi_schema(client: Any) -> None:
 
 
 def test_auto_mode_toggles_for_the_signed_in_user(client: Any) -> None:
-    from eth_account import Account
-
-    from accounts.models import User
-
-    user = User.objects.create_user(Account.create().address)
+    user = make_user()
     assert client.get("/alpha/auto-mode").status_code in (401, 403)
     client.force_login(user)
     assert client.get("/alpha/auto-mode").json()["auto_mode"] is False

@@ -10,20 +10,18 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
-from eth_account import Account
 
 from execution.models import PrivateEvent, StreamCursor
 from execution.services import events
 from tests.concurrency import run_in_threads
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def user() -> Any:
-    from accounts.models import User
-
-    return User.objects.create_user(Account.create().address)
+    return make_user()
 
 
 class Recorder:
@@ -49,9 +47,7 @@ def delivered(monkeypatch: Any) -> Recorder:
 
 
 def test_sequence_numbers_are_durable_and_per_user(user: Any, delivered: Recorder) -> None:
-    from accounts.models import User
-
-    other = User.objects.create_user(Account.create().address)
+    other = make_user()
     for i in range(3):
         events.publish_private(user_id=user.pk, event_type="order_update", data={"i": i}, symbol="BTC")
     events.publish_private(user_id=other.pk, event_type="fill_update", data={})

@@ -16,7 +16,6 @@ from asgiref.sync import async_to_sync
 from channels.testing import HttpCommunicator, WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
-from eth_account import Account
 from rest_framework.test import APIClient
 
 from hypersentry import asgi
@@ -24,6 +23,7 @@ from hypersentry.asgi import CLOSE_TRY_AGAIN_LATER, ConnectionSlots, EdgeRouter,
 from hypersentry.management.commands.serve import nofile_target, raise_open_file_limit
 from kernel.logging import ClientErrorFilter, ThrottleFilter
 from kernel.parsers import MAX_JSON_DEPTH, json_depth_exceeds, loads_bounded
+from tests.factories import client_for, make_user
 
 ORDER = {"symbol": "BTC", "side": "buy", "type": "limit", "size": "0.002", "price": "100"}
 DEEP_ARRAY = b"[" * 1000 + b"]" * 1000
@@ -93,11 +93,7 @@ def test_lone_surrogates_invalid_utf8_and_invalid_json_are_parse_errors(raw: byt
 
 
 def _signed_in() -> APIClient:
-    from accounts.models import User
-
-    client = APIClient()  # raises what the view raises: a 500 fails the test with its traceback
-    client.force_login(User.objects.create_user(Account.create().address))
-    return client
+    return client_for(make_user())  # raises what the view raises: a 500 fails the test with its traceback
 
 
 HOSTILE_BODIES = {

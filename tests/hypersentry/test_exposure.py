@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 from django.test import Client
-from eth_account import Account
 
-from accounts.models import Role, User
+from accounts.models import Role
 from hypersentry.views import bearer_matches
 from markets.hotstate import MemoryHotState, set_hot_state
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +26,7 @@ PROCESS_ID = "ingest-host-7:4242"
 def _signed_in(role: str | None) -> Client:
     client = Client()
     if role is not None:
-        client.force_login(User.objects.create_user(Account.create().address, role=role))
+        client.force_login(make_user(role=role))
     return client
 
 

@@ -9,11 +9,11 @@ from decimal import Decimal
 
 import pytest
 from django.test import Client
-from eth_account import Account
 
-from accounts.models import Role, User
+from accounts.models import Role
 from kernel import readiness
 from kernel.logging import JsonFormatter, RequestIdFilter
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -107,7 +107,7 @@ def test_json_log_lines_keep_their_shape() -> None:
 
 
 def test_the_index_lists_the_components(client: Client) -> None:
-    client.force_login(User.objects.create_user(Account.create().address, role=Role.OPERATOR))
+    client.force_login(make_user(role=Role.OPERATOR))
     response = client.get("/system")
     assert response.status_code == 200
     for name in (b"web", b"ingest", b"alpha", b"execution", b"jobs", b"hlsim"):

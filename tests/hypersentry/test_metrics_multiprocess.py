@@ -20,17 +20,17 @@ import pytest
 import requests
 from celery.signals import worker_process_shutdown
 from django.db import OperationalError, connection
-from eth_account import Account
 from prometheus_client import REGISTRY
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from accounts.models import Role, User
+from accounts.models import Role
 from deploy.servers import free_port
 from execution import metrics as execution_metrics
 from execution.models import BreakerKind
 from execution.services.breakers import breaker_reset, breaker_trip
 from execution.services.killswitch import killswitch_disengage, killswitch_engage
 from kernel import metrics
+from tests.factories import make_user
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "scraper-token-for-the-multiprocess-test"
@@ -62,8 +62,8 @@ def test_the_kill_switch_metric_follows_the_database_not_the_process_that_change
 
 @pytest.mark.django_db
 def test_the_breaker_metric_is_1_per_kind_while_any_breaker_of_that_kind_is_tripped() -> None:
-    admin = User.objects.create_user(Account.create().address, role=Role.ADMIN)
-    trader = User.objects.create_user(Account.create().address, role=Role.TRADER)
+    admin = make_user(role=Role.ADMIN)
+    trader = make_user(role=Role.TRADER)
     breaker_trip(kind=BreakerKind.ERROR_RATE, reason="venue 5xx")
     breaker_trip(kind=BreakerKind.DAILY_LOSS, user=trader, reason="lost the day")
     tripped = dict(_samples(_rendered(), BREAKER))

@@ -5,10 +5,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from eth_account import Account
 
-from accounts.models import Role, User
-from tests.factories import symbol_snapshot
+from accounts.models import Role
+from tests.factories import make_user, symbol_snapshot
 from tests.markets.seed import UNIVERSE, seed
 
 
@@ -61,7 +60,7 @@ def test_a_429_storm_stays_within_budget_and_serves_stale(api, sim_thread, setti
     stats = sim_thread.call(lambda: sim_thread.sim.stats)
     # The first 429 starts a cooldown: the storm reaches the venue a handful of times at most.
     assert stats["rate_limited"] <= 5, stats
-    operator = User.objects.create_user(Account.create().address, role=Role.OPERATOR)
+    operator = make_user(role=Role.OPERATOR)
     api.force_authenticate(operator)  # the counters are in the staff view of the status
     status = api.get("/aggregator/status").json()
     assert status["rate_limited_429"]["orderbook"] >= 1
