@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 from eth_account import Account
 
+from tests.chaos.harness import Deployment, OrderFlow, Sockets, chaos_split, make_traders, wait_until
 from tests.e2e.live import Trader
-
-from .harness import Deployment, OrderFlow, Sockets, chaos_split, make_traders, wait_until
 
 pytestmark = pytest.mark.slow
 ADMIN = Account.create()

@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 from eth_account import Account
 
-from .live import Deployment, Trader, one_process, split
+from tests.e2e.live import Deployment, Trader, one_process, split
 
 pytestmark = pytest.mark.slow
 ADMIN = Account.create()
