@@ -26,7 +26,7 @@ from kernel.contracts.snapshot import SymbolSnapshot
 
 SYMBOL = "BTC"
 
-# --- hot-state snapshots (kernel/contracts/snapshot.py) ------------------------------------------------------------
+# --- hot-state snapshots (kernel/contracts/snapshot.py) ---------------------------------------------------------------
 BOOK = {"bids": [["67000.0", "1.5"], ["66999.0", "2.0"]], "asks": [["67001.0", "1.0"], ["67002.0", "3.0"]]}
 
 
@@ -50,10 +50,10 @@ def book_mid(snap: SymbolSnapshot) -> Decimal:
     return (Decimal(snap.book["bids"][0][0]) + Decimal(snap.book["asks"][0][0])) / 2
 
 
-# --- pre-trade risk inputs (execution/risk.py) ---------------------------------------------------------------------
+# --- pre-trade risk inputs (execution/risk.py) ------------------------------------------------------------------------
 RISK_NOW_MS = 1_700_000_000_000
 BTC_SPEC = AssetSpec(symbol="BTC", asset_id=0, sz_decimals=5, max_leverage=50)
-# A resting BTC buy well inside every limit of risk_context() ($59 against a 60000/60001 book).
+# A resting BTC buy ($59 at 59000, under the 60000/60001 book) well inside every limit of risk_context().
 BUY = risk.OrderIntent(symbol="BTC", is_buy=True, order_type="limit", size=Decimal("0.001"), price=Decimal(59000))
 
 
@@ -87,7 +87,7 @@ def risk_context(**overrides: Any) -> risk.RiskContext:
     return replace(ctx, **overrides)
 
 
-# --- users and traders ---------------------------------------------------------------------------------------------
+# --- users and traders ------------------------------------------------------------------------------------------------
 def make_user(*, role: str = "trader") -> User:
     """A user at a fresh wallet address (no key kept: for tests that never sign)."""
     return User.objects.create_user(Account.create().address, role=role)
@@ -121,7 +121,7 @@ def client_for(user: User) -> APIClient:
     return client
 
 
-# --- settings -------------------------------------------------------------------------------------------------------
+# --- settings ---------------------------------------------------------------------------------------------------------
 def unreachable_redis_caches(*, timeout: float | None = None) -> dict[str, Any]:
     """CACHES for a shared cache nobody answers on (a free port: refused at once, as while Redis restarts);
     `timeout`: the client's connect and read timeouts in seconds."""
@@ -134,7 +134,7 @@ def unreachable_redis_caches(*, timeout: float | None = None) -> dict[str, Any]:
     return {"default": cache}
 
 
-# --- orders --------------------------------------------------------------------------------------------------------
+# --- orders and fills -------------------------------------------------------------------------------------------------
 def make_order(user: User, *, cloid: str, **fields: Any) -> Order:
     """An order row as the relay writes it: a 0.001 BTC limit buy at 1000 (state and the rest from `fields`)."""
     values: dict[str, Any] = {

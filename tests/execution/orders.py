@@ -22,7 +22,9 @@ def mid(hot: Hot, symbol: str = SYMBOL) -> Decimal:
 
 def below_mid(hot: Hot, factor: Decimal, symbol: str = SYMBOL) -> Decimal:
     """`factor` × the mid, rounded down to a valid price of `symbol`."""
-    return round_price(px=mid(hot, symbol) * factor, spec=venue.asset_spec(symbol), mode="down")
+    spec = venue.asset_spec(symbol)
+    assert spec is not None, f"{symbol} is not listed at the venue"
+    return round_price(px=mid(hot, symbol) * factor, spec=spec, mode="down")
 
 
 def resting_buy(hot: Hot, *, size: Decimal = Decimal("0.0003"), symbol: str = SYMBOL) -> risk.OrderIntent:

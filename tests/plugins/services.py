@@ -7,8 +7,10 @@ PostgreSQL and Redis. Set HYPERSENTRY_TEST_DATABASE_URL / HYPERSENTRY_TEST_REDIS
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,9 +20,9 @@ from deploy.servers import PostgresServer, RedisServer, ServerError
 _SERVERS: list[PostgresServer | RedisServer] = []
 
 
-def _start(server: type[PostgresServer] | type[RedisServer], **options: bool) -> str:
+def _start(server: Callable[[], PostgresServer | RedisServer]) -> str:
     try:
-        started = server(**options)
+        started = server()
     except ServerError as exc:
         raise pytest.UsageError(str(exc)) from exc
     _SERVERS.append(started)
@@ -30,7 +32,9 @@ def _start(server: type[PostgresServer] | type[RedisServer], **options: bool) ->
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> None:
     os.environ.setdefault("ENVIRONMENT", "test")
-    os.environ["DATABASE_URL"] = os.environ.get("HYPERSENTRY_TEST_DATABASE_URL") or _start(PostgresServer, scratch=True)
+    os.environ["DATABASE_URL"] = os.environ.get("HYPERSENTRY_TEST_DATABASE_URL") or _start(
+        functools.partial(PostgresServer, scratch=True)
+    )
     os.environ["REDIS_URL"] = os.environ.get("HYPERSENTRY_TEST_REDIS_URL") or _start(RedisServer)
     os.environ.setdefault("SQLITE_PATH", str(Path(tempfile.mkdtemp(prefix="hs-sqlite-")) / "db.sqlite3"))
 
