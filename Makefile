@@ -7,9 +7,9 @@ PORT ?= 8000
 MYPY_PATHS ?= kernel execution/outcomes.py execution/answers.py hypersentry/celery.py hypersentry/asgi.py \
 	hypersentry/management/commands/healthcheck.py execution/metrics.py \
 	alpha/engine alpha/gates.py alpha/readings.py alpha/services.py alpha/selectors.py \
-	execution/risk.py execution/rounding.py execution/pnl.py execution/selectors.py execution/services \
+	execution/risk.py execution/userfeed.py execution/pnl.py execution/selectors.py execution/services \
 	markets/features.py markets/quality.py markets/normalize.py markets/selectors.py markets/services.py \
-	markets/hotstate.py accounts/services accounts/selectors.py accounts/crypto.py accounts/siwe_rules.py
+	markets/hotstate.py markets/universe.py accounts/services accounts/selectors.py accounts/crypto.py accounts/siwe_rules.py
 
 .PHONY: run run-split test chaos lint typecheck pytest bench venv venv-dev system-deps migrate clean help
 

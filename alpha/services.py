@@ -30,7 +30,7 @@ from alpha import metrics, selectors
 from alpha.engine import AlphaConfig, SizingLimits, size_position, win_probability
 from alpha.models import ACTIVE_STATUSES, AutoTrade, AutoTradeSettings, AutoTradeStatus
 from alpha.readings import Reading
-from execution import risk, venue
+from execution import risk
 from execution.audit import audit_append
 from execution.models import Order, OrderState
 from execution.outcomes import Result
@@ -42,6 +42,7 @@ from execution.services.relay import order_submit
 from kernel import clock
 from kernel.contracts.envelope import dumps_text
 from kernel.errors import ApplicationError, ValidationFailed
+from kernel.venue import client as vc
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -129,12 +130,12 @@ def user_context_get(*, user: User) -> UserContext:
     try:
         acct = account_read(user=user, max_age=2.0)
         if acct.stale:
-            raise venue.VenueError(f"account state stale ({acct.reason})", kind="error")
+            raise vc.VenueError(f"account state stale ({acct.reason})", kind="error")
         equity = acct.equity
         for coin, pos in acct.positions.items():
             positions[coin.upper()] = Decimal(str(pos.get("szi", "0")))
             exposure += abs(Decimal(str(pos.get("positionValue", "0"))))
-    except (venue.VenueError, venue.VenueTimeout, ApplicationError) as exc:
+    except (vc.VenueError, vc.VenueTimeout, ApplicationError) as exc:
         error = f"venue: {exc}"
     autotrades_reconcile(user=user, positions=positions if not error else None)
     return UserContext(

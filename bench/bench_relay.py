@@ -38,6 +38,9 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+from kernel.venue import client as vc
+from kernel.venue import exchange, meta
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 GOAL_RATIO = 1.5
@@ -122,10 +125,10 @@ def main() -> None:
     from hyperliquid.utils.types import Cloid
 
     from accounts.services import agent_signing_wallet
-    from execution import risk, venue
-    from execution.rounding import round_price
+    from execution import risk
     from execution.services import relay
     from kernel.contracts.snapshot import SymbolSnapshot
+    from kernel.venue.rounding import round_price
     from markets.hotstate import MemoryHotState, set_hot_state
 
     lifted = {
@@ -145,7 +148,7 @@ def main() -> None:
     set_hot_state(state)
 
     def feed() -> Decimal:
-        book = venue.info({"type": "l2Book", "coin": "BTC"}, priority="cancel")
+        book = vc.info({"type": "l2Book", "coin": "BTC"}, priority="cancel")
         bids = [[lv["px"], lv["sz"]] for lv in book["levels"][0]]
         asks = [[lv["px"], lv["sz"]] for lv in book["levels"][1]]
         now = int(time.time() * 1000)
@@ -155,14 +158,14 @@ def main() -> None:
         async_to_sync(state.put)(snap)
         return (Decimal(bids[0][0]) + Decimal(asks[0][0])) / 2
 
-    spec = venue.asset_spec("BTC")
+    spec = meta.asset_spec("BTC")
     assert spec is not None
     px = round_price(px=feed() * Decimal("0.9"), spec=spec, mode="down")
     intent = risk.OrderIntent(symbol="BTC", is_buy=True, order_type="limit", size=Decimal("0.0002"), price=px)
 
     # Instrument the relay's venue call (per thread): when it leaves and when the answer is back.
     marks = threading.local()
-    real_post = venue.post_signed
+    real_post = exchange.post_signed
 
     def timed_post(*a: Any, **kw: Any) -> Any:
         marks.out = time.perf_counter()
@@ -171,7 +174,7 @@ def main() -> None:
         finally:
             marks.back = time.perf_counter()
 
-    venue.post_signed = timed_post  # type: ignore[assignment]
+    exchange.post_signed = timed_post  # type: ignore[assignment]
     stop_feed = threading.Event()
 
     def keep_fresh() -> None:  # what the ingest does: keep the book fresh (< 4 s)
@@ -228,13 +231,13 @@ def main() -> None:
     for t in threads:
         t.join()
     stop_feed.set()
-    venue.post_signed = real_post  # type: ignore[assignment]
+    exchange.post_signed = real_post  # type: ignore[assignment]
 
     # 3. Baseline: the bare SDK, same agent, cached meta, same order.
-    vm = venue.venue_meta()
+    vm = meta.venue_meta()
     ex = Exchange(
         agent_signing_wallet(user=user),
-        venue.base_url(),
+        vc.base_url(),
         meta=vm.meta,
         spot_meta=vm.spot_meta,  # type: ignore[arg-type]
         account_address=user.address,

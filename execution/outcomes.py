@@ -16,7 +16,7 @@ from typing import Any
 from execution import risk
 from execution.models import Order, OrderState, PositionProtection
 from execution.services.orders import order_dict
-from kernel import venue_client as vc
+from kernel.venue import client as vc
 
 
 class Result(StrEnum):

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final
 
-from execution.rounding import (
+from kernel.contracts.snapshot import FRESHNESS_MS
+from kernel.venue.rounding import (
     MIN_NOTIONAL_USD,
     AssetSpec,
     is_valid_price,
@@ -28,7 +29,6 @@ from execution.rounding import (
     round_size,
     to_wire,
 )
-from kernel.contracts.snapshot import FRESHNESS_MS
 
 ZERO = Decimal(0)
 BPS = Decimal(10_000)

@@ -16,14 +16,12 @@ import logging
 import time
 from typing import Any
 
-import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, connection
 from django.db.models import Max
 
 from accounts.models import AgentStatus, AgentWallet, User
-from execution import venue
 from execution.models import Order
 from execution.services import sync
 from execution.services.sync import (
@@ -34,6 +32,8 @@ from execution.services.sync import (
     reconcile_user,
     user_feed_mark,
 )
+from kernel.venue import client as vc
+from kernel.venue.streams import UserFeedSocket
 from kernel.workers import AsyncWorker
 
 logger = logging.getLogger(__name__)
@@ -49,11 +49,6 @@ def _closing(fn: Any) -> Any:
             connection.close()
 
     return wrapped
-
-
-def _ws_url() -> str:
-    base = str(settings.HYPERSENTRY_VENUE_URL)
-    return "ws" + base[len("http") :] + "/ws"
 
 
 def active_users(limit: int) -> tuple[list[tuple[int, str]], list[int]]:
@@ -113,7 +108,7 @@ def _apply_frame(user_id: int, channel: str, data: Any) -> None:
             sync.pnl_breakers_check(user=user)
             try:
                 sync.positions_sync(user=user, quiet=True)
-            except (venue.VenueError, venue.VenueTimeout) as exc:
+            except (vc.VenueError, vc.VenueTimeout) as exc:
                 # The fills are recorded; positions follow at the next read or reconciliation round.
                 logger.info("positions not refreshed after a fill", extra={"user_id": user_id, "reason": str(exc)})
     finally:
@@ -128,7 +123,7 @@ def _catch_up(user_id: int) -> bool:
 
     try:
         fixes = feed_catch_up(user=User.objects.get(pk=user_id))
-    except (venue.VenueError, venue.VenueTimeout) as exc:
+    except (vc.VenueError, vc.VenueTimeout) as exc:
         logger.info("user feed catch-up deferred", extra={"user_id": user_id, "reason": str(exc)})
         return False
     if fixes:
@@ -143,14 +138,8 @@ def _feed_mark(user_id: int) -> None:
 
 async def stream_user(user_id: int, address: str, stop: asyncio.Event) -> None:
     """One connection for one user; returns when it breaks (the worker restarts it)."""
-    import websockets
-
-    async with websockets.connect(_ws_url(), open_timeout=10, ping_interval=None, max_size=1 << 22) as ws:
-        for kind in ("orderUpdates", "userFills", "userEvents"):
-            await ws.send(
-                orjson.dumps({"method": "subscribe", "subscription": {"type": kind, "user": address}}).decode()
-            )
-        last_ping = last_mark = last_try = 0.0
+    async with UserFeedSocket(vc.base_url(), address) as feed:
+        last_mark = last_try = 0.0
         caught_up = False
         while not stop.is_set():
             now = time.monotonic()
@@ -164,23 +153,9 @@ async def stream_user(user_id: int, address: str, stop: asyncio.Event) -> None:
                 # reconciliation compares the user in full only every EXECUTION_RECONCILE_STREAMED_SEC.
                 await sync_to_async(_feed_mark, thread_sensitive=False)(user_id)
                 last_mark = now
-            if now - last_ping > 20:
-                await ws.send('{"method":"ping"}')
-                last_ping = now
-            try:
-                raw = await asyncio.wait_for(ws.recv(), 1.0)
-            except TimeoutError:
-                continue
-            try:
-                msg = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                logger.info("non-JSON frame from venue user feed", extra={"user_id": user_id})
-                continue
-            channel = msg.get("channel") if isinstance(msg, dict) else None
-            if channel in ("orderUpdates", "userFills", "user"):
-                await sync_to_async(_apply_frame, thread_sensitive=False)(user_id, channel, msg.get("data"))
-            elif channel == "error":
-                logger.warning("venue user feed error", extra={"user_id": user_id, "detail": str(msg.get("data"))})
+            push = await feed.next(timeout=1.0)
+            if push is not None:
+                await sync_to_async(_apply_frame, thread_sensitive=False)(user_id, *push)
 
 
 class UserFeedWorker(AsyncWorker):
@@ -249,7 +224,7 @@ def _poll(user_ids: list[int]) -> None:
             break
         try:
             reconcile_user(user=user)
-        except (venue.VenueError, venue.VenueTimeout):
+        except (vc.VenueError, vc.VenueTimeout):
             logger.warning("poll failed", extra={"user_id": user.pk})
     close_old_connections()
 

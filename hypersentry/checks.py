@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from hypersentry.celery import app as celery_app
 from kernel.schedule import job_problems, periodic_jobs
@@ -63,4 +63,17 @@ def check_periodic_jobs(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
             id="hypersentry.E003",
         )
         for p in job_problems(periodic_jobs(), celery_app.tasks)
+    ]
+
+
+@register()
+def check_renamed_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """A variable set under its old name still works; say which name to use instead."""
+    return [
+        Warning(
+            f"Environment variable {old} is an old name: it is read as {new}.",
+            hint=f"Rename {old} to {new} in your environment (.env); the old name will stop working.",
+            id="hypersentry.W001",
+        )
+        for old, new in sorted(settings.RENAMED_SETTINGS_IN_USE.items())
     ]

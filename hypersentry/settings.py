@@ -19,7 +19,24 @@ from kernel.env import Env
 BASE_DIR = Path(__file__).resolve().parent.parent
 VERSION = "0.1.0"
 
-env = Env()
+# Old variable names that still work (a system check, hypersentry.W001, asks to rename them): the market-data settings
+# took one prefix, AGGREGATOR_ (the TRADING_ and MARKETS_ spellings were the same component under other names).
+RENAMED_SETTINGS = {
+    "TRADING_TOKENS_CACHE_SEC": "AGGREGATOR_TOKENS_CACHE_SEC",
+    "TRADING_PREFER_AGGREGATOR_MARKET_DATA": "AGGREGATOR_PREFER_HOT_STATE",
+    "TRADING_PRICES_CACHE_SEC": "AGGREGATOR_PRICES_CACHE_SEC",
+    "TRADING_ORDERBOOK_CACHE_SEC": "AGGREGATOR_ORDERBOOK_CACHE_SEC",
+    "TRADING_ORDERBOOK_UPSTREAM_MIN_SEC": "AGGREGATOR_ORDERBOOK_UPSTREAM_MIN_SEC",
+    "TRADING_ORDERBOOK_AGG_FRESH_SEC": "AGGREGATOR_ORDERBOOK_FRESH_SEC",
+    "TRADING_ORDERBOOK_AGG_BACKOFF_SEC": "AGGREGATOR_UPSTREAM_BACKOFF_SEC",
+    "TRADING_CANDLES_CACHE_SEC": "AGGREGATOR_CANDLES_CACHE_SEC",
+    "TRADING_WARN_THROTTLE_SEC": "AGGREGATOR_WARN_THROTTLE_SEC",
+    "MARKETS_UPSTREAM_BUDGET_METADATA_PER_MIN": "AGGREGATOR_UPSTREAM_BUDGET_METADATA_PER_MIN",
+    "MARKETS_UPSTREAM_BUDGET_ORDERBOOK_PER_MIN": "AGGREGATOR_UPSTREAM_BUDGET_ORDERBOOK_PER_MIN",
+    "MARKETS_UPSTREAM_BUDGET_CANDLES_PER_MIN": "AGGREGATOR_UPSTREAM_BUDGET_CANDLES_PER_MIN",
+    "TRADING_ACCOUNT_CACHE_SEC": "EXECUTION_ACCOUNT_CACHE_SEC",
+}
+env = Env(renamed=RENAMED_SETTINGS)
 
 # --- Environment and core -------------------------------------------------------------------------------
 ENVIRONMENT = env.choice("ENVIRONMENT", "development", ["development", "test", "staging", "production"])
@@ -136,16 +153,16 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 
 # --- Market data tuning (deployment guide §6) -------------------------------------------------------------
-TRADING_TOKENS_CACHE_SEC = env.number("TRADING_TOKENS_CACHE_SEC", 20.0, min_value=0)
-TRADING_PREFER_AGGREGATOR_MARKET_DATA = env.flag("TRADING_PREFER_AGGREGATOR_MARKET_DATA", True)
-TRADING_PRICES_CACHE_SEC = env.number("TRADING_PRICES_CACHE_SEC", 2.0, min_value=0)
-TRADING_ORDERBOOK_CACHE_SEC = env.number("TRADING_ORDERBOOK_CACHE_SEC", 2.0, min_value=0)
-TRADING_ORDERBOOK_UPSTREAM_MIN_SEC = env.number("TRADING_ORDERBOOK_UPSTREAM_MIN_SEC", 5.0, min_value=0)
-TRADING_ORDERBOOK_AGG_FRESH_SEC = env.number("TRADING_ORDERBOOK_AGG_FRESH_SEC", 3.0, min_value=0)
-TRADING_ORDERBOOK_AGG_BACKOFF_SEC = env.number("TRADING_ORDERBOOK_AGG_BACKOFF_SEC", 45.0, min_value=0)
-TRADING_ACCOUNT_CACHE_SEC = env.number("TRADING_ACCOUNT_CACHE_SEC", 5.0, min_value=0)
-TRADING_CANDLES_CACHE_SEC = env.number("TRADING_CANDLES_CACHE_SEC", 2.5, min_value=0)
-TRADING_WARN_THROTTLE_SEC = env.number("TRADING_WARN_THROTTLE_SEC", 30.0, min_value=0)
+AGGREGATOR_TOKENS_CACHE_SEC = env.number("AGGREGATOR_TOKENS_CACHE_SEC", 20.0, min_value=0)
+AGGREGATOR_PREFER_HOT_STATE = env.flag("AGGREGATOR_PREFER_HOT_STATE", True)
+AGGREGATOR_PRICES_CACHE_SEC = env.number("AGGREGATOR_PRICES_CACHE_SEC", 2.0, min_value=0)
+AGGREGATOR_ORDERBOOK_CACHE_SEC = env.number("AGGREGATOR_ORDERBOOK_CACHE_SEC", 2.0, min_value=0)
+AGGREGATOR_ORDERBOOK_UPSTREAM_MIN_SEC = env.number("AGGREGATOR_ORDERBOOK_UPSTREAM_MIN_SEC", 5.0, min_value=0)
+AGGREGATOR_ORDERBOOK_FRESH_SEC = env.number("AGGREGATOR_ORDERBOOK_FRESH_SEC", 3.0, min_value=0)
+AGGREGATOR_UPSTREAM_BACKOFF_SEC = env.number("AGGREGATOR_UPSTREAM_BACKOFF_SEC", 45.0, min_value=0)
+EXECUTION_ACCOUNT_CACHE_SEC = env.number("EXECUTION_ACCOUNT_CACHE_SEC", 5.0, min_value=0)
+AGGREGATOR_CANDLES_CACHE_SEC = env.number("AGGREGATOR_CANDLES_CACHE_SEC", 2.5, min_value=0)
+AGGREGATOR_WARN_THROTTLE_SEC = env.number("AGGREGATOR_WARN_THROTTLE_SEC", 30.0, min_value=0)
 
 AGGREGATOR_MAX_SUBSCRIPTIONS = env.integer("AGGREGATOR_MAX_SUBSCRIPTIONS", 80, min_value=1, max_value=1000)
 AGGREGATOR_AUTO_SUBSCRIBE_TOP_N = env.integer("AGGREGATOR_AUTO_SUBSCRIBE_TOP_N", 15, min_value=0, max_value=1000)
@@ -263,14 +280,14 @@ LOGIN_URL = "/auth/signin"
 
 # --- markets (ingest pipeline) --------------------------------------------------------------------------------
 # Venue REST budgets per endpoint class (requests per minute, shared by all processes through the cache).
-MARKETS_UPSTREAM_BUDGET_METADATA_PER_MIN = env.integer(
-    "MARKETS_UPSTREAM_BUDGET_METADATA_PER_MIN", 30, min_value=1, max_value=10000
+AGGREGATOR_UPSTREAM_BUDGET_METADATA_PER_MIN = env.integer(
+    "AGGREGATOR_UPSTREAM_BUDGET_METADATA_PER_MIN", 30, min_value=1, max_value=10000
 )
-MARKETS_UPSTREAM_BUDGET_ORDERBOOK_PER_MIN = env.integer(
-    "MARKETS_UPSTREAM_BUDGET_ORDERBOOK_PER_MIN", 120, min_value=1, max_value=10000
+AGGREGATOR_UPSTREAM_BUDGET_ORDERBOOK_PER_MIN = env.integer(
+    "AGGREGATOR_UPSTREAM_BUDGET_ORDERBOOK_PER_MIN", 120, min_value=1, max_value=10000
 )
-MARKETS_UPSTREAM_BUDGET_CANDLES_PER_MIN = env.integer(
-    "MARKETS_UPSTREAM_BUDGET_CANDLES_PER_MIN", 60, min_value=1, max_value=10000
+AGGREGATOR_UPSTREAM_BUDGET_CANDLES_PER_MIN = env.integer(
+    "AGGREGATOR_UPSTREAM_BUDGET_CANDLES_PER_MIN", 60, min_value=1, max_value=10000
 )
 # Keep-alive ping period on the venue socket (the venue closes a connection idle for 60 s).
 AGGREGATOR_PING_SEC = env.number("AGGREGATOR_PING_SEC", 20.0, min_value=1, max_value=55)
@@ -493,3 +510,6 @@ LOGGING = {
         "uvicorn.error": {"filters": ["throttle"]},  # per-connection lines ("WebSocket /ws 403", "connection open")
     },
 }
+
+# Old names found in the environment (old → current), for the hypersentry.W001 check. Keep this last.
+RENAMED_SETTINGS_IN_USE = dict(env.deprecated)

@@ -23,7 +23,7 @@ from kernel.errors import ApplicationError, NotAuthenticated, PermissionDenied, 
 from kernel.http import require_methods
 from kernel.metrics import CONTENT_TYPE_LATEST, render_latest
 from kernel.schedule import job_rows
-from kernel.venue_client import budget_used as venue_budget_used
+from kernel.venue.client import budget_used as venue_budget_used
 
 
 def is_staff(user: Any) -> bool:

@@ -19,28 +19,52 @@ _FALSE = {"0", "false", "no", "off"}
 
 
 class Env:
-    """Reads variables from one mapping (``os.environ`` by default) and remembers what it read."""
+    """Reads variables from one mapping (``os.environ`` by default) and remembers what it read.
 
-    def __init__(self, source: Mapping[str, str] | None = None) -> None:
+    `renamed` maps old variable names to their current ones: an old name still works when the current one is unset
+    (it is listed in `deprecated`, old → current, for a system check to warn about); both set to different values is
+    an error naming both.
+    """
+
+    def __init__(self, source: Mapping[str, str] | None = None, *, renamed: Mapping[str, str] | None = None) -> None:
         self._source = os.environ if source is None else source
+        self._old_names = {new: old for old, new in (renamed or {}).items()}
         self.read: dict[str, str] = {}
+        self.deprecated: dict[str, str] = {}
+        self._given_as: dict[str, str] = {}
 
-    def raw(self, name: str) -> str | None:
+    def _get(self, name: str) -> str | None:
         value = self._source.get(name)
         if value is None:
             return None
         value = value.strip()
-        if value == "":
+        return value or None
+
+    def raw(self, name: str) -> str | None:
+        value = self._get(name)
+        old = self._old_names.get(name)
+        old_value = self._get(old) if old else None
+        if old and old_value is not None:
+            if value is not None and value != old_value:
+                raise ImproperlyConfigured(
+                    f"Environment variables {name}={value!r} and {old}={old_value!r} are both set: {old} is the old "
+                    f"name of {name}; keep only {name}."
+                )
+            self.deprecated[old] = name
+            if value is None:
+                value = old_value
+                self._given_as[name] = old
+        if value is None:
             return None
-        self.read[name] = value
+        self.read[self._given_as.get(name, name)] = value
         return value
 
     def is_set(self, name: str) -> bool:
         return self.raw(name) is not None
 
-    @staticmethod
-    def _fail(name: str, value: str, accepted: str) -> ImproperlyConfigured:
-        return ImproperlyConfigured(f"Environment variable {name}={value!r} is invalid: expected {accepted}.")
+    def _fail(self, name: str, value: str, accepted: str) -> ImproperlyConfigured:
+        shown = self._given_as.get(name, name)
+        return ImproperlyConfigured(f"Environment variable {shown}={value!r} is invalid: expected {accepted}.")
 
     def text(self, name: str, default: str = "") -> str:
         value = self.raw(name)

@@ -35,9 +35,11 @@ from kernel.contracts import channels as ch
 from kernel.contracts.envelope import SequenceCounter, dumps_text
 from kernel.contracts.snapshot import FRESHNESS_MS, SymbolSnapshot
 from kernel.errors import UpstreamUnavailable
+from kernel.venue import streams
+from kernel.venue.market_data import Upstream, get_upstream
 from markets import features as ft
 from markets import metrics as m
-from markets import normalize, quality, venue
+from markets import normalize, quality, universe
 from markets.hotstate import HotState, get_hot_state
 from markets.symbol_state import (
     SymbolState,
@@ -52,7 +54,6 @@ from markets.symbol_state import (
     stage_book,
     take_batch,
 )
-from markets.upstream import Upstream, get_upstream
 
 logger = logging.getLogger(__name__)
 
@@ -117,9 +118,9 @@ class IngestConfig:
                 cvd_spot={"binance": s.AGGREGATOR_CVD_BINANCE_WEIGHT, "coinbase": s.AGGREGATOR_CVD_COINBASE_WEIGHT},
                 depth_bps=s.AGGREGATOR_BOOK_DEPTH_BPS,
             ),
-            "tokens_ttl_sec": s.TRADING_TOKENS_CACHE_SEC,
-            "candles_ttl_sec": s.TRADING_CANDLES_CACHE_SEC,
-            "warn_throttle_sec": s.TRADING_WARN_THROTTLE_SEC,
+            "tokens_ttl_sec": s.AGGREGATOR_TOKENS_CACHE_SEC,
+            "candles_ttl_sec": s.AGGREGATOR_CANDLES_CACHE_SEC,
+            "warn_throttle_sec": s.AGGREGATOR_WARN_THROTTLE_SEC,
         }
         values.update(overrides)
         return cls(**values)
@@ -169,7 +170,7 @@ class Ingestor:
         self.upstream = upstream or (Upstream(config.venue_url) if config.venue_url else get_upstream())
         self.seq = SequenceCounter()
         self.symbols = normalize.SymbolMap()
-        self.tokens: list[venue.Token] = []
+        self.tokens: list[universe.Token] = []
         self.states: dict[str, SymbolState] = {}
         self.subscribed: set[str] = set()  # symbols subscribed on the current socket
         self.live: set[str] = set()  # symbols that should be live (survives disconnects: they go stale, visibly)
@@ -198,7 +199,7 @@ class Ingestor:
 
     # --- universe and desired subscriptions ------------------------------------------------------------------
     async def load_universe(self) -> None:
-        tokens = await asyncio.to_thread(venue.fetch_universe, self.upstream, ttl_sec=self.config.tokens_ttl_sec)
+        tokens = await asyncio.to_thread(universe.fetch_universe, self.upstream, ttl_sec=self.config.tokens_ttl_sec)
         if not tokens:
             raise UpstreamUnavailable("the venue listed no perps")
         self.tokens = tokens
@@ -212,7 +213,7 @@ class Ingestor:
 
     def desired(self) -> list[str]:
         """Top N by day volume, then symbols browsers ask for (most watched first), capped."""
-        wanted = venue.top_by_volume(self.tokens, self.config.top_n)
+        wanted = universe.top_by_volume(self.tokens, self.config.top_n)
         extra = sorted((s for s in self.demand if s in self.symbols and s not in wanted), key=lambda s: -self.demand[s])
         return (wanted + extra)[: self.config.max_symbols]
 
@@ -440,7 +441,7 @@ class Ingestor:
             "subscriptions": {
                 "symbols": sorted(self.subscribed),
                 "count": len(self.subscribed),
-                "channels": len(self.subscribed) * len(venue.PER_SYMBOL_TYPES) + (1 if self._ws else 0),
+                "channels": len(self.subscribed) * len(streams.PER_SYMBOL_TYPES) + (1 if self._ws else 0),
                 "on_demand": sorted(s for s in self.subscribed if s in self.demand),
                 "max_symbols": self.config.max_symbols,
                 "top_n": self.config.top_n,
@@ -531,7 +532,7 @@ class Ingestor:
                     await self.load_universe()
                 self.health.state = "connecting"
                 async with websockets.connect(
-                    venue.ws_url(self.config.venue_url),
+                    streams.ws_url(self.config.venue_url),
                     ping_interval=None,
                     open_timeout=5,
                     close_timeout=1,
@@ -560,7 +561,7 @@ class Ingestor:
             attempt = 0 if got_data else attempt + 1
             self.health.reconnects += 1
             m.RECONNECTS.labels(SOURCE).inc()
-            await _sleep(stop, venue.backoff_delay(attempt, cap=self.config.reconnect_max_sec))
+            await _sleep(stop, streams.backoff_delay(attempt, cap=self.config.reconnect_max_sec))
 
     def _on_disconnect(self) -> None:
         if self.health.state == "connected":
@@ -582,7 +583,7 @@ class Ingestor:
         now = time.monotonic()
         self.last_frame_mono = self.last_mids_mono = now
         frames_before = sum(self.messages.values())
-        await ws.send(venue.sub_frame("subscribe", "allMids"))
+        await ws.send(streams.sub_frame("subscribe", "allMids"))
         tasks = [
             asyncio.create_task(self._reader(ws)),
             asyncio.create_task(self._pinger(ws)),
@@ -611,7 +612,7 @@ class Ingestor:
         # The venue closes a socket it has heard nothing on for 60 s; subscriptions do not count forever.
         while True:
             await asyncio.sleep(self.config.ping_sec)
-            await ws.send(venue.PING_FRAME)
+            await ws.send(streams.PING_FRAME)
 
     async def _watchdog(self) -> None:
         limit = self.config.stall_sec
@@ -632,8 +633,8 @@ class Ingestor:
             for i in range(0, len(add), self.config.batch_size):
                 for symbol in add[i : i + self.config.batch_size]:
                     coin = self.symbols.coin(symbol)
-                    for sub_type in venue.PER_SYMBOL_TYPES:
-                        await ws.send(venue.sub_frame("subscribe", sub_type, coin))
+                    for sub_type in streams.PER_SYMBOL_TYPES:
+                        await ws.send(streams.sub_frame("subscribe", sub_type, coin))
                     self.subscribed.add(symbol)
                     if symbol not in self.ever_live:
                         self.ever_live.add(symbol)
@@ -641,8 +642,8 @@ class Ingestor:
                 await asyncio.sleep(self.config.batch_pause_sec)
             for symbol in remove:
                 coin = self.symbols.coin(symbol)
-                for sub_type in venue.PER_SYMBOL_TYPES:
-                    await ws.send(venue.sub_frame("unsubscribe", sub_type, coin))
+                for sub_type in streams.PER_SYMBOL_TYPES:
+                    await ws.send(streams.sub_frame("unsubscribe", sub_type, coin))
                 self.subscribed.discard(symbol)
                 with contextlib.suppress(KeyError):
                     m.BOOK_AGE.remove(symbol)

@@ -14,10 +14,10 @@ from django.conf import settings
 from kernel import clock
 from kernel.contracts.snapshot import SymbolSnapshot, staleness_dict
 from kernel.contracts.symbols import symbol_valid
+from kernel.venue.market_data import get_upstream
 from markets.hotstate import get_hot_state
 from markets.ingest import RUNNING_WITHIN_MS
 from markets.normalize import SymbolMap
-from markets.upstream import get_upstream
 
 
 def universe_list() -> list[dict[str, Any]]:

@@ -15,10 +15,10 @@ from kernel import clock
 from kernel.contracts.envelope import SequenceCounter
 from kernel.contracts.snapshot import FRESHNESS_MS
 from kernel.errors import UpstreamUnavailable
+from kernel.venue.market_data import get_upstream
 from markets import features as ft
-from markets import normalize, quality, selectors, venue
+from markets import normalize, quality, selectors, universe
 from markets.hotstate import get_hot_state
-from markets.upstream import get_upstream
 
 VENUE_CANDLE_INTERVALS_MS: dict[str, int] = {
     "1m": 60_000,
@@ -55,18 +55,18 @@ _SEQ = SequenceCounter()
 def orderbook_read(*, symbol: str, coin: str, depth: int) -> dict[str, Any]:
     now = clock.now_ms()
     snap = get_hot_state().get_sync(symbol)
-    fresh_ms = settings.TRADING_ORDERBOOK_AGG_FRESH_SEC * 1000
+    fresh_ms = settings.AGGREGATOR_ORDERBOOK_FRESH_SEC * 1000
     candidates: list[tuple[int, str, dict[str, list[list[str]]], str]] = []
     if snap is not None and snap.book_ts is not None and (snap.book["bids"] or snap.book["asks"]):
-        if settings.TRADING_PREFER_AGGREGATOR_MARKET_DATA and now - snap.book_ts <= fresh_ms:
+        if settings.AGGREGATOR_PREFER_HOT_STATE and now - snap.book_ts <= fresh_ms:
             return _book_body("aggregator", snap.book_ts, snap.book, depth, now, reason="")
         candidates.append((snap.book_ts, "aggregator", snap.book, snap.stale_reason or "aggregator book stale"))
     try:
         result = get_upstream().info(
             {"type": "l2Book", "coin": coin},
-            ttl_sec=settings.TRADING_ORDERBOOK_CACHE_SEC,
+            ttl_sec=settings.AGGREGATOR_ORDERBOOK_CACHE_SEC,
             floor_key=f"l2Book:{coin}",
-            floor_sec=settings.TRADING_ORDERBOOK_UPSTREAM_MIN_SEC,
+            floor_sec=settings.AGGREGATOR_ORDERBOOK_UPSTREAM_MIN_SEC,
         )
         parsed = _rest_book(result.data, coin)
         if parsed is not None:
@@ -96,7 +96,7 @@ def _book_body(
 
 
 def prices_read(*, symbols: list[str] | None = None) -> dict[str, Any]:
-    """Mids: from the hot state when fresh, else allMids from the venue (cached TRADING_PRICES_CACHE_SEC)."""
+    """Mids: from the hot state when fresh, else allMids from the venue (cached AGGREGATOR_PRICES_CACHE_SEC)."""
     now = clock.now_ms()
     hot = get_hot_state()
     wanted = [s.upper() for s in symbols] if symbols else hot.all_symbols_sync()
@@ -105,10 +105,10 @@ def prices_read(*, symbols: list[str] | None = None) -> dict[str, Any]:
     stamps = [snap.price_ts for snap in snaps.values() if snap.price_ts is not None]
     newest = max(stamps) if stamps else None
     fresh = newest is not None and now - newest <= FRESHNESS_MS["price"]
-    if settings.TRADING_PREFER_AGGREGATOR_MARKET_DATA and fresh and (not symbols or len(prices) == len(wanted)):
+    if settings.AGGREGATOR_PREFER_HOT_STATE and fresh and (not symbols or len(prices) == len(wanted)):
         return {"source": "aggregator", "ts": newest, "stale": False, "prices": prices}
     try:
-        result = get_upstream().info({"type": "allMids"}, ttl_sec=settings.TRADING_PRICES_CACHE_SEC)
+        result = get_upstream().info({"type": "allMids"}, ttl_sec=settings.AGGREGATOR_PRICES_CACHE_SEC)
     except UpstreamUnavailable:
         if not prices:
             raise
@@ -126,12 +126,12 @@ def prices_read(*, symbols: list[str] | None = None) -> dict[str, Any]:
 
 
 def tokens_read(*, limit: int) -> dict[str, Any]:
-    """The perp universe: as ingest listed it, else metaAndAssetCtxs (cached TRADING_TOKENS_CACHE_SEC)."""
-    tokens = selectors.universe_list() if settings.TRADING_PREFER_AGGREGATOR_MARKET_DATA else []
+    """The perp universe: as ingest listed it, else metaAndAssetCtxs (cached AGGREGATOR_TOKENS_CACHE_SEC)."""
+    tokens = selectors.universe_list() if settings.AGGREGATOR_PREFER_HOT_STATE else []
     source, stale = "aggregator", False
     if not tokens:
-        result = get_upstream().info({"type": "metaAndAssetCtxs"}, ttl_sec=settings.TRADING_TOKENS_CACHE_SEC)
-        tokens = [t.as_dict() for t in venue.parse_universe(result.data)]
+        result = get_upstream().info({"type": "metaAndAssetCtxs"}, ttl_sec=settings.AGGREGATOR_TOKENS_CACHE_SEC)
+        tokens = [t.as_dict() for t in universe.parse_universe(result.data)]
         source, stale = "rest", not result.fresh
     tokens = sorted(tokens, key=lambda t: -(t.get("day_ntl_vlm") or 0.0))[:limit]
     return {"source": source, "stale": stale, "count": len(tokens), "tokens": tokens}
@@ -145,7 +145,7 @@ def candles_read(*, symbol: str, coin: str, interval: str, start: int, end: int)
         if hot and hot[0]["t"] <= start + step and hot[-1]["t"] >= min(end, clock.now_ms()) - 2 * step:
             return {"source": "aggregator", "stale": False, "interval": interval, "candles": hot}
     body = {"type": "candleSnapshot", "req": {"coin": coin, "interval": interval, "startTime": start, "endTime": end}}
-    result = get_upstream().info(body, ttl_sec=settings.TRADING_CANDLES_CACHE_SEC)
+    result = get_upstream().info(body, ttl_sec=settings.AGGREGATOR_CANDLES_CACHE_SEC)
     rows = result.data if isinstance(result.data, list) else []
     candles = []
     for row in rows:

@@ -20,9 +20,9 @@ from accounts.services.agents import typed_data_for
 from deploy.servers import free_port
 from execution import risk
 from execution.models import Fill, Order
-from execution.rounding import AssetSpec
 from kernel.clock import now_ms
 from kernel.contracts.snapshot import SymbolSnapshot
+from kernel.venue.rounding import AssetSpec
 
 SYMBOL = "BTC"
 

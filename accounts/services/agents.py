@@ -25,8 +25,8 @@ from accounts.crypto import associated_data, keyring, open_sealed, seal
 from accounts.metrics import AGENT_EVENTS
 from accounts.models import AgentStatus, AgentWallet, User
 from kernel import clock
-from kernel import venue_client as vc
 from kernel.errors import ApplicationError, UpstreamUnavailable
+from kernel.venue import client as vc
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The user's venue account (clearinghouseState under the MASTER address): cached, budgeted, never a 500.
 
-* At most one venue read per user per TRADING_ACCOUNT_CACHE_SEC for display (less for risk checks), charged to the
-  user's own read quota and the shared IP budget (kernel.venue_client); concurrent reads of one user in a
+* At most one venue read per user per EXECUTION_ACCOUNT_CACHE_SEC for display (less for risk checks), charged to the
+  user's own read quota and the shared IP budget (kernel.venue.client); concurrent reads of one user in a
   process share one request (singleflight).
 * Every cached state carries the user's account EPOCH. Whatever changes a position (a fill applied to an order)
   bumps the epoch before it updates the order row, so a state fetched before the fill is never used after it:
@@ -23,12 +23,11 @@ from django.conf import settings
 from django.core.cache import cache
 
 from accounts.models import User
-from execution import venue
 from execution.services.drawdown import equity_observe
-from kernel import venue_client as vc
 from kernel.cache_safe import cache_call
 from kernel.errors import ApplicationError
 from kernel.singleflight import Singleflight
+from kernel.venue import client as vc
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -107,7 +106,7 @@ def _fetch(user: User, *, priority: str, quota: bool) -> AccountState:
     epoch = account_epoch(user=user)  # read BEFORE asking: a fill applied meanwhile makes this answer old
     if quota:
         vc.user_quota_take(user.pk, vc.info_weight({"type": "clearinghouseState"}))
-    raw = venue.info({"type": "clearinghouseState", "user": user.address, "dex": ""}, priority=priority)
+    raw = vc.info({"type": "clearinghouseState", "user": user.address, "dex": ""}, priority=priority)
     if not isinstance(raw, dict):
         raise vc.VenueError(f"clearinghouseState answer is not an object: {str(raw)[:100]}", kind="error")
     at = time.time()
@@ -145,7 +144,7 @@ def account_read(
 ) -> AccountState:
     """The user's account, at most `max_age` seconds old and of the current epoch when the venue can be asked;
     otherwise the last known state with stale=True. `fresh` skips the cache (and singleflight) entirely."""
-    limit = settings.TRADING_ACCOUNT_CACHE_SEC if max_age is None else max_age
+    limit = settings.EXECUTION_ACCOUNT_CACHE_SEC if max_age is None else max_age
     epoch = account_epoch(user=user)
     hit = (
         None

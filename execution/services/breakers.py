@@ -42,7 +42,7 @@ from execution.services.equity_peaks import peak_rebase
 from execution.services.events import publish_private
 from kernel.cache_safe import cache_call
 from kernel.errors import PermissionDenied, ValidationFailed
-from kernel.venue_client import counter_add
+from kernel.venue.client import counter_add
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,6 @@ from django.conf import settings
 
 from accounts.models import User
 from accounts.services import agent_signing_wallet
-from execution import venue
 from execution.audit import audit_append
 from execution.models import FINAL_STATES, Order, OrderState
 from execution.outcomes import Outcome, Result
@@ -20,15 +19,16 @@ from execution.services import breakers
 from execution.services import controls as ctl
 from execution.services.orders import new_correlation_id, order_find, order_transition
 from execution.services.sync import order_resolve, orders_sync
-from kernel import venue_client as vc
 from kernel.errors import ApplicationError
+from kernel.venue import client as vc
+from kernel.venue import exchange, meta
 
 logger = logging.getLogger(__name__)
 
 
 def _cancel_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, venue.VenueTimeout) or (
-        isinstance(exc, venue.VenueError) and exc.kind in ("rate_limited", "server")
+    return isinstance(exc, vc.VenueTimeout) or (
+        isinstance(exc, vc.VenueError) and exc.kind in ("rate_limited", "server")
     )
 
 
@@ -37,11 +37,11 @@ def post_with_retry(*, wallet: Any, action: dict[str, Any], cid: str, user: User
     cancelling is idempotent); each failure audited, a refusal that retrying cannot change raised at once."""
 
     def once() -> Any:
-        sig, nonce = venue.sign_action(wallet, action)
+        sig, nonce = exchange.sign_action(wallet, action)
         try:
-            return venue.post_signed(action, sig, nonce, priority=vc.CANCEL)
-        except (venue.VenueError, venue.VenueTimeout) as exc:
-            if isinstance(exc, venue.VenueError) and exc.kind == "rate_limited":
+            return exchange.post_signed(action, sig, nonce, priority=vc.CANCEL)
+        except (vc.VenueError, vc.VenueTimeout) as exc:
+            if isinstance(exc, vc.VenueError) and exc.kind == "rate_limited":
                 breakers.rate_limited_record()
             event = "cancel.retry" if _cancel_retryable(exc) else "cancel.error"
             audit_append(event=event, correlation_id=cid, user_id=user.pk, actor="relay", data={"error": str(exc)})
@@ -80,7 +80,7 @@ def order_cancel(
         order, OrderState.CANCELLED, venue_status="cancelled before sending"
     ):
         return Outcome(Result.DONE, creates=False, order=order, correlation_id=cid)
-    spec = venue.asset_spec(order.symbol)
+    spec = meta.asset_spec(order.symbol)
     if spec is None:
         raise ApplicationError("symbol not on the venue", code="symbol_not_tradable", status=422)
     wallet = agent_signing_wallet(user=user)
@@ -88,11 +88,11 @@ def order_cancel(
     audit_append(event="cancel.signed", correlation_id=cid, user_id=user.pk, actor="relay", data={"action": action})
     try:
         reply = post_with_retry(wallet=wallet, action=action, cid=cid, user=user)
-    except venue.VenueTimeout as exc:
+    except vc.VenueTimeout as exc:
         raise ApplicationError(
             f"the venue did not answer the cancel: {exc}; it is safe to retry", code="cancel_unknown", status=504
         ) from exc
-    except venue.VenueError as exc:
+    except vc.VenueError as exc:
         raise ApplicationError(
             f"the venue refused the cancel: {exc}", code="cancel_failed", status=502 if exc.status is None else 422
         ) from exc
@@ -111,12 +111,12 @@ def orders_cancel_all(*, user: User, correlation_id: str, actor: str, risk_addin
     `risk_adding_only` (the kill switch): reduce-only orders and triggers — stops, take-profits, closes — stay, so
     open positions keep their protection; everything that could add risk goes."""
     wallet = agent_signing_wallet(user=user)
-    open_orders = venue.info({"type": "frontendOpenOrders", "user": user.address, "dex": ""}, priority=vc.CANCEL)
+    open_orders = vc.info({"type": "frontendOpenOrders", "user": user.address, "dex": ""}, priority=vc.CANCEL)
     cancels = []
     for o in open_orders if isinstance(open_orders, list) else []:
         if risk_adding_only and (o.get("reduceOnly") or o.get("isTrigger")):
             continue
-        spec = venue.asset_spec(str(o.get("coin")))
+        spec = meta.asset_spec(str(o.get("coin")))
         if spec is not None:
             cancels.append({"a": spec.asset_id, "o": int(o["oid"])})
     if cancels:

@@ -22,7 +22,6 @@ from django.utils import timezone
 
 from accounts.models import AgentStatus, AgentWallet, Role, User
 from accounts.services import agent_signing_wallet
-from execution import venue
 from execution.audit import audit_append
 from execution.models import TradingControls
 from execution.outcomes import Result
@@ -33,8 +32,9 @@ from execution.services.events import publish_private
 from execution.services.modify import position_close
 from execution.services.orders import new_correlation_id
 from kernel import clock
-from kernel import venue_client as vc
 from kernel.errors import ApplicationError, PermissionDenied, ValidationFailed
+from kernel.venue import client as vc
+from kernel.venue import exchange
 
 logger = logging.getLogger(__name__)
 CACHE_KEY = "exec:killswitch"
@@ -58,8 +58,8 @@ def _schedule_cancel(*, user: User, at_ms: int | None, cid: str) -> Any:
     action: dict[str, Any] = {"type": "scheduleCancel"}
     if at_ms is not None:
         action["time"] = at_ms
-    sig, nonce = venue.sign_action(wallet, action)
-    reply = venue.post_signed(action, sig, nonce, priority=vc.CANCEL)
+    sig, nonce = exchange.sign_action(wallet, action)
+    reply = exchange.post_signed(action, sig, nonce, priority=vc.CANCEL)
     audit_append(
         event="killswitch.deadman",
         correlation_id=cid,
@@ -112,18 +112,18 @@ def killswitch_sweep(*, cid: str, flatten: bool) -> dict[str, Any]:
     for user in trading_users():
         try:
             _schedule_cancel(user=user, at_ms=deadman_ms, cid=cid)
-        except (venue.VenueError, venue.VenueTimeout, ApplicationError):
+        except (vc.VenueError, vc.VenueTimeout, ApplicationError):
             failures += 1
             logger.warning("dead-man switch not armed", extra={"user_id": user.pk}, exc_info=True)
         try:
             cancelled += orders_cancel_all(user=user, correlation_id=cid, actor="killswitch", risk_adding_only=True)
-        except (venue.VenueError, venue.VenueTimeout, ApplicationError):
+        except (vc.VenueError, vc.VenueTimeout, ApplicationError):
             failures += 1
             logger.exception("kill switch cancel failed", extra={"user_id": user.pk})
         if flatten:
             try:
                 closed += _flatten(user=user, cid=cid)
-            except (venue.VenueError, venue.VenueTimeout, ApplicationError):
+            except (vc.VenueError, vc.VenueTimeout, ApplicationError):
                 failures += 1
                 logger.exception("kill switch could not flatten", extra={"user_id": user.pk})
     return {
@@ -184,7 +184,7 @@ def killswitch_disengage(*, actor: User | None, actor_label: str = "", reason: s
     for user in trading_users():
         try:
             _schedule_cancel(user=user, at_ms=None, cid=cid)
-        except (venue.VenueError, venue.VenueTimeout, ApplicationError):
+        except (vc.VenueError, vc.VenueTimeout, ApplicationError):
             logger.warning("dead-man switch not cleared", extra={"user_id": user.pk}, exc_info=True)
     return {"correlation_id": cid, "was_engaged": was}
 

@@ -25,8 +25,8 @@ from execution.services import relay, risk_inputs
 from execution.services.account import account_read
 from execution.services.cancels import order_cancel
 from execution.services.orders import new_correlation_id, order_find
-from kernel import venue_client as vc
 from kernel.errors import ApplicationError, Conflict
+from kernel.venue import client as vc
 
 logger = logging.getLogger(__name__)
 MODIFIABLE = (OrderState.RESTING, OrderState.PARTIALLY_FILLED)

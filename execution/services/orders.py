@@ -19,10 +19,10 @@ from django.utils import timezone
 from accounts.models import User
 from execution import metrics
 from execution.models import Order, OrderState
-from execution.rounding import to_wire
 from execution.services.account import account_invalidate
 from execution.services.events import publish_private
 from kernel.errors import NotFound
+from kernel.venue.rounding import to_wire
 
 logger = logging.getLogger(__name__)
 S = OrderState

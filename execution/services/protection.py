@@ -18,22 +18,23 @@ from typing import Any
 from django.db.models import Q
 
 from accounts.models import User
-from execution import risk, venue
+from execution import risk
 from execution.audit import audit_append
 from execution.models import UNSETTLED_STATES, Order, OrderState, PositionProtection
 from execution.outcomes import Outcome, Result
-from execution.rounding import AssetSpec, round_price
 from execution.services import controls as ctl
 from execution.services.account import account_read
 from execution.services.cancels import order_cancel
 from execution.services.orders import new_correlation_id
 from execution.services.relay import order_submit
 from kernel import clock
-from kernel import venue_client as vc
 from kernel.contracts.snapshot import FRESHNESS_MS
 from kernel.errors import ApplicationError
+from kernel.venue import client as vc
+from kernel.venue import meta
+from kernel.venue.market_data import get_upstream
+from kernel.venue.rounding import AssetSpec, round_price
 from markets.hotstate import get_hot_state
-from markets.upstream import get_upstream
 
 logger = logging.getLogger(__name__)
 TRIGGER_TYPES = ("tp", "sl")
@@ -59,7 +60,7 @@ def tpsl_place(
 ) -> list[Outcome]:
     """TP and/or SL triggers for the whole position (positionTpsl), each checked and sent like any order."""
     cid = cid or new_correlation_id()
-    if venue.asset_spec(symbol) is None:
+    if meta.asset_spec(symbol) is None:
         raise ApplicationError("symbol not on the venue", code=risk.SYMBOL_NOT_TRADABLE, status=422)
     szi = _position(user, symbol)
     results: list[Outcome] = []
@@ -162,7 +163,7 @@ def trailing_tick(*, protection: PositionProtection) -> None:
     """Move one trailing stop: track the best mark since activation; when the stop improves, place the new venue
     stop first, then cancel the old one."""
     user = protection.user
-    spec = venue.asset_spec(protection.symbol)
+    spec = meta.asset_spec(protection.symbol)
     mark = mark_price(protection.symbol)
     if mark is None or spec is None:
         return
@@ -206,7 +207,7 @@ def trailing_run() -> int:
         try:
             trailing_tick(protection=prot)
             moved += 1
-        except (venue.VenueError, venue.VenueTimeout, ApplicationError):
+        except (vc.VenueError, vc.VenueTimeout, ApplicationError):
             logger.warning("trailing stop update failed", extra={"protection_id": prot.pk}, exc_info=True)
     return moved
 

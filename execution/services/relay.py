@@ -28,7 +28,6 @@ from execution import metrics, risk
 from execution.audit import audit_append
 from execution.models import Order, OrderState
 from execution.outcomes import Outcome, Refusal, Result, order_outcome
-from execution.rounding import AssetSpec, round_price
 from execution.services import breakers
 from execution.services import controls as ctl
 from execution.services.events import publish_private
@@ -42,6 +41,7 @@ from execution.services.orders import (
 from execution.services.risk_inputs import intent_dict, market_feed_down, risk_context, without_gates
 from execution.services.sending import best_effort, send_orders
 from kernel.errors import Conflict
+from kernel.venue.rounding import AssetSpec, round_price
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)

@@ -15,15 +15,16 @@ from django.conf import settings
 
 from accounts.models import User
 from accounts.selectors import agent_current
-from execution import risk, selectors, venue
+from execution import risk, selectors
 from execution.models import UNSETTLED_STATES, Order, PositionSnapshot
-from execution.rounding import AssetSpec, to_wire
 from execution.services import breakers
 from execution.services import controls as ctl
 from execution.services.account import AccountState, AccountUnavailable, account_read
 from execution.services.equity_peaks import drawdown_pct, peak_get
 from kernel import clock
-from kernel import venue_client as vc
+from kernel.venue import client as vc
+from kernel.venue import meta
+from kernel.venue.rounding import AssetSpec, to_wire
 from markets.hotstate import get_hot_state
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def market_feed_down() -> bool:
 def _venue_book(symbol: str) -> risk.Book | None:
     """The venue's own l2Book (weight 2): for emergency closes when the hot state is stale."""
     try:
-        raw = venue.info({"type": "l2Book", "coin": symbol}, priority=vc.ORDER)
+        raw = vc.info({"type": "l2Book", "coin": symbol}, priority=vc.ORDER)
         bids, asks = raw["levels"][0], raw["levels"][1]
         return risk.Book(
             best_bid=Decimal(str(bids[0]["px"])) if bids else None,
@@ -132,7 +133,7 @@ def risk_context(
     """Everything `risk.evaluate` needs. Live orders are read BEFORE the account: an order that filled in between
     is then in the account state (whose epoch moved) or still counted as live — never in neither."""
     controls = ctl.controls_get()
-    spec = venue.asset_spec(symbol)
+    spec = meta.asset_spec(symbol)
     book = hot_book(symbol)
     if emergency and (book is None or book.ts_ms is None or clock.now_ms() - book.ts_ms > 4000):
         book = _venue_book(symbol) or book

@@ -16,11 +16,10 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.services import agent_signing_wallet
-from execution import metrics, venue
+from execution import metrics
 from execution.audit import audit_append
 from execution.models import Order, OrderState
 from execution.outcomes import VENUE_RATE_LIMITED
-from execution.rounding import AssetSpec
 from execution.services import breakers
 from execution.services.events import publish_private
 from execution.services.orders import (
@@ -28,6 +27,9 @@ from execution.services.orders import (
 )
 from execution.services.sync import account_sync, unknown_resolve_soon
 from kernel.errors import ApplicationError
+from kernel.venue import client as vc
+from kernel.venue import exchange
+from kernel.venue.rounding import AssetSpec
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +68,8 @@ def _order_request(order: Order) -> dict[str, Any]:
 
 def _leverage(*, user: User, wallet: Any, order: Order, spec: AssetSpec, cid: str) -> None:
     action = {"type": "updateLeverage", "asset": spec.asset_id, "isCross": True, "leverage": int(order.leverage or 1)}
-    sig, nonce = venue.sign_action(wallet, action)
-    reply = venue.post_signed(action, sig, nonce)
+    sig, nonce = exchange.sign_action(wallet, action)
+    reply = exchange.post_signed(action, sig, nonce)
     audit_append(
         event="venue.leverage",
         correlation_id=cid,
@@ -100,14 +102,14 @@ def send_orders(
     if orders[0].leverage:
         try:
             _leverage(user=user, wallet=wallet, order=orders[0], spec=spec, cid=cid)
-        except (venue.VenueError, venue.VenueTimeout) as exc:
+        except (vc.VenueError, vc.VenueTimeout) as exc:
             # Nothing was ordered yet: the order is rejected, not unknown.
-            limited = isinstance(exc, venue.VenueError) and exc.rate_limited
+            limited = isinstance(exc, vc.VenueError) and exc.rate_limited
             _reject_all(orders, VENUE_RATE_LIMITED if limited else f"leverage update failed: {exc}")
             return
     wires = [order_request_to_order_wire(_order_request(o), spec.asset_id) for o in orders]  # type: ignore[arg-type]
     action = order_wires_to_order_action(wires, None, grouping)  # type: ignore[arg-type]
-    sig, nonce = venue.sign_action(wallet, action)
+    sig, nonce = exchange.sign_action(wallet, action)
     audit_append(
         event="order.signed",
         correlation_id=cid,
@@ -121,11 +123,11 @@ def send_orders(
     metrics.RELAY_OVERHEAD.observe(time.perf_counter() - started)
     t0 = time.perf_counter()
     try:
-        reply = venue.post_signed(action, sig, nonce)
-    except venue.VenueTimeout as exc:
+        reply = exchange.post_signed(action, sig, nonce)
+    except vc.VenueTimeout as exc:
         _outcome_unknown(user=user, orders=orders, cid=cid, error=exc)
         return
-    except venue.VenueError as exc:
+    except vc.VenueError as exc:
         _venue_refused(user=user, orders=orders, cid=cid, error=exc)
         return
     metrics.SUBMIT_TO_ACK.observe(time.perf_counter() - t0)
@@ -152,7 +154,7 @@ def _outcome_unknown(*, user: User, orders: list[Order], cid: str, error: BaseEx
     best_effort("on-demand resolve", lambda: unknown_resolve_soon(order_ids=[o.pk for o in orders]))
 
 
-def _venue_refused(*, user: User, orders: list[Order], cid: str, error: venue.VenueError) -> None:
+def _venue_refused(*, user: User, orders: list[Order], cid: str, error: vc.VenueError) -> None:
     """The venue did not take the action (429, 4xx), or we did not send it (budget, backoff after a 429)."""
     if error.kind == "rate_limited":
         best_effort("rate-budget breaker", breakers.rate_limited_record)

@@ -22,7 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import AgentStatus, AgentWallet, User
-from execution import metrics, pnl, venue
+from execution import metrics, pnl
 from execution.answers import http_answer
 from execution.audit import audit_append
 from execution.models import (
@@ -49,9 +49,9 @@ from execution.services.orders import (
 )
 from execution.signals import positions_synced
 from kernel import clock
-from kernel import venue_client as vc
 from kernel.cache_safe import cache_call
 from kernel.components import instance_alive
+from kernel.venue import client as vc
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -124,7 +124,7 @@ def order_resolve(*, order: Order, correlation_id: str | None = None, priority: 
     """Ask the venue for one order by cloid (master address) and apply it. `unknownOid` for an order we may have
     sent means the venue never took it: it becomes rejected (and is still never re-sent)."""
     cid = correlation_id or order.correlation_id
-    reply = venue.info({"type": "orderStatus", "user": order.user.address, "oid": order.cloid}, priority=priority)
+    reply = vc.info({"type": "orderStatus", "user": order.user.address, "oid": order.cloid}, priority=priority)
     if isinstance(reply, dict) and reply.get("status") == "order":
         wrapper = reply.get("order") or {}
         order_apply_venue(
@@ -161,7 +161,7 @@ def orders_sync(*, user: User, correlation_id: str | None = None, priority: str 
     """Venue open orders vs ours: adopt untracked venue orders, settle ours that the venue no longer shows."""
     cid = correlation_id or new_correlation_id()
     fixes = 0
-    venue_open = venue.info({"type": "frontendOpenOrders", "user": user.address, "dex": ""}, priority=priority) or []
+    venue_open = vc.info({"type": "frontendOpenOrders", "user": user.address, "dex": ""}, priority=priority) or []
     seen: set[int] = set()
     for vo in venue_open:
         oid = int(vo["oid"])
@@ -295,7 +295,7 @@ def fills_sync(
     """The venue's fills since `fills_since_ms` (master address); insert what we miss; evaluate the PnL breakers."""
     cid = correlation_id or new_correlation_id()
     body = {"type": "userFillsByTime", "user": user.address, "startTime": fills_since_ms(user=user)}
-    raw = venue.info(body, priority=priority) or []
+    raw = vc.info(body, priority=priority) or []
     raw = sorted(raw if isinstance(raw, list) else [], key=lambda r: int(r.get("time", 0)))
     new = [f for f in (fill_record(user=user, raw=r, cid=cid, source=source) for r in raw) if f]
     if new and source == "reconciler":
@@ -360,7 +360,7 @@ def positions_sync(
     cid = correlation_id or new_correlation_id()
     acct = account_read(user=user, fresh=True, priority=priority, quota=False)
     if acct.stale:
-        raise venue.VenueError(f"the venue account could not be read ({acct.reason})", kind=acct.reason or "error")
+        raise vc.VenueError(f"the venue account could not be read ({acct.reason})", kind=acct.reason or "error")
     venue_positions = acct.positions
     local = {p.symbol: p for p in PositionSnapshot.objects.filter(user=user)}
     for symbol, pos in venue_positions.items():
@@ -531,7 +531,7 @@ def _finalize(rec: IdempotencyRecord) -> int:
         if order.state in (OrderState.SUBMITTED, OrderState.UNKNOWN, OrderState.PENDING):
             try:
                 order_resolve(order=order)
-            except (venue.VenueError, venue.VenueTimeout):
+            except (vc.VenueError, vc.VenueTimeout):
                 logger.info("in-flight order not resolved yet", extra={"order_id": order.pk}, exc_info=True)
     outcome = order_outcome(sent[0]).with_(note="the request was interrupted; this is the order's outcome at the venue")
     status, body = http_answer(outcome)
@@ -596,7 +596,7 @@ def unsettled_resolve(*, limit: int = 50) -> int:
         try:
             if order_resolve(order=order, priority=vc.ACCOUNT) != before:
                 changed += 1
-        except (venue.VenueError, venue.VenueTimeout):
+        except (vc.VenueError, vc.VenueTimeout):
             logger.info("unsettled order not resolved yet", extra={"order_id": order.pk}, exc_info=True)
     return changed
 
@@ -614,14 +614,14 @@ def reconcile_all() -> dict[str, int]:
         try:
             fixes += reconcile_user(user=user)
             _reconciled_stamp(user.pk)
-        except venue.VenueError as exc:
+        except vc.VenueError as exc:
             failed += 1
             if exc.not_sent:  # our budget or a backoff: nothing reached the venue; the user stays first in line
                 reconcile_budget_refund(RECONCILE_WEIGHT)
                 logger.info("reconcile deferred for user", extra={"user_id": user.pk, "reason": str(exc)})
             else:
                 logger.warning("reconcile failed for user", extra={"user_id": user.pk}, exc_info=True)
-        except venue.VenueTimeout:
+        except vc.VenueTimeout:
             failed += 1
             logger.warning("reconcile failed for user", extra={"user_id": user.pk}, exc_info=True)
     finalized = idempotency_finalize_stale()

@@ -94,7 +94,7 @@ class Deployment:
         ]
 
     def logs(self, tail: int = 3000) -> str:
-        budget = self.manage("shell", "-c", "from kernel.venue_client import budget_used; print(budget_used())")
+        budget = self.manage("shell", "-c", "from kernel.venue.client import budget_used; print(budget_used())")
         stats = self.venue_stats().get("rest_calls", {}) if _up(self.venue + "/control/stats") else {}
         head = f"--- venue budget: {budget.stdout.strip()[-400:]}\n--- venue calls: {stats}\n"
         return head + "\n".join(

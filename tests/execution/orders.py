@@ -8,8 +8,10 @@ from decimal import Decimal
 from types import ModuleType
 from typing import Any
 
-from execution import risk, venue
-from execution.rounding import round_price
+from execution import risk
+from kernel.venue import client as vc
+from kernel.venue import meta
+from kernel.venue.rounding import round_price
 from tests.factories import SYMBOL, book_mid
 
 Hot = Callable[..., Any]
@@ -22,7 +24,7 @@ def mid(hot: Hot, symbol: str = SYMBOL) -> Decimal:
 
 def below_mid(hot: Hot, factor: Decimal, symbol: str = SYMBOL) -> Decimal:
     """`factor` × the mid, rounded down to a valid price of `symbol`."""
-    spec = venue.asset_spec(symbol)
+    spec = meta.asset_spec(symbol)
     assert spec is not None, f"{symbol} is not listed at the venue"
     return round_price(px=mid(hot, symbol) * factor, spec=spec, mode="down")
 
@@ -35,7 +37,7 @@ def resting_buy(hot: Hot, *, size: Decimal = Decimal("0.0003"), symbol: str = SY
 
 def venue_triggers(user: Any) -> list[dict[str, Any]]:
     """The user's trigger orders (stops, take-profits) open at the venue."""
-    orders = venue.info({"type": "frontendOpenOrders", "user": user.address, "dex": ""}, priority="cancel")
+    orders = vc.info({"type": "frontendOpenOrders", "user": user.address, "dex": ""}, priority="cancel")
     return [o for o in orders if o.get("isTrigger")]  # test plumbing: "cancel" is never budgeted
 
 

@@ -13,9 +13,10 @@ import pytest
 from django.db import IntegrityError
 from rest_framework.test import APIClient
 
-from execution import venue
 from execution.models import IdempotencyRecord, Order, OrderState, PositionSnapshot
 from execution.services import relay, sync
+from kernel.venue import client as vc
+from kernel.venue import exchange
 from tests.concurrency import run_in_threads
 from tests.factories import SYMBOL, client_for
 
@@ -49,7 +50,7 @@ def test_a_venue_429_on_the_fill_sync_is_not_an_error_for_the_filled_order(
     trader: Any, hot: Any, monkeypatch: Any
 ) -> None:
     def limited(**kw: Any) -> Any:
-        raise venue.VenueError("venue rate limit (429)", status=429, kind="rate_limited")
+        raise vc.VenueError("venue rate limit (429)", status=429, kind="rate_limited")
 
     monkeypatch.setattr(sync, "fills_sync", limited)
     r = post(client_for(trader), str(uuid.uuid4()))
@@ -77,7 +78,7 @@ def test_parallel_position_syncs_of_one_user_do_not_race_on_the_snapshot_row(tra
 def test_a_failure_before_sending_releases_the_key_and_the_same_key_then_works(
     trader: Any, hot: Any, sim_thread: Any, monkeypatch: Any
 ) -> None:
-    real = venue.sign_action
+    real = exchange.sign_action
     calls = {"n": 0}
 
     def fail_once(wallet: Any, action: dict[str, Any]) -> Any:
@@ -86,7 +87,7 @@ def test_a_failure_before_sending_releases_the_key_and_the_same_key_then_works(
             raise RuntimeError("signing backend unavailable")
         return real(wallet, action)
 
-    monkeypatch.setattr(venue, "sign_action", fail_once)
+    monkeypatch.setattr(exchange, "sign_action", fail_once)
     c = client_for(trader)
     key = str(uuid.uuid4())
     first = post(c, key)

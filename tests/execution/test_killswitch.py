@@ -16,8 +16,9 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from execution import risk, venue
+from execution import risk
 from execution.models import AuditRecord, Order, OrderState, TradingControls
+from kernel.venue import client as vc
 from tests.execution.answers import order_cancel, order_submit
 from tests.execution.orders import resting_buy
 from tests.factories import SYMBOL, client_for, make_user
@@ -72,7 +73,7 @@ def test_kill_switch_from_another_process_blocks_orders_within_a_second_and_canc
     from execution.services.killswitch import killswitch_maintain
 
     killswitch_maintain()
-    assert venue.info({"type": "frontendOpenOrders", "user": trader.address, "dex": ""}) == []
+    assert vc.info({"type": "frontendOpenOrders", "user": trader.address, "dex": ""}) == []
     assert not Order.objects.filter(user=trader, state__in=["resting", "submitted", "pending"]).exists()
     assert AuditRecord.objects.filter(event="killswitch.engaged").exists()
     assert AuditRecord.objects.filter(event="killswitch.deadman").exists()
@@ -91,9 +92,9 @@ def test_flatten_closes_every_position_with_reduce_only_orders(trader: Any, hot:
         intent=risk.OrderIntent(symbol=SYMBOL, is_buy=True, order_type="market", size_usd=Decimal(200)),
     )
     assert status == 201
-    assert venue.info({"type": "clearinghouseState", "user": trader.address, "dex": ""})["assetPositions"]
+    assert vc.info({"type": "clearinghouseState", "user": trader.address, "dex": ""})["assetPositions"]
     call_command("killswitch", "on", "--reason", "flatten test", "--flatten")
-    assert venue.info({"type": "clearinghouseState", "user": trader.address, "dex": ""})["assetPositions"] == []
+    assert vc.info({"type": "clearinghouseState", "user": trader.address, "dex": ""})["assetPositions"] == []
     closes = Order.objects.filter(user=trader, source="killswitch")
     assert closes.count() == 1 and closes[0].reduce_only and closes[0].state == OrderState.FILLED
 
@@ -142,5 +143,5 @@ def test_emergency_stop_closes_positions_even_when_the_hot_state_is_stale(trader
     )
     hot(SYMBOL, age_ms=60_000)  # the ingest died
     call_command("emergency_stop", "--reason", "ingest down, flatten")
-    assert venue.info({"type": "clearinghouseState", "user": trader.address, "dex": ""})["assetPositions"] == []
+    assert vc.info({"type": "clearinghouseState", "user": trader.address, "dex": ""})["assetPositions"] == []
     assert TradingControls.objects.get(pk=1).kill_switch_engaged

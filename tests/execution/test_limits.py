@@ -15,10 +15,11 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from execution import venue
 from execution.models import Order, OrderState, RiskLimits
-from execution.rounding import round_price
 from execution.services.locks import user_serialized
+from kernel.venue import client as vc
+from kernel.venue import meta
+from kernel.venue.rounding import round_price
 from tests.concurrency import run_in_threads
 from tests.factories import approved_trader, client_for
 
@@ -32,11 +33,11 @@ def order(c: APIClient, body: dict[str, Any]) -> Any:
 def best_bid(hot: Any, symbol: str) -> str:
     """A post-only price just under the bid: it rests even if the book ticks down before the order lands."""
     bid = Decimal(str(hot(symbol).book["bids"][0][0]))
-    return str(round_price(px=bid * Decimal("0.999"), spec=venue.asset_spec(symbol), mode="down"))
+    return str(round_price(px=bid * Decimal("0.999"), spec=meta.asset_spec(symbol), mode="down"))
 
 
 def venue_notional(user: Any) -> dict[str, Decimal]:
-    state = venue.info({"type": "clearinghouseState", "user": user.address, "dex": ""}, priority="cancel")
+    state = vc.info({"type": "clearinghouseState", "user": user.address, "dex": ""}, priority="cancel")
     return {
         ap["position"]["coin"]: abs(Decimal(ap["position"]["positionValue"]))
         for ap in state["assetPositions"]
@@ -89,7 +90,7 @@ def test_a_sell_against_resting_buys_cannot_hide_a_flip_beyond_the_limit(trader:
     bid = Decimal(best_bid(hot, "BTC"))
     ask = str(
         round_price(
-            px=Decimal(str(hot("BTC").book["asks"][0][0])) * Decimal("1.001"), spec=venue.asset_spec("BTC"), mode="up"
+            px=Decimal(str(hot("BTC").book["asks"][0][0])) * Decimal("1.001"), spec=meta.asset_spec("BTC"), mode="up"
         )
     )
     assert (
@@ -227,14 +228,14 @@ def test_with_the_venue_unreadable_fills_since_the_last_known_state_still_count(
     set_limits(trader, max_position_usd=Decimal(5000), max_total_exposure_usd=Decimal(1000))
     c = client_for(trader)
     assert order(c, {"symbol": "BTC", "side": "buy", "type": "market", "size_usd": "600"}).status_code == 201
-    real_info = venue.info
+    real_info = vc.info
 
     def no_account(body: dict[str, Any], **kw: Any) -> Any:
         if body.get("type") == "clearinghouseState":
-            raise venue.VenueTimeout("account reads time out")
+            raise vc.VenueTimeout("account reads time out")
         return real_info(body, **kw)
 
-    monkeypatch.setattr(venue, "info", no_account)
+    monkeypatch.setattr(vc, "info", no_account)
     second = order(c, {"symbol": "ETH", "side": "buy", "type": "market", "size_usd": "300"})
     assert second.status_code == 201, second.json()  # $900 with the last known BTC position
     third = order(c, {"symbol": "SOL", "side": "buy", "type": "market", "size_usd": "300"})

@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from execution import venue
 from execution.models import Order, OrderState, PositionProtection, TradingControls
-from execution.rounding import round_price
 from execution.services.controls import controls_get
 from execution.services.killswitch import killswitch_engage
+from kernel.venue import client as vc
+from kernel.venue import meta
+from kernel.venue.rounding import round_price
 from tests.execution.orders import below_mid, mid, trigger_prices, triggers_at_each_cancel, venue_triggers
 from tests.factories import SYMBOL, client_for
 
@@ -26,7 +27,7 @@ def post(c: APIClient, path: str, body: dict[str, Any]) -> Any:
 
 
 def px(value: Decimal) -> str:
-    return str(round_price(px=value, spec=venue.asset_spec(SYMBOL)))
+    return str(round_price(px=value, spec=meta.asset_spec(SYMBOL)))
 
 
 def long_with_stop(c: APIClient, hot: Any) -> dict[str, Any]:
@@ -97,7 +98,7 @@ def test_modifying_an_entry_order_under_the_kill_switch_is_refused_before_anythi
     assert Order.objects.get(pk=entry["id"]).state == OrderState.RESTING
     assert any(
         o["oid"] == entry["venue_oid"]
-        for o in venue.info({"type": "frontendOpenOrders", "user": trader.address, "dex": ""}, priority="cancel")
+        for o in vc.info({"type": "frontendOpenOrders", "user": trader.address, "dex": ""}, priority="cancel")
     )
 
 
@@ -166,5 +167,5 @@ def test_the_kill_switch_lets_a_trader_close_but_not_open(trader: Any, hot: Any)
     assert r.status_code == 422 and r.json()["code"] == "kill_switch_engaged"
     r = post(c, "/trading/positions/close", {"symbol": SYMBOL})
     assert r.status_code == 201 and r.json()["order"]["state"] == "filled", r.json()
-    state = venue.info({"type": "clearinghouseState", "user": trader.address, "dex": ""}, priority="cancel")
+    state = vc.info({"type": "clearinghouseState", "user": trader.address, "dex": ""}, priority="cancel")
     assert state["assetPositions"] == []

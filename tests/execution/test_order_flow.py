@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from execution import venue
 from execution.models import AuditRecord, Fill, Order, OrderState, PositionSnapshot
-from execution.rounding import round_price
+from kernel.venue import client as vc
+from kernel.venue import meta
+from kernel.venue.rounding import round_price
 from tests.execution.orders import below_mid, mid
 from tests.factories import SYMBOL, approved_trader, client_for
 
@@ -39,14 +40,14 @@ def test_limit_order_rests_then_cancels_and_everything_is_audited(trader: Any, h
     assert resp.status_code == 201, resp.json()
     order = resp.json()["order"]
     assert order["state"] == "resting" and order["venue_oid"]
-    open_orders = venue.info({"type": "frontendOpenOrders", "user": trader.address, "dex": ""})
+    open_orders = vc.info({"type": "frontendOpenOrders", "user": trader.address, "dex": ""})
     assert [o["oid"] for o in open_orders] == [order["venue_oid"]]
     assert open_orders[0]["cloid"] == order["cloid"]
 
     resp = post(c, "/trading/cancel", {"order_id": order["id"]})
     assert resp.status_code == 200, resp.json()
     assert resp.json()["order"]["state"] == "cancelled"
-    assert venue.info({"type": "frontendOpenOrders", "user": trader.address, "dex": ""}) == []
+    assert vc.info({"type": "frontendOpenOrders", "user": trader.address, "dex": ""}) == []
     events = set(AuditRecord.objects.filter(correlation_id=order["correlation_id"]).values_list("event", flat=True))
     assert {"order.request", "risk.decision", "order.signed", "venue.response"} <= events
 
@@ -60,7 +61,7 @@ def test_ioc_fill_gives_the_venues_position_and_pnl_and_streams_only_to_its_owne
     assert order["state"] == "filled"
     assert Decimal(order["filled_size"]) > 0
 
-    venue_state = venue.info({"type": "clearinghouseState", "user": trader.address, "dex": ""})
+    venue_state = vc.info({"type": "clearinghouseState", "user": trader.address, "dex": ""})
     vpos = venue_state["assetPositions"][0]["position"]
     pos = PositionSnapshot.objects.get(user=trader, symbol=SYMBOL)
     assert pos.size == Decimal(vpos["szi"]) == Decimal(order["filled_size"])
@@ -69,11 +70,11 @@ def test_ioc_fill_gives_the_venues_position_and_pnl_and_streams_only_to_its_owne
     positions = c.get("/trading/positions").json()["positions"]
     assert positions[0]["size"] == vpos["szi"]
     account = c.get("/trading/account").json()
-    fresh = venue.info({"type": "clearinghouseState", "user": trader.address, "dex": ""})
+    fresh = vc.info({"type": "clearinghouseState", "user": trader.address, "dex": ""})
     assert account["address"] == trader.address
     assert Decimal(account["equity"]) == pytest.approx(Decimal(fresh["marginSummary"]["accountValue"]), abs=Decimal(5))
 
-    venue_fills = venue.info({"type": "userFills", "user": trader.address})
+    venue_fills = vc.info({"type": "userFills", "user": trader.address})
     assert Fill.objects.filter(user=trader).count() == len(venue_fills) >= 1
     assert {f.tid for f in Fill.objects.filter(user=trader)} == {f["tid"] for f in venue_fills}
 
@@ -88,7 +89,7 @@ def test_ioc_fill_gives_the_venues_position_and_pnl_and_streams_only_to_its_owne
     resp = post(c, "/trading/positions/close", {"symbol": SYMBOL})
     assert resp.status_code == 201, resp.json()
     assert resp.json()["order"]["reduce_only"] is True
-    after = venue.info({"type": "clearinghouseState", "user": trader.address, "dex": ""})
+    after = vc.info({"type": "clearinghouseState", "user": trader.address, "dex": ""})
     assert after["assetPositions"] == []
     assert not PositionSnapshot.objects.filter(user=trader).exists()
 
@@ -103,7 +104,7 @@ def test_orders_are_signed_by_the_agent_but_accounted_under_the_master(trader: A
 
 def test_modify_is_cancel_plus_new_and_local_state_follows_the_new_oid(trader: Any, hot: Any) -> None:
     c = client_for(trader)
-    spec = venue.asset_spec(SYMBOL)
+    spec = meta.asset_spec(SYMBOL)
     m = mid(hot)
     px = round_price(px=m * Decimal("0.96"), spec=spec, mode="down")
     first = post(c, "/trading/order", {"symbol": SYMBOL, "side": "buy", "size": "0.002", "price": str(px)}).json()[
@@ -115,14 +116,14 @@ def test_modify_is_cancel_plus_new_and_local_state_follows_the_new_oid(trader: A
     new = resp.json()["order"]
     assert new["replaces_id"] == first["id"] and new["venue_oid"] != first["venue_oid"]
     assert Order.objects.get(pk=first["id"]).state == OrderState.CANCELLED
-    open_orders = venue.info({"type": "frontendOpenOrders", "user": trader.address, "dex": ""})
+    open_orders = vc.info({"type": "frontendOpenOrders", "user": trader.address, "dex": ""})
     assert [o["oid"] for o in open_orders] == [new["venue_oid"]]
 
 
 def test_tp_sl_attach_to_the_position_as_venue_triggers(trader: Any, hot: Any) -> None:
     c = client_for(trader)
     post(c, "/trading/order", {"symbol": SYMBOL, "side": "buy", "type": "market", "size_usd": "120"})
-    spec = venue.asset_spec(SYMBOL)
+    spec = meta.asset_spec(SYMBOL)
     m = mid(hot)
     tp = round_price(px=m * Decimal("1.05"), spec=spec)
     sl = round_price(px=m * Decimal("0.95"), spec=spec)
@@ -130,5 +131,5 @@ def test_tp_sl_attach_to_the_position_as_venue_triggers(trader: Any, hot: Any) -
     assert resp.status_code == 201, resp.json()
     orders = resp.json()["orders"]
     assert {o["type"] for o in orders} == {"tp", "sl"} and all(o["state"] == "resting" for o in orders)
-    venue_open = venue.info({"type": "frontendOpenOrders", "user": trader.address, "dex": ""})
+    venue_open = vc.info({"type": "frontendOpenOrders", "user": trader.address, "dex": ""})
     assert sorted(o["isTrigger"] for o in venue_open) == [True, True]

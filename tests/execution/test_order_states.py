@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from execution import risk, venue
+from execution import risk
 from execution.models import Order, OrderState
-from execution.rounding import round_price
 from execution.services.orders import ALLOWED_FROM, order_transition
 from execution.services.sync import orders_sync
+from kernel.venue import meta
+from kernel.venue.rounding import round_price
 from tests.execution.answers import order_submit
 from tests.factories import SYMBOL, make_order
 
@@ -35,7 +36,7 @@ def test_the_transition_table_never_leaves_a_final_state_and_never_marks_an_acke
 def test_a_relay_timeout_after_the_feed_set_resting_leaves_it_resting(trader: Any, hot: Any, sim_thread: Any) -> None:
     """The venue rests the order but never answers the relay; meanwhile reconciliation (as the user feed would)
     learns it rests. The relay's timeout 2 s later must not turn it into `unknown`."""
-    spec = venue.asset_spec(SYMBOL)
+    spec = meta.asset_spec(SYMBOL)
     snap = hot(SYMBOL)
     px = round_price(px=Decimal(snap.book["bids"][0][0]) * Decimal("0.95"), spec=spec, mode="down")
     intent = risk.OrderIntent(symbol=SYMBOL, is_buy=True, order_type="limit", size=Decimal("0.001"), price=px)

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from execution import risk
-from execution.rounding import is_valid_price, round_price
+from kernel.venue.rounding import is_valid_price, round_price
 from tests.factories import BTC_SPEC, BUY, RISK_NOW_MS, risk_context
 
 D = Decimal

@@ -68,16 +68,16 @@ def test_an_order_the_venue_never_saw_is_settled_as_rejected_never_resent(
 
 def test_reconcile_adopts_orders_placed_outside_and_fixes_positions(trader: Any, hot: Any, sim_thread: Any) -> None:
     from accounts.services import agent_signing_wallet
-    from execution import venue
     from execution.models import PositionSnapshot
     from execution.services.sync import reconcile_user
+    from kernel.venue import exchange, meta
 
     wallet = agent_signing_wallet(user=trader)
     action = {
         "type": "order",
         "orders": [
             {
-                "a": venue.asset_spec(SYMBOL).asset_id,
+                "a": meta.asset_spec(SYMBOL).asset_id,
                 "b": True,
                 "p": "1000",
                 "s": "0.02",
@@ -87,8 +87,8 @@ def test_reconcile_adopts_orders_placed_outside_and_fixes_positions(trader: Any,
         ],
         "grouping": "na",
     }
-    sig, nonce = venue.sign_action(wallet, action)
-    reply = venue.post_signed(action, sig, nonce)
+    sig, nonce = exchange.sign_action(wallet, action)
+    reply = exchange.post_signed(action, sig, nonce)
     oid = reply["response"]["data"]["statuses"][0]["resting"]["oid"]
     PositionSnapshot.objects.create(user=trader, symbol="ETH", size="1")  # a position the venue does not have
     fixes = reconcile_user(user=trader)
@@ -155,7 +155,7 @@ def test_a_round_refused_by_the_shared_budget_gives_its_reconciliation_share_bac
     trader: Any, hot: Any, settings: Any
 ) -> None:
     from execution.services.sync import reconcile_all
-    from kernel import venue_client as vc
+    from kernel.venue import client as vc
 
     settings.EXECUTION_RECONCILE_WEIGHT_PER_MIN = 45
     vc.backoff_start()  # nothing but cancels may be sent: the round is refused before reaching the venue

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 
-from execution import venue
 from execution.models import Fill, Order, OrderState
+from kernel.venue import exchange, meta
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -23,8 +23,8 @@ def _direct_order(user: Any, action_orders: list[dict[str, Any]]) -> Any:
 
     wallet = agent_signing_wallet(user=user)
     action = {"type": "order", "orders": action_orders, "grouping": "na"}
-    sig, nonce = venue.sign_action(wallet, action)
-    return venue.post_signed(action, sig, nonce)
+    sig, nonce = exchange.sign_action(wallet, action)
+    return exchange.post_signed(action, sig, nonce)
 
 
 def _direct_cancel(user: Any, asset: int, oid: int) -> Any:
@@ -32,8 +32,8 @@ def _direct_cancel(user: Any, asset: int, oid: int) -> Any:
 
     wallet = agent_signing_wallet(user=user)
     action = {"type": "cancel", "cancels": [{"a": asset, "o": oid}]}
-    sig, nonce = venue.sign_action(wallet, action)
-    return venue.post_signed(action, sig, nonce)
+    sig, nonce = exchange.sign_action(wallet, action)
+    return exchange.post_signed(action, sig, nonce)
 
 
 def _closing(fn: Any) -> Any:
@@ -54,11 +54,11 @@ async def _until(predicate: Any, timeout: float = 15.0) -> Any:
 
 async def test_fills_and_cancels_from_the_venue_feed_update_state(trader: Any, hot: Any) -> None:
     from execution import risk
-    from execution.rounding import round_price
     from execution.userfeed import UserFeedWorker
+    from kernel.venue.rounding import round_price
     from tests.execution.answers import order_submit
 
-    spec = await sync_to_async(_closing(venue.asset_spec))("ETH")
+    spec = await sync_to_async(_closing(meta.asset_spec))("ETH")
     snap = await sync_to_async(_closing(hot))("ETH")
     mid = (Decimal(snap.book["bids"][0][0]) + Decimal(snap.book["asks"][0][0])) / 2
     px = round_price(px=mid * Decimal("0.9"), spec=spec, mode="down")
@@ -95,11 +95,11 @@ async def test_an_order_placed_outside_is_adopted_from_the_feed_at_once(trader: 
     next reconciliation — and our own orders, stored with their cloid before they leave, are never adopted twice."""
     from execution import risk
     from execution.models import AuditRecord
-    from execution.rounding import round_price
     from execution.userfeed import UserFeedWorker
+    from kernel.venue.rounding import round_price
     from tests.execution.answers import order_submit
 
-    spec = await sync_to_async(_closing(venue.asset_spec))("ETH")
+    spec = await sync_to_async(_closing(meta.asset_spec))("ETH")
     snap = await sync_to_async(_closing(hot))("ETH")
     mid = (Decimal(snap.book["bids"][0][0]) + Decimal(snap.book["asks"][0][0])) / 2
     px = round_price(px=mid * Decimal("0.9"), spec=spec, mode="down")
@@ -142,7 +142,7 @@ async def test_on_each_connect_the_feed_reads_what_happened_while_it_was_down(tr
     from execution.services.sync import user_feed_streaming
     from execution.userfeed import stream_user
 
-    spec = await sync_to_async(_closing(venue.asset_spec))("ETH")
+    spec = await sync_to_async(_closing(meta.asset_spec))("ETH")
     snap = await sync_to_async(_closing(hot))("ETH")
     mid = (Decimal(snap.book["bids"][0][0]) + Decimal(snap.book["asks"][0][0])) / 2
     px = str(round(mid * Decimal("0.9")))

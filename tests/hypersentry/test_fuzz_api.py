@@ -46,12 +46,12 @@ from rest_framework.test import APIClient
 from accounts import services as account_services
 from accounts.models import User
 from alpha import services as alpha_services
-from execution import venue
 from execution.audit import audit_verify
 from execution.models import BreakerKind, IdempotencyRecord, Order, OrderState
-from execution.rounding import round_price, round_size
 from hlsim.server import SimulatorThread
 from kernel.contracts.envelope import make_envelope
+from kernel.venue import meta
+from kernel.venue.rounding import round_price, round_size
 from tests.factories import approve_agent, make_trader
 from tests.plugins.venue import venue_simulator
 
@@ -324,7 +324,7 @@ class World:
 def valid_prices_and_sizes(symbol: str, mid: Decimal) -> tuple[list[str], list[str]]:
     """Tick-valid prices around the mid (below it a buy rests, above it a buy crosses, and the other way round),
     and lot-valid sizes worth $15-$300."""
-    spec = venue.asset_spec(symbol)
+    spec = meta.asset_spec(symbol)
     assert spec is not None, symbol
     factors = ("0.95", "0.97", "0.99", "0.999", "1.001", "1.01", "1.03", "1.05")
     prices = [str(round_price(px=mid * Decimal(f), spec=spec, mode="nearest")) for f in factors]
@@ -830,8 +830,9 @@ def fuzzer(hot: Any, fresh_books: None, settings: Any) -> Iterator[Fuzzer]:
     # what the handlers do with their input, so they are raised out of the way; the simulator takes the load.
     for name in ("EXECUTION_ORDERS_PER_MIN", "EXECUTION_CANCELS_PER_MIN", "EXECUTION_READS_PER_MIN",
                  "AUTH_RATE_LIMIT_PER_IP", "AUTH_RATE_LIMIT_PER_ADDRESS", "VENUE_WEIGHT_PER_MIN",
-                 "VENUE_USER_WEIGHT_PER_MIN", "MARKETS_UPSTREAM_BUDGET_METADATA_PER_MIN",
-                 "MARKETS_UPSTREAM_BUDGET_ORDERBOOK_PER_MIN", "MARKETS_UPSTREAM_BUDGET_CANDLES_PER_MIN"):  # fmt: skip
+                 "VENUE_USER_WEIGHT_PER_MIN", "AGGREGATOR_UPSTREAM_BUDGET_METADATA_PER_MIN",
+                 "AGGREGATOR_UPSTREAM_BUDGET_ORDERBOOK_PER_MIN",
+                 "AGGREGATOR_UPSTREAM_BUDGET_CANDLES_PER_MIN"):  # fmt: skip
         setattr(settings, name, 100_000)
     settings.RISK_AUTO_MODE_ENABLED = True  # so /alpha/autonomous/trigger can get past the global gate
     people = {role: make_trader(role=role) for role in ("trader", "admin")}

@@ -14,10 +14,10 @@ import orjson
 from hlsim import Simulator
 from kernel.clock import now_ms
 from kernel.contracts.snapshot import staleness
+from kernel.venue.market_data import Upstream
 from markets.hotstate import HotState, MemoryHotState
 from markets.ingest import IngestConfig, Ingestor
 from markets.symbol_state import SymbolState
-from markets.upstream import Upstream
 
 SYMBOLS = ["BTC", "ETH", "SOL", "kPEPE", "DOGE", "AVAX"]
 

@@ -42,9 +42,9 @@ def test_kpepe_is_requested_with_the_venue_case(api, sim_thread):
 
 @pytest.mark.django_db
 def test_a_429_storm_stays_within_budget_and_serves_stale(api, sim_thread, settings):
-    settings.MARKETS_UPSTREAM_BUDGET_ORDERBOOK_PER_MIN = 30  # 5 per 10 s window
-    settings.TRADING_ORDERBOOK_UPSTREAM_MIN_SEC = 0  # no floor: only budget and cooldown protect the venue
-    settings.TRADING_ORDERBOOK_CACHE_SEC = 0
+    settings.AGGREGATOR_UPSTREAM_BUDGET_ORDERBOOK_PER_MIN = 30  # 5 per 10 s window
+    settings.AGGREGATOR_ORDERBOOK_UPSTREAM_MIN_SEC = 0  # no floor: only budget and cooldown protect the venue
+    settings.AGGREGATOR_ORDERBOOK_CACHE_SEC = 0
     seed(symbol_snapshot("BTC", age_ms=30_000), symbol_snapshot("ETH", age_ms=30_000), universe=UNIVERSE)
     sim_thread.call(sim_thread.sim.faults.rate_limit, 30.0)
 
@@ -68,9 +68,9 @@ def test_a_429_storm_stays_within_budget_and_serves_stale(api, sim_thread, setti
 
 
 def test_budget_caps_upstream_calls_without_429(api, sim_thread, settings):
-    settings.MARKETS_UPSTREAM_BUDGET_ORDERBOOK_PER_MIN = 18  # 3 per 10 s window
-    settings.TRADING_ORDERBOOK_UPSTREAM_MIN_SEC = 0
-    settings.TRADING_ORDERBOOK_CACHE_SEC = 0
+    settings.AGGREGATOR_UPSTREAM_BUDGET_ORDERBOOK_PER_MIN = 18  # 3 per 10 s window
+    settings.AGGREGATOR_ORDERBOOK_UPSTREAM_MIN_SEC = 0
+    settings.AGGREGATOR_ORDERBOOK_CACHE_SEC = 0
     seed(symbol_snapshot("BTC", age_ms=30_000), universe=UNIVERSE)
     codes = [api.get("/trading/orderbook?coin=BTC").status_code for _ in range(20)]
     assert set(codes) == {200}

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from execution import venue as execution_venue
 from hlsim import SimulatorThread
+from kernel.venue import meta
+from kernel.venue.market_data import get_upstream
 from markets import selectors
-from markets.upstream import get_upstream
-from markets.venue import fetch_universe
+from markets.universe import fetch_universe
 from tests.factories import symbol_snapshot
 from tests.markets.seed import seed
 
@@ -26,9 +26,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def venue_meta(sim_thread: SimulatorThread) -> Iterator[None]:
     """execution's meta cache is keyed by URL, but a previous test's simulator may have had the same port."""
-    execution_venue.clear_meta_cache()
+    meta.clear_meta_cache()
     yield
-    execution_venue.clear_meta_cache()
+    meta.clear_meta_cache()
 
 
 def _ingest_universe() -> list[dict[str, Any]]:
@@ -49,7 +49,7 @@ def _page_config(html: str) -> dict[str, Any]:
 
 
 def _assert_accepted_everywhere(api: Any, symbol: str) -> None:
-    assert execution_venue.asset_spec(symbol) is not None, f"POST /trading/order would refuse {symbol}"
+    assert meta.asset_spec(symbol) is not None, f"POST /trading/order would refuse {symbol}"
     book = api.get(f"/trading/orderbook?coin={symbol}")
     assert book.status_code == 200 and book.json()["coin"] == symbol, book.content
     candles = api.get(f"/trading/candles?coin={symbol}&interval=1h")
@@ -73,7 +73,7 @@ def test_every_listed_symbol_is_accepted_as_listed(api, sim_thread, venue_meta, 
     for symbol in symbols:
         _assert_accepted_everywhere(api, symbol)
     assert {t["symbol"] for t in api.get("/trading/tokens").json()["tokens"]} == {
-        a["name"] for a in execution_venue.venue_meta().meta["universe"]
+        a["name"] for a in meta.venue_meta().meta["universe"]
     }
     assert set(api.get("/trading/prices").json()["prices"]) <= set(symbols)
 
@@ -88,7 +88,7 @@ def test_another_case_maps_to_the_venue_name(api, sim_thread, venue_meta) -> Non
         assert api.get(f"/markets/{written}/snapshot").json()["symbol"] == "kPEPE"
         page = Client().get(f"/terminal/{written}")
         assert page.status_code == 200 and _page_config(page.content.decode())["symbol"] == "kPEPE"
-    assert execution_venue.asset_spec("KPEPE") is None  # why the page must not hand the ticket the upper case
+    assert meta.asset_spec("KPEPE") is None  # why the page must not hand the ticket the upper case
     rows = api.get("/aggregator/symbols?mode=name").json()["symbols"]
     assert [r["symbol"] for r in rows] == ["BTC", "ETH", "kPEPE"]
     assert all(r["symbol"] == r["coin"] for r in rows)

@@ -10,7 +10,7 @@ from tests.markets.seed import UNIVERSE, seed
 
 @pytest.mark.django_db
 def test_candles_with_the_budget_spent_and_nothing_cached_answer_429_with_retry_after(api, sim_thread, settings):
-    settings.MARKETS_UPSTREAM_BUDGET_CANDLES_PER_MIN = 6  # one call per 10 s window
+    settings.AGGREGATOR_UPSTREAM_BUDGET_CANDLES_PER_MIN = 6  # one call per 10 s window
     seed(universe=UNIVERSE)
     first = api.get("/trading/candles?coin=BTC&interval=1h&start=1700000000000&end=1700100000000")
     assert first.status_code == 200, first.json()

@@ -14,9 +14,10 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from accounts.models import User
-from execution import venue
 from hlsim.server import SimConfig, SimulatorThread
 from kernel.contracts.snapshot import SymbolSnapshot
+from kernel.venue import client as vc
+from kernel.venue import meta
 from markets.hotstate import MemoryHotState
 from tests.factories import SYMBOL, approved_trader, book_snapshot
 
@@ -31,10 +32,10 @@ def venue_simulator(settings: Any, **config: Any) -> Iterator[SimulatorThread]:
     runner = SimulatorThread(SimConfig(**(values | config)))
     settings.HYPERSENTRY_VENUE_URL = runner.start().base_url
     settings.EXECUTION_VENUE_TIMEOUT_SEC = 2.0
-    venue.clear_meta_cache()
+    meta.clear_meta_cache()
     yield runner
     runner.stop()
-    venue.clear_meta_cache()
+    meta.clear_meta_cache()
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ def hot(sim_thread: SimulatorThread, memory_hot_state: MemoryHotState) -> Callab
     """`hot(symbol)` puts a fresh snapshot (book from the simulator's l2Book) into the process's hot state."""
 
     def feed(symbol: str = SYMBOL, *, age_ms: int = 0) -> SymbolSnapshot:
-        book = venue.info({"type": "l2Book", "coin": symbol}, priority="cancel")  # test plumbing: never budgeted
+        book = vc.info({"type": "l2Book", "coin": symbol}, priority="cancel")  # test plumbing: never budgeted
         bids = [[lv["px"], lv["sz"]] for lv in book["levels"][0]]
         asks = [[lv["px"], lv["sz"]] for lv in book["levels"][1]]
         snap = book_snapshot(symbol, bids=bids, asks=asks, age_ms=age_ms)

@@ -1,42 +1,15 @@
-"""Venue client pieces: the WS URL, subscription frames, reconnect back-off and the universe from REST.
+"""The perp universe from REST (metaAndAssetCtxs): tokens with their contexts, ranking and the symbol map.
 
-The socket loop itself lives in `markets.ingest` (it owns the state); what is here is small and pure enough to
-test alone.
+The venue's socket pieces (URL, frames, back-off) are in kernel.venue.streams; the socket loop in markets.ingest.
 """
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
-import orjson
-
+from kernel.venue.market_data import Upstream
 from markets import normalize
-from markets.upstream import Upstream
-
-PER_SYMBOL_TYPES: Final = ("l2Book", "trades", "activeAssetCtx")
-
-
-def ws_url(base_url: str) -> str:
-    """What the SDK does: http(s)://host → ws(s)://host/ws."""
-    return "ws" + base_url.rstrip("/")[len("http") :] + "/ws"
-
-
-def sub_frame(method: str, sub_type: str, coin: str | None = None) -> str:
-    subscription: dict[str, Any] = {"type": sub_type}
-    if coin is not None:
-        subscription["coin"] = coin
-    return orjson.dumps({"method": method, "subscription": subscription}).decode()
-
-
-PING_FRAME: Final = '{"method":"ping"}'
-
-
-def backoff_delay(attempt: int, *, base: float = 0.25, cap: float = 30.0, rng: random.Random | None = None) -> float:
-    """Exponential back-off with full jitter in [base/2, min(cap, base*2^attempt)]."""
-    upper = min(cap, base * (2 ** max(0, attempt)))
-    return (rng or random).uniform(min(base / 2, upper), upper)
 
 
 @dataclass(frozen=True, slots=True)

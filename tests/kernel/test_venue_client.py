@@ -10,7 +10,7 @@ import pytest
 from django.test import override_settings
 
 from deploy.servers import free_port
-from kernel import venue_client as vc
+from kernel.venue import client as vc
 from tests.factories import unreachable_redis_caches
 
 CAP = 1000.0

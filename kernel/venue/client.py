@@ -19,7 +19,8 @@ kept here, for every caller:
 * Every call has a hard timeout; `VenueTimeout` means the outcome is unknown (an order creation is never re-sent).
 
 No app imports: markets (ingest, market REST), accounts (approveAgent) and execution (orders, account reads) all
-call through here.
+call through here (the rest of the package: `exchange` signs, `meta` caches the universe, `market_data` serves
+market reads with caches, `streams` holds the WebSocket side).
 """
 
 from __future__ import annotations
@@ -360,10 +361,21 @@ _clients: dict[str, VenueClient] = {}
 _clients_lock = threading.Lock()
 
 
-def get_client(base_url: str | None = None) -> VenueClient:
-    url = (base_url or settings.HYPERSENTRY_VENUE_URL).rstrip("/")
+def base_url() -> str:
+    """The configured venue (HYPERSENTRY_VENUE_URL: the simulator, testnet or mainnet)."""
+    return str(settings.HYPERSENTRY_VENUE_URL).rstrip("/")
+
+
+def get_client(url: str | None = None) -> VenueClient:
+    url = (url or base_url()).rstrip("/")
     with _clients_lock:
         client = _clients.get(url)
         if client is None:
             client = _clients[url] = VenueClient(url)
         return client
+
+
+def info(body: dict[str, Any], *, priority: str = ACCOUNT, timeout: float | None = None) -> Any:
+    """POST /info to the configured venue through the shared budget; VenueError (4xx/5xx/429, or not sent:
+    budget/backoff), VenueTimeout."""
+    return get_client().info(body, priority=priority, timeout=timeout)

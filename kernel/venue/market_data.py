@@ -3,10 +3,10 @@
 * Budgets per endpoint class (metadata, orderbook, candles), counted in fixed 10 s windows in the Django cache,
   so every process of a split topology shares them (Redis cache) and one process counts alone (locmem).
 * Singleflight: identical concurrent calls in a process share one request.
-* TTL caches (TRADING_*_CACHE_SEC) and a per-key floor (TRADING_ORDERBOOK_UPSTREAM_MIN_SEC for books).
-* Exponential cooldown per class on HTTP 429 (capped at TRADING_ORDERBOOK_AGG_BACKOFF_SEC); meanwhile callers get
+* TTL caches (TRADING_*_CACHE_SEC) and a per-key floor (AGGREGATOR_ORDERBOOK_UPSTREAM_MIN_SEC for books).
+* Exponential cooldown per class on HTTP 429 (capped at AGGREGATOR_UPSTREAM_BACKOFF_SEC); meanwhile callers get
   the last good answer flagged `fresh=False` ("stale with flag"), never an exception while one exists.
-* Throttled warnings (TRADING_WARN_THROTTLE_SEC).
+* Throttled warnings (AGGREGATOR_WARN_THROTTLE_SEC).
 
 Synchronous on purpose: DRF views call it from threads; ingest calls it through `asyncio.to_thread`.
 """
@@ -25,9 +25,9 @@ from django.conf import settings
 from django.core.cache import cache
 
 from kernel import clock
-from kernel import venue_client as vc
 from kernel.errors import UpstreamRateLimited, UpstreamUnavailable
 from kernel.metrics import Counter
+from kernel.venue import client as vc
 
 logger = logging.getLogger(__name__)
 
@@ -75,16 +75,16 @@ class UpstreamError(Exception):
 
 def budget_per_window(endpoint_class: str) -> int:
     per_min = {
-        METADATA: settings.MARKETS_UPSTREAM_BUDGET_METADATA_PER_MIN,
-        ORDERBOOK: settings.MARKETS_UPSTREAM_BUDGET_ORDERBOOK_PER_MIN,
-        CANDLES: settings.MARKETS_UPSTREAM_BUDGET_CANDLES_PER_MIN,
+        METADATA: settings.AGGREGATOR_UPSTREAM_BUDGET_METADATA_PER_MIN,
+        ORDERBOOK: settings.AGGREGATOR_UPSTREAM_BUDGET_ORDERBOOK_PER_MIN,
+        CANDLES: settings.AGGREGATOR_UPSTREAM_BUDGET_CANDLES_PER_MIN,
     }[endpoint_class]
     return max(1, -(-per_min * WINDOW_SEC // 60))
 
 
 def cooldown_sec(level: int) -> float:
-    """1 s, 2 s, 4 s ... capped at TRADING_ORDERBOOK_AGG_BACKOFF_SEC."""
-    return float(min(settings.TRADING_ORDERBOOK_AGG_BACKOFF_SEC, 2.0 ** max(0, level - 1)))
+    """1 s, 2 s, 4 s ... capped at AGGREGATOR_UPSTREAM_BACKOFF_SEC."""
+    return float(min(settings.AGGREGATOR_UPSTREAM_BACKOFF_SEC, 2.0 ** max(0, level - 1)))
 
 
 class _Throttle:
@@ -95,7 +95,7 @@ class _Throttle:
     def warn(self, key: str, message: str, **extra: Any) -> None:
         now = time.monotonic()
         with self._lock:
-            if now - self._last.get(key, -1e18) < settings.TRADING_WARN_THROTTLE_SEC:
+            if now - self._last.get(key, -1e18) < settings.AGGREGATOR_WARN_THROTTLE_SEC:
                 return
             self._last[key] = now
         logger.warning(message, extra=extra)
