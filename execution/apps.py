@@ -6,7 +6,8 @@ class ExecutionConfig(AppConfig):
     name = "execution"
 
     def ready(self) -> None:
-        # Periodic jobs register at import of the tasks module (Celery beat + the one-process scheduler).
+        # Imported here, not at the top: these modules use models, which exist once apps are loaded. Periodic jobs
+        # register at import of the tasks module (Celery beat + the one-process scheduler).
         from execution import tasks  # noqa: F401
         from execution.services.protection import protection_follow_on_sync
         from execution.signals import positions_synced

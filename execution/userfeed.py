@@ -20,6 +20,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections, connection
 from django.db.models import Max
+from django.utils import timezone
 
 from accounts.models import AgentStatus, AgentWallet, User
 from execution.models import Order
@@ -53,8 +54,6 @@ def _closing(fn: Any) -> Any:
 
 def active_users(limit: int) -> tuple[list[tuple[int, str]], list[int]]:
     """(streamed [(id, address)], polled [id]): users with an approved agent, most recently active first."""
-    from django.utils import timezone
-
     ids = set(
         AgentWallet.objects.filter(status=AgentStatus.APPROVED, valid_until__gt=timezone.now()).values_list(
             "user_id", flat=True

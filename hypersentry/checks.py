@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from channels.routing import ProtocolTypeRouter
+from channels.security.websocket import OriginValidator
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
@@ -28,9 +30,6 @@ def check_allowed_hosts_wildcard(app_configs: Any = None, **kwargs: Any) -> list
 
 def websocket_origin_problems(application: Any) -> list[str]:
     """Problems with how the ASGI app guards WebSockets (pure: takes the app, returns messages)."""
-    from channels.routing import ProtocolTypeRouter
-    from channels.security.websocket import OriginValidator
-
     if not isinstance(application, ProtocolTypeRouter):
         return ["the ASGI application is not a ProtocolTypeRouter, so WebSocket routing cannot be checked"]
     ws_app = application.application_mapping.get("websocket")
@@ -45,6 +44,8 @@ def websocket_origin_problems(application: Any) -> list[str]:
 
 @register(Tags.security)
 def check_websocket_origin_validation(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    # Imported here, not at the top: building the ASGI app runs django.setup(), which must not run while the apps
+    # are still loading (this module is imported from HypersentryConfig.ready).
     from hypersentry.asgi import application
 
     return [

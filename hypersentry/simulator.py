@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from hlsim import SimConfig, Simulator
 from kernel import components
 
 logger = logging.getLogger(__name__)
@@ -21,8 +22,6 @@ def simulator_address() -> tuple[str, int]:
 
 
 async def run_embedded(stop: asyncio.Event) -> None:
-    from hlsim import SimConfig, Simulator
-
     host, port = simulator_address()
     sim = Simulator(
         SimConfig(

@@ -12,7 +12,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
 
+import uvicorn
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import close_old_connections
 
 from alpha import pipeline
@@ -106,9 +108,6 @@ async def run_web(stop: asyncio.Event, *, host: str, port: int) -> None:
     """Serve the ASGI app with uvicorn in this loop (per-message deflate off: frames are encoded once).
 
     Lifespan is on: the app's lifespan handler runs the web heartbeat, as it does under uvicorn on its own."""
-    import uvicorn
-    from django.conf import settings  # local like uvicorn: only the web runner needs it
-
     config = uvicorn.Config(
         "hypersentry.asgi:application",
         host=host,

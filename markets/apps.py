@@ -6,6 +6,7 @@ class MarketsConfig(AppConfig):
     name = "markets"
 
     def ready(self) -> None:
+        # Imported here, not at the top: these modules use models and settings, which exist once apps are loaded.
         from kernel import readiness, realtime
         from markets.hotstate import demand_record
         from markets.services import market_freshness_check

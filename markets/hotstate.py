@@ -24,6 +24,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 import orjson
+import redis
+import redis.asyncio as aredis
 from django.conf import settings
 
 from kernel import clock
@@ -187,15 +189,11 @@ class RedisHotState(HotState):
     """Split topologies: Redis. One sync client for views, one asyncio client per event loop."""
 
     def __init__(self, url: str) -> None:
-        import redis
-
         self.url = url
         self._sync = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
     def _aclient(self) -> Any:
-        import redis.asyncio as aredis
-
         loop = asyncio.get_running_loop()
         client = self._async.get(loop)
         if client is None:

@@ -35,6 +35,7 @@ from kernel.contracts import channels as ch
 from kernel.contracts.envelope import SequenceCounter, dumps_text
 from kernel.contracts.snapshot import FRESHNESS_MS, SymbolSnapshot
 from kernel.errors import UpstreamUnavailable
+from kernel.realtime import get_broadcaster
 from kernel.venue import streams
 from kernel.venue.market_data import Upstream, get_upstream
 from markets import features as ft
@@ -138,23 +139,6 @@ class SourceHealth:
     degraded_symbols: list[str] = field(default_factory=list)
 
 
-def _default_publisher() -> Publisher:
-    try:
-        from kernel.realtime import get_broadcaster
-    except ImportError:  # the gateway half is not in this build: ingest still fills the hot state
-        logger.warning("kernel.realtime is not available: agg_update envelopes are not published")
-        return _NullPublisher()
-    return get_broadcaster()
-
-
-class _NullPublisher:
-    async def publish(self, *, channel: str, symbol: str, text: str, event_type: str = "") -> None:
-        return None
-
-    async def publish_many(self, frames: Sequence[tuple[str, str, str, str]]) -> None:
-        return None
-
-
 class Ingestor:
     def __init__(
         self,
@@ -166,7 +150,7 @@ class Ingestor:
     ) -> None:
         self.config = config
         self.hot = hot_state or get_hot_state()
-        self.publisher = publisher or _default_publisher()
+        self.publisher = publisher or get_broadcaster()
         self.upstream = upstream or (Upstream(config.venue_url) if config.venue_url else get_upstream())
         self.seq = SequenceCounter()
         self.symbols = normalize.SymbolMap()

@@ -19,6 +19,7 @@ from kernel.venue.market_data import get_upstream
 from markets import features as ft
 from markets import normalize, quality, selectors, universe
 from markets.hotstate import get_hot_state
+from markets.ingest import current_ingestor
 
 VENUE_CANDLE_INTERVALS_MS: dict[str, int] = {
     "1m": 60_000,
@@ -159,8 +160,6 @@ def candles_read(*, symbol: str, coin: str, interval: str, start: int, end: int)
 
 async def market_freshness_check() -> tuple[bool, str]:
     """Readiness: fails when ingest should be running but no symbol has a fresh price."""
-    from markets.ingest import current_ingestor
-
     hot = get_hot_state()
     status = await hot.get_status()
     if status is None and current_ingestor() is None:

@@ -20,6 +20,7 @@ from django.utils import timezone
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_hex
+from hyperliquid.utils.signing import recover_user_from_user_signed_action
 
 from accounts.crypto import associated_data, keyring, open_sealed, seal
 from accounts.metrics import AGENT_EVENTS
@@ -152,8 +153,6 @@ def split_signature(signature: str) -> dict[str, Any]:
 
 
 def _recover_signer(action: dict[str, Any], sig: dict[str, Any], is_mainnet: bool) -> str:
-    from hyperliquid.utils.signing import recover_user_from_user_signed_action
-
     try:
         return str(
             recover_user_from_user_signed_action(

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from django.core.management.base import CommandError
 
+from accounts.models import User
 from kernel.contracts.symbols import SYMBOL_HELP, symbol_valid
-
-if TYPE_CHECKING:
-    from accounts.models import User
 
 
 def user_by_address(address: str) -> User:
-    from accounts.models import User
-
     try:
         return User.objects.get(address=address)
     except User.DoesNotExist:

@@ -9,6 +9,7 @@ import signal
 from collections.abc import Awaitable
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from hypersentry import topology
@@ -75,8 +76,6 @@ class Command(BaseCommand):
         asyncio.run(self._run(chosen, host=options["host"], port=port, web=not options["no_web"]))
 
     def _components(self, spec: str) -> list[str]:
-        from django.conf import settings
-
         available = topology.available_components()
         if spec == "auto":
             return [c for c in available if c != "hlsim" or settings.HYPERSENTRY_EMBED_SIMULATOR]
