@@ -27,6 +27,7 @@ from django.core.cache import cache
 from kernel import clock
 from kernel.errors import UpstreamRateLimited, UpstreamUnavailable
 from kernel.metrics import Counter
+from kernel.singleflight import Singleflight
 from kernel.venue import client as vc
 
 logger = logging.getLogger(__name__)
@@ -101,22 +102,12 @@ class _Throttle:
         logger.warning(message, extra=extra)
 
 
-class _Flight:
-    __slots__ = ("done", "result", "error")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.result: Any = None
-        self.error: BaseException | None = None
-
-
 class Upstream:
     """The venue REST client with budget, singleflight, cooldown and caches."""
 
     def __init__(self, base_url: str | None = None) -> None:
         self.base_url = (base_url or settings.HYPERSENTRY_VENUE_URL).rstrip("/")
-        self._flights: dict[str, _Flight] = {}
-        self._flights_lock = threading.Lock()
+        self._flights = Singleflight()
         self._throttle = _Throttle()
 
     # --- public
@@ -137,9 +128,11 @@ class Upstream:
             UPSTREAM_SUPPRESSED.labels(endpoint_class, reason).inc()
             return self._last_good(key, reason, endpoint_class)
         try:
-            data = self._singleflight(key, lambda: self._fetch(body, endpoint_class))
+            data = self._flights.do(key, lambda: self._fetch(body, endpoint_class), wait=sum(HTTP_TIMEOUT) + 1)
         except UpstreamError as exc:
             return self._last_good(key, "rate_limited" if exc.rate_limited else "error", endpoint_class)
+        except TimeoutError:  # the identical call this one waited for did not finish in time
+            return self._last_good(key, "error", endpoint_class)
         now_ms = clock.now_ms()
         if ttl_sec > 0:
             cache.set(f"upstream:resp:{key}", (now_ms, data), ttl_sec)
@@ -201,29 +194,6 @@ class Upstream:
                 )
             raise UpstreamUnavailable(message, extra={"reason": reason})
         return UpstreamResult(data=last[1], fetched_at_ms=last[0], fresh=False, reason=reason)
-
-    def _singleflight(self, key: str, call: Any) -> Any:
-        with self._flights_lock:
-            flight = self._flights.get(key)
-            leader = flight is None
-            if leader:
-                flight = self._flights[key] = _Flight()
-        assert flight is not None
-        if not leader:
-            flight.done.wait(HTTP_TIMEOUT[0] + HTTP_TIMEOUT[1] + 1)
-            if flight.error is not None:
-                raise flight.error
-            return flight.result
-        try:
-            flight.result = call()
-            return flight.result
-        except BaseException as exc:
-            flight.error = exc
-            raise
-        finally:
-            with self._flights_lock:
-                self._flights.pop(key, None)
-            flight.done.set()
 
     def _fetch(self, body: dict[str, Any], endpoint_class: str) -> Any:
         """One request through the venue client: the IP budget every process shares (market data may use its
