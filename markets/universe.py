@@ -6,10 +6,20 @@ The venue's socket pieces (URL, frames, back-off) are in kernel.venue.streams; t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from kernel.venue.market_data import Upstream
 from markets import normalize
+
+# What a token says about itself (as_dict): its own fields, then the venue context under our names.
+TOKEN_FIELDS: Final = ("symbol", "coin", "sz_decimals", "max_leverage", "day_ntl_vlm")
+CTX_FIELDS: Final = {
+    "mark_px": "markPx",
+    "mid_px": "midPx",
+    "prev_day_px": "prevDayPx",
+    "funding": "funding",
+    "open_interest": "openInterest",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,18 +32,9 @@ class Token:
     ctx: dict[str, Any]
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "symbol": self.symbol,
-            "coin": self.coin,
-            "sz_decimals": self.sz_decimals,
-            "max_leverage": self.max_leverage,
-            "day_ntl_vlm": self.day_ntl_vlm,
-            "mark_px": self.ctx.get("markPx"),
-            "mid_px": self.ctx.get("midPx"),
-            "prev_day_px": self.ctx.get("prevDayPx"),
-            "funding": self.ctx.get("funding"),
-            "open_interest": self.ctx.get("openInterest"),
-        }
+        out: dict[str, Any] = {name: getattr(self, name) for name in TOKEN_FIELDS}
+        out.update({name: self.ctx.get(wire) for name, wire in CTX_FIELDS.items()})
+        return out
 
 
 def parse_universe(payload: Any) -> list[Token]:
