@@ -207,7 +207,9 @@ class GatewayConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
     async def connect(self) -> None:
         """scope carries "user" and "session" from AuthMiddlewareStack (already resolved: no database read here)."""
         if not isinstance(self.channel_layer, RealtimeChannelLayer):
-            raise ImproperlyConfigured("/ws needs CHANNEL_LAYERS['default'] = kernel.channel_layer.RealtimeChannelLayer")
+            raise ImproperlyConfigured(
+                "/ws needs CHANNEL_LAYERS['default'] = kernel.channel_layer.RealtimeChannelLayer"
+            )
         await self.accept()
         user = self.scope.get("user")
         session = self.scope.get("session")

@@ -116,7 +116,7 @@ class RealtimeChannelLayer(BaseChannelLayer):  # type: ignore[misc]
 
     def __init__(self, expiry: int = 60, capacity: int = 1000, channel_capacity: Any = None, **kwargs: Any) -> None:
         super().__init__(expiry=expiry, capacity=capacity, channel_capacity=channel_capacity, **kwargs)
-        self.channel_capacity = self.compile_capacities(self.channel_capacity)
+        self.channel_capacity = self.compile_capacities(channel_capacity or {})
 
     @property
     def broadcaster(self) -> realtime.Broadcaster:
@@ -124,7 +124,7 @@ class RealtimeChannelLayer(BaseChannelLayer):  # type: ignore[misc]
 
     @property
     def transport(self) -> str:
-        """"redis" (split topologies: Redis pub/sub between processes) or "memory" (one process)."""
+        """ "redis" (split topologies: Redis pub/sub between processes) or "memory" (one process)."""
         return "redis" if isinstance(self.broadcaster, realtime.RedisBroadcaster) else "memory"
 
     @property
