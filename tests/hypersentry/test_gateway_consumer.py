@@ -1,7 +1,8 @@
 """GatewayConsumer, /ws's control plane as a Channels consumer, through channels.testing.WebsocketCommunicator.
 
 The end-to-end behaviour (real uvicorn, real clients: limits, origins, 1009, private streams) is in
-tests/markets/test_gateway*.py and tests/execution/test_private_stream*.py; this file covers what being a consumer
+tests/markets/test_gateway*.py, tests/hypersentry/test_edges*.py, test_websocket_origin.py and
+tests/execution/test_private_stream*.py; this file covers what being a consumer
 adds: routing, the channel layer as the way in for groups, and no consumer dispatch for data frames."""
 
 from __future__ import annotations
