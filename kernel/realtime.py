@@ -8,6 +8,8 @@ Publishers (ingest, alpha, execution) hand over an already-encoded envelope; not
     await get_broadcaster().publish_private(user_id=7, event_type="order_update", data={...}, symbol="BTC", seq=42)
     await get_broadcaster().close_session_sockets(session_key, "logout")
 
+* The same path under Channels' API: `get_channel_layer().group_send(...)` (kernel.channel_layer, the configured
+  CHANNEL_LAYERS backend) maps the sockets' groups onto these calls; there is no second fan-out.
 * Without REDIS_URL (one-process topology) the broadcaster is in memory and hands frames straight to the local
   hub. With REDIS_URL it is Redis pub/sub: publishers PUBLISH on `hs:ws:*` channels and every web process holds
   ONE pattern subscription, then fans out to its own sockets by looping and sending the same text.
