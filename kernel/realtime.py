@@ -137,6 +137,17 @@ async def _await_quietly(rest: Generator[Any, Any, Any]) -> None:
         await rest  # type: ignore[misc]  # a @types.coroutine generator (_resume) is awaitable
 
 
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    """Cancel and wait for a task; one left on a loop that has closed since (a request served by a short-lived loop,
+    such as Django's test client or async_to_sync) is only dropped: that loop runs nothing any more."""
+    if task.get_loop().is_closed():
+        return
+    task.cancel()
+    if task.get_loop() is asyncio.get_running_loop():
+        with contextlib.suppress(BaseException):
+            await task
+
+
 class FanoutStats:
     """Process-wide delivery counters, kept off the per-socket path (bench and /metrics read them).
 
@@ -573,9 +584,7 @@ class Broadcaster(abc.ABC):
 
     async def stop(self) -> None:
         if self._housekeeping is not None:
-            self._housekeeping.cancel()
-            with contextlib.suppress(BaseException):
-                await self._housekeeping
+            await _cancel(self._housekeeping)
             self._housekeeping = None
 
     def _private_envelope(self, *, event_type: str, symbol: str, source: str, seq: int, data: dict[str, Any]) -> str:
@@ -692,9 +701,7 @@ class RedisBroadcaster(Broadcaster):
 
     async def stop(self) -> None:
         if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(BaseException):
-                await self._listener
+            await _cancel(self._listener)
             self._listener = None
         if self._redis is not None:
             with contextlib.suppress(Exception):
