@@ -9,7 +9,8 @@ websockets', ≥ 99.9 % of the expected frames delivered; gateway also ≥ 5× b
 
 Modes (each server is its own process, pinned to CPU 0; the client processes are pinned to the other CPUs):
   gateway     uvicorn (websockets-sansio, per-message deflate off) serving hypersentry.asgi:application — the real
-              OriginValidator(AuthMiddlewareStack(URLRouter)) stack and hypersentry/gateway.py; frames go through
+              OriginValidator(AuthMiddlewareStack(URLRouter)) stack and hypersentry/gateway.py's GatewayConsumer (the
+              control plane; frames reach sockets without consumer dispatch); frames go through
               kernel.realtime.get_broadcaster().publish, the call ingest makes (in-memory broadcaster: one process).
   split       the split topology (bench_fanout_scaled.py): a throwaway redis-server, `--webs` (2) processes running
               the Procfile's web command (`uvicorn hypersentry.asgi:application` with docker-compose.yml's flags) and
@@ -17,7 +18,8 @@ Modes (each server is its own process, pinned to CPU 0; the client processes are
               get_broadcaster().publish as ingest does; clients alternate between the web processes. All of them
               on CPU 0; server CPU = the web processes + redis-server (the publisher's is printed apart).
   websockets  plain `websockets` server + websockets.broadcast of the same text: the practical limit.
-  channels    uvicorn + stock AsyncWebsocketConsumer, channel_layer.group_send per frame: the naive path.
+  channels    uvicorn + stock AsyncWebsocketConsumer, channel_layer.group_send per frame through the configured layer
+              (kernel.channel_layer: a plain group, a queue per consumer, consumer dispatch per frame): the naive path.
 
 Workload: every symbol gets one frame per tick (`--rate` ticks/s), so each (symbol, channel, event_type) key is
 published exactly at `--rate`; clients subscribe to 1-3 of `--symbols` symbols (~2 × rate frames/s each). Each frame
@@ -611,7 +613,7 @@ def _start_single(mode: str, args: argparse.Namespace, symbols: list[str], redis
     server_pids: dict[str, int] = {}
     label = mode
     if redis is not None and mode in ("gateway", "channels"):
-        env["REDIS_URL"] = redis[1]  # gateway: RedisBroadcaster; channels: channels_redis RedisChannelLayer
+        env["REDIS_URL"] = redis[1]  # gateway: RedisBroadcaster; channels: RealtimeChannelLayer over Redis pub/sub
         server_pids["redis"] = redis[0].pid
         label = f"{mode} (Redis)"
     cmd = [sys.executable, __file__, "--serve", mode, "--port", str(port), "--symbols", ",".join(symbols)]
@@ -913,9 +915,9 @@ def main(argv: list[str] | None = None) -> None:
         "--layer",
         choices=("redis", "memory"),
         default="memory",
-        help="memory: the one-process in-memory broadcaster / InMemoryChannelLayer; redis: a throwaway redis-server "
-        "carries gateway frames (RedisBroadcaster) and the channels baseline (channels_redis RedisChannelLayer, the "
-        "production layer) — the publisher still runs inside the server process, so its Redis round trips share "
+        help="memory: the one-process in-memory broadcaster (and channel layer); redis: a throwaway redis-server "
+        "carries gateway frames (RedisBroadcaster) and the channels baseline (kernel.channel_layer over Redis pub/sub, "
+        "the production layer) — the publisher still runs inside the server process, so its Redis round trips share "
         "the fan-out loop (in production ingest is another process, as in the split mode)",
     )
     parser.add_argument("--json", action="store_true")

@@ -1,8 +1,10 @@
-"""The /ws gateway (architecture seed §9): a raw ASGI app behind OriginValidator(AuthMiddlewareStack(...)).
+"""The /ws gateway (architecture seed §9): `GatewayConsumer`, a Channels consumer behind
+OriginValidator(AuthMiddlewareStack(...)), for the connection's control plane.
 
-No Channels consumer and no channel layer on the data path: frames arrive pre-encoded from
-`kernel.realtime` and the hub writes them straight to this socket's `send`. This module only parses and
-validates client frames (pure functions below), keeps the per-connection limits and relays.
+The data plane is not consumer dispatch: frames arrive pre-encoded from `kernel.realtime` (publishers, or
+`get_channel_layer().group_send` through kernel.channel_layer) and the hub writes them straight to this socket's
+`send`. This module parses and validates client frames (pure functions below), keeps the per-connection limits and
+joins and leaves the socket's groups through the channel layer.
 
 Client frames:
     {"type":"subscribe","coin":"BTC","channels":["public.market","public.alpha"]}
@@ -26,11 +28,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from accounts.selectors import session_is_valid
 from kernel import clock, realtime
+from kernel.channel_layer import RealtimeChannelLayer, public_group, session_group, user_group
 from kernel.contracts import channels as ch
 from kernel.contracts.envelope import dumps_text
 from kernel.contracts.symbols import symbol_valid
@@ -162,32 +169,111 @@ def _error(code: str, message: str) -> str:
     return dumps_text({"type": "error", "code": code, "message": message})
 
 
-class GatewaySession:
-    """One socket: limits, filters and the relay between client frames and the hub."""
+class GatewayConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]
+    """/ws: one socket's control plane as a Channels consumer — connect, client frames (subscribe/unsubscribe,
+    private join, ping), limits, the session re-check and closing.
 
-    def __init__(self, scope: dict[str, Any], send: Any, task: asyncio.Task[Any]) -> None:
-        user = scope.get("user")
-        session = scope.get("session")
-        self.user_id: int | None = user.pk if user is not None and user.is_authenticated else None
-        self.session_key: str | None = getattr(session, "session_key", None) if self.user_id else None
-        self.broadcaster = realtime.get_broadcaster()
-        self.hub = self.broadcaster.hub
-        self.task = task
-        self.conn = realtime.Connection(
-            send=server_send(send), user_id=self.user_id, session_key=self.session_key, on_close=self._on_close
-        )
+    The data plane does not pass through it: the consumer binds its channel name to its socket
+    (`realtime.Connection`) in the channel layer (kernel.channel_layer), joins groups with `group_add`, and
+    `group_send` / the broadcaster write pre-encoded frames straight to the socket's `send`. Only client frames and
+    the consumer's own channel messages are dispatched here."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.conn: realtime.Connection | None = None
+        self.user_id: int | None = None
+        self.session_key: str | None = None
+        self.recheck: asyncio.Task[None] | None = None
         self.limiter = RateLimiter(settings.WS_MAX_MESSAGES_PER_SEC)
         self.strikes: deque[float] = deque()
 
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:  # every exit: client close, our close, error, cancellation at shutdown
+            self._teardown()
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Stock dispatch, without `aclose_old_connections()` before every handler: that is a sync_to_async hop
+        (~65 µs, performance.md) per client frame. No handler here uses the ORM directly; the session re-check goes
+        through database_sync_to_async, which closes stale connections around its own call."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    # --- connection ---------------------------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """scope carries "user" and "session" from AuthMiddlewareStack (already resolved: no database read here)."""
+        if not isinstance(self.channel_layer, RealtimeChannelLayer):
+            raise ImproperlyConfigured(
+                "/ws needs CHANNEL_LAYERS['default'] = kernel.channel_layer.RealtimeChannelLayer"
+            )
+        await self.accept()
+        user = self.scope.get("user")
+        session = self.scope.get("session")
+        self.user_id = user.pk if user is not None and user.is_authenticated else None
+        self.session_key = getattr(session, "session_key", None) if self.user_id else None
+        self.conn = realtime.Connection(
+            send=server_send(self.base_send),
+            user_id=self.user_id,
+            session_key=self.session_key,
+            on_close=self._on_close,
+        )
+        await self.channel_layer.ensure_receiving()
+        hub = self.channel_layer.hub
+        hub.bind(self.channel_name, self.conn)
+        hub.add(self.conn)
+        if self.session_key is not None:
+            await self.channel_layer.group_add(session_group(self.session_key), self.channel_name)
+            self.recheck = asyncio.create_task(self.recheck_session())
+
     def _on_close(self) -> None:
-        if not self.task.done():
-            self.task.cancel()
+        # Connection.close() is synchronous (the fan-out loop, the sweep, a session close call it): it tells this
+        # consumer through its own channel, and `realtime_closed` ends it.
+        self.channel_layer.hub.deliver(self.channel_name, {"type": "realtime.closed"})
+
+    async def realtime_closed(self, message: dict[str, Any]) -> None:
+        raise StopConsumer()
+
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        text = message.get("text")
+        await self.handle(text if text is not None else message.get("bytes") or b"")
+        if self.conn is not None and self.conn.closed:
+            raise StopConsumer()
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        # Stock: group_discard of `groups` (none) and aclose_old_connections() (no ORM here); _teardown cleans up.
+        raise StopConsumer()
+
+    def _teardown(self) -> None:
+        conn = self.conn
+        layer = self.channel_layer
+        if isinstance(layer, RealtimeChannelLayer) and getattr(self, "channel_name", None):
+            if conn is not None:
+                layer.hub.remove(conn)
+            layer.discard_channel(self.channel_name)
+        if self.recheck is not None:
+            self.recheck.cancel()
+        if conn is None:
+            return
+        if not conn.closed:
+            conn.closed = True
+            realtime.WS_DISCONNECTS.labels("client_closed").inc()
+            if conn.inflight is not None:
+                conn.inflight.cancel()
+        logger.info("ws closed", extra={"user_id": self.user_id, "reason": conn.close_reason or "client_closed"})
+
+    # --- client frames ------------------------------------------------------------------------------------------
 
     def reply(self, obj: dict[str, Any]) -> None:
+        assert self.conn is not None
         self.conn.offer_direct(dumps_text(obj))
 
     def strike(self, code: str, message: str) -> None:
         """An error frame; continued abuse closes the socket."""
+        assert self.conn is not None
         now = time.monotonic()
         self.strikes.append(now)
         while self.strikes and now - self.strikes[0] > STRIKE_WINDOW_SEC:
@@ -212,21 +298,14 @@ class GatewaySession:
         elif frame.type == ch.CLIENT_SUBSCRIBE:
             await self.subscribe(frame)
         elif frame.type == ch.CLIENT_UNSUBSCRIBE:
-            assert frame.coin is not None
-            left = [c for c in frame.channels if self.hub.leave(self.conn, realtime.topic_for(c, frame.coin))]
-            self.reply({"type": "unsubscribed", "coin": frame.coin, "channels": left})
+            await self.unsubscribe(frame)
         elif frame.type == ch.CLIENT_SUBSCRIBE_PRIVATE:
-            if self.user_id is None:
-                self.strike("authentication_required", "sign in to subscribe to private channels")
-                return
-            self.hub.join_private(self.conn, set(frame.channels))
-            self.reply({"type": "subscribed_private", "channels": sorted(self.conn.private_channels)})
+            await self.subscribe_private(frame)
         elif frame.type == ch.CLIENT_UNSUBSCRIBE_PRIVATE:
-            self.hub.leave_private(self.conn)
-            self.reply({"type": "unsubscribed_private"})
+            await self.unsubscribe_private()
 
     async def subscribe(self, frame: ClientFrame) -> None:
-        assert frame.coin is not None
+        assert frame.coin is not None and self.conn is not None
         topics = [realtime.topic_for(c, frame.coin) for c in frame.channels]
         new = [t for t in topics if t not in self.conn.topics]
         if len(self.conn.topics) + len(new) > settings.WS_MAX_SUBSCRIPTIONS:
@@ -239,18 +318,42 @@ class GatewaySession:
                     snapshot = await snapshot_for(frame.coin)
             except Exception:
                 logger.exception("snapshot lookup failed", extra={"symbol": frame.coin})
-        for topic in new:
-            self.hub.join(self.conn, topic)
+        for channel in frame.channels:
+            await self.channel_layer.group_add(public_group(channel, frame.coin), self.channel_name)
         self.reply({"type": "subscribed", "coin": frame.coin, "channels": list(frame.channels)})
         if snapshot is not None:
             key = f"{ch.PUBLIC_MARKET}|{frame.coin}|{ch.AGG_UPDATE}"
             self.conn.offer_public(key, realtime.snapshot_text(snapshot, seq=next(_snapshot_seq)))
 
+    async def unsubscribe(self, frame: ClientFrame) -> None:
+        assert frame.coin is not None and self.conn is not None
+        left = [c for c in frame.channels if realtime.topic_for(c, frame.coin) in self.conn.topics]
+        for channel in left:
+            await self.channel_layer.group_discard(public_group(channel, frame.coin), self.channel_name)
+        self.reply({"type": "unsubscribed", "coin": frame.coin, "channels": left})
+
+    async def subscribe_private(self, frame: ClientFrame) -> None:
+        assert self.conn is not None
+        if self.user_id is None:
+            self.strike("authentication_required", "sign in to subscribe to private channels")
+            return
+        # The group is the signed-in user's (from the session), never from client input.
+        for channel in frame.channels:
+            await self.channel_layer.group_add(user_group(self.user_id, channel), self.channel_name)
+        self.reply({"type": "subscribed_private", "channels": sorted(self.conn.private_channels)})
+
+    async def unsubscribe_private(self) -> None:
+        assert self.conn is not None
+        if self.user_id is not None:
+            for channel in sorted(self.conn.private_channels):
+                await self.channel_layer.group_discard(user_group(self.user_id, channel), self.channel_name)
+        self.reply({"type": "unsubscribed_private"})
+
     async def recheck_session(self) -> None:
         """Close the socket once its session is gone, expired, revoked or its user deactivated
         (accounts.selectors.session_is_valid, every WS_SESSION_RECHECK_SEC ≤ 60 s)."""
 
-        assert self.session_key is not None and self.user_id is not None
+        assert self.session_key is not None and self.user_id is not None and self.conn is not None
         check = database_sync_to_async(session_is_valid)
         while not self.conn.closed:
             await asyncio.sleep(settings.WS_SESSION_RECHECK_SEC)
@@ -263,50 +366,3 @@ class GatewaySession:
                 logger.info("closing socket: session ended", extra={"user_id": self.user_id})
                 self.conn.close(realtime.CLOSE_SESSION_ENDED, "session_ended")
                 return
-
-
-async def _receive_loop(session: GatewaySession, receive: Any) -> None:
-    while True:
-        message = await receive()
-        kind = message["type"]
-        if kind == "websocket.disconnect":
-            return
-        if kind == "websocket.receive":
-            text = message.get("text")
-            await session.handle(text if text is not None else message.get("bytes") or b"")
-            if session.conn.closed:
-                return
-
-
-async def gateway_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """ASGI app for /ws (scope carries "user" and "session" from AuthMiddlewareStack)."""
-    first = await receive()
-    if first["type"] != "websocket.connect":
-        return
-    await send({"type": "websocket.accept"})
-    task = asyncio.current_task()
-    assert task is not None
-    session = GatewaySession(scope, send, task)
-    await session.broadcaster.ensure_started()
-    session.hub.add(session.conn)
-    recheck = asyncio.create_task(session.recheck_session()) if session.session_key else None
-    try:
-        await _receive_loop(session, receive)
-    except asyncio.CancelledError:
-        # Our own Connection.close() cancels this task to stop waiting on receive(); anything else propagates.
-        if not session.conn.closed:
-            raise
-        task.uncancel()
-    finally:
-        session.hub.remove(session.conn)
-        if recheck is not None:
-            recheck.cancel()
-        if not session.conn.closed:
-            session.conn.closed = True
-            realtime.WS_DISCONNECTS.labels("client_closed").inc()
-            if session.conn.inflight is not None:
-                session.conn.inflight.cancel()
-        logger.info(
-            "ws closed",
-            extra={"user_id": session.user_id, "reason": session.conn.close_reason or "client_closed"},
-        )

@@ -121,17 +121,11 @@ else:
         }
     }
 
+# The channel layer is kernel.realtime's broadcaster under Channels' API, in both topologies: with REDIS_URL a
+# group_send is one Redis PUBLISH read by one pattern subscription per web process; without it, in-memory fan-out.
+CHANNEL_LAYERS = {"default": {"BACKEND": "kernel.channel_layer.RealtimeChannelLayer", "CONFIG": {"capacity": 1000}}}
+
 if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "max_connections": 1000}],
-                "capacity": 1000,
-                "expiry": 60,
-            },
-        }
-    }
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -140,7 +134,6 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "hypersentry"}}
 
 # Celery: the split topologies use Redis as broker; the one-process topology runs periodic jobs in its loop.

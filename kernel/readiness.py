@@ -45,16 +45,28 @@ async def check_database() -> tuple[bool, str]:
 
 
 async def check_channel_layer() -> tuple[bool, str]:
+    """A round trip through the configured channel layer. With kernel.channel_layer's layer in a split topology
+    that is a PUBLISH to Redis read back through this process's own pattern subscription: the path every realtime
+    frame takes to this process's sockets."""
     layer = get_channel_layer()
     if layer is None:
         return False, "no channel layer configured"
+    ensure_receiving = getattr(layer, "ensure_receiving", None)
+    if ensure_receiving is not None:
+        await ensure_receiving()
     channel = await layer.new_channel("readyz.")
-    token = uuid.uuid4().hex
-    await layer.send(channel, {"type": "readyz.ping", "token": token})
-    message = await layer.receive(channel)
+    try:
+        token = uuid.uuid4().hex
+        await layer.send(channel, {"type": "readyz.ping", "token": token})
+        message = await layer.receive(channel)
+    finally:
+        discard = getattr(layer, "discard_channel", None)
+        if discard is not None:
+            discard(channel)
     if message.get("token") != token:
         return False, "round trip returned another message"
-    return True, type(layer).__name__
+    transport = getattr(layer, "transport", "")
+    return True, f"{type(layer).__name__}/{transport}" if transport else type(layer).__name__
 
 
 register("database", check_database)

@@ -8,6 +8,8 @@ Publishers (ingest, alpha, execution) hand over an already-encoded envelope; not
     await get_broadcaster().publish_private(user_id=7, event_type="order_update", data={...}, symbol="BTC", seq=42)
     await get_broadcaster().close_session_sockets(session_key, "logout")
 
+* The same path under Channels' API: `get_channel_layer().group_send(...)` (kernel.channel_layer, the configured
+  CHANNEL_LAYERS backend) maps the sockets' groups onto these calls; there is no second fan-out.
 * Without REDIS_URL (one-process topology) the broadcaster is in memory and hands frames straight to the local
   hub. With REDIS_URL it is Redis pub/sub: publishers PUBLISH on `hs:ws:*` channels and every web process holds
   ONE pattern subscription, then fans out to its own sockets by looping and sending the same text.
@@ -133,6 +135,17 @@ def send_now(send: SendFn, message: dict[str, Any]) -> Generator[Any, Any, Any] 
 async def _await_quietly(rest: Generator[Any, Any, Any]) -> None:
     with contextlib.suppress(Exception):
         await rest  # type: ignore[misc]  # a @types.coroutine generator (_resume) is awaitable
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    """Cancel and wait for a task; one left on a loop that has closed since (a request served by a short-lived loop,
+    such as Django's test client or async_to_sync) is only dropped: that loop runs nothing any more."""
+    if task.get_loop().is_closed():
+        return
+    task.cancel()
+    if task.get_loop() is asyncio.get_running_loop():
+        with contextlib.suppress(BaseException):
+            await task
 
 
 class FanoutStats:
@@ -342,6 +355,12 @@ class Hub:
         self.symbol_demand: collections.Counter[str] = collections.Counter()
         self.demand_dirty: set[str] = set()
         self.subscription_count = 0
+        # Channel-layer receivers of this process (kernel.channel_layer): a queue per channel name, the socket a
+        # gateway consumer's channel name stands for, and plain Channels groups (channel names, for consumers that
+        # take their messages through dispatch). Data-plane frames never use the queues.
+        self.channels: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        self.bound: dict[str, Connection] = {}
+        self.groups: dict[str, set[str]] = {}
 
     # membership
     def add(self, conn: Connection) -> None:
@@ -401,12 +420,62 @@ class Hub:
         conn.private_channels |= channels
         self.users.setdefault(conn.user_id, set()).add(conn)
 
-    def leave_private(self, conn: Connection) -> None:
-        conn.private_channels.clear()
+    def leave_private(self, conn: Connection, channels: set[str] | None = None) -> None:
+        """Leave `channels` (all of them when None); the user index forgets the socket once it has none left."""
+        if channels is None:
+            conn.private_channels.clear()
+        else:
+            conn.private_channels -= channels
+        if conn.private_channels:
+            return
         if conn.user_id is not None and conn.user_id in self.users:
             self.users[conn.user_id].discard(conn)
             if not self.users[conn.user_id]:
                 del self.users[conn.user_id]
+
+    # channel-layer receivers (kernel.channel_layer)
+    def open_channel(self, name: str, capacity: int) -> None:
+        self.channels.setdefault(name, asyncio.Queue(maxsize=capacity))
+
+    def close_channel(self, name: str) -> None:
+        """Forget a channel name: its queue, the socket bound to it, its plain group memberships."""
+        self.channels.pop(name, None)
+        self.bound.pop(name, None)
+        for group in [g for g, members in self.groups.items() if name in members]:
+            self.group_discard(group, name)
+
+    def bind(self, name: str, conn: Connection) -> None:
+        """Let `name` (a consumer's channel name) stand for `conn` in group_add/group_discard of our groups."""
+        self.bound[name] = conn
+
+    def deliver(self, name: str, message: dict[str, Any]) -> bool:
+        """Queue a message for a channel of this process; False when it is not here or its queue is full."""
+        queue = self.channels.get(name)
+        if queue is None:
+            return False
+        try:
+            queue.put_nowait(message)
+        except asyncio.QueueFull:
+            WS_DROPS.labels("channel_full").inc()
+            return False
+        return True
+
+    def group_add(self, group: str, name: str) -> None:
+        self.groups.setdefault(group, set()).add(name)
+
+    def group_discard(self, group: str, name: str) -> None:
+        members = self.groups.get(group)
+        if members is not None:
+            members.discard(name)
+            if not members:
+                del self.groups[group]
+
+    def dispatch_group(self, group: str, message: dict[str, Any]) -> int:
+        """A plain group's message to its members in this process (a shallow copy each: consumers may mutate)."""
+        count = 0
+        for name in tuple(self.groups.get(group, ())):
+            count += self.deliver(name, dict(message))
+        return count
 
     # delivery
     def dispatch(self, *, channel: str, symbol: str, text: str, event_type: str = "") -> int:
@@ -474,7 +543,6 @@ class Broadcaster(abc.ABC):
         for channel, symbol, text, event_type in frames:
             await self.publish(channel=channel, symbol=symbol, text=text, event_type=event_type)
 
-    @abc.abstractmethod
     async def publish_private(
         self,
         *,
@@ -488,9 +556,24 @@ class Broadcaster(abc.ABC):
         """Deliver one private event to the user's sockets in every process. `seq` is the user's durable sequence
         number for events the client must not miss (execution.services.events numbers and keeps them); 0 marks
         live state that needs none (alpha's risk/plan telemetry, superseded by the next one)."""
+        text = self._private_envelope(event_type=event_type, symbol=symbol, source=source, seq=seq, data=data)
+        await self.publish_private_text(user_id=user_id, channel=ch.channel_for_event(event_type), text=text)
+        return seq
+
+    @abc.abstractmethod
+    async def publish_private_text(self, *, user_id: int, channel: str, text: str) -> None:
+        """An already-encoded private frame to the user's sockets subscribed to `channel`, in every process."""
 
     @abc.abstractmethod
     async def close_session_sockets(self, session_key: str, reason: str) -> None: ...
+
+    @abc.abstractmethod
+    async def publish_group(self, group: str, message: dict[str, Any]) -> None:
+        """A channel-layer message to a plain group's members in every process (kernel.channel_layer)."""
+
+    @abc.abstractmethod
+    async def send_channel(self, name: str, message: dict[str, Any]) -> None:
+        """A channel-layer message to one channel, wherever its process is (kernel.channel_layer)."""
 
     async def ensure_started(self) -> None:
         """Start this process's receiving side (idempotent); the gateway calls it on every connect."""
@@ -501,9 +584,7 @@ class Broadcaster(abc.ABC):
 
     async def stop(self) -> None:
         if self._housekeeping is not None:
-            self._housekeeping.cancel()
-            with contextlib.suppress(BaseException):
-                await self._housekeeping
+            await _cancel(self._housekeeping)
             self._housekeeping = None
 
     def _private_envelope(self, *, event_type: str, symbol: str, source: str, seq: int, data: dict[str, Any]) -> str:
@@ -551,22 +632,17 @@ class LocalBroadcaster(Broadcaster):
     async def publish(self, *, channel: str, symbol: str, text: str, event_type: str = "") -> None:
         self.hub.dispatch(channel=channel, symbol=symbol, text=text, event_type=event_type)
 
-    async def publish_private(
-        self,
-        *,
-        user_id: int,
-        event_type: str,
-        data: dict[str, Any],
-        symbol: str = ALL_SYMBOLS,
-        source: str = "",
-        seq: int = 0,
-    ) -> int:
-        text = self._private_envelope(event_type=event_type, symbol=symbol, source=source, seq=seq, data=data)
-        self.hub.dispatch_private(user_id=user_id, channel=ch.channel_for_event(event_type), text=text)
-        return seq
+    async def publish_private_text(self, *, user_id: int, channel: str, text: str) -> None:
+        self.hub.dispatch_private(user_id=user_id, channel=channel, text=text)
 
     async def close_session_sockets(self, session_key: str, reason: str) -> None:
         self.hub.close_session(session_key, reason)
+
+    async def publish_group(self, group: str, message: dict[str, Any]) -> None:
+        self.hub.dispatch_group(group, message)
+
+    async def send_channel(self, name: str, message: dict[str, Any]) -> None:
+        self.hub.deliver(name, message)
 
 
 class RedisBroadcaster(Broadcaster):
@@ -600,23 +676,19 @@ class RedisBroadcaster(Broadcaster):
                 pipe.publish(f"{REDIS_PREFIX}pub|{channel}|{symbol}|{event_type}", text)
             await pipe.execute()
 
-    async def publish_private(
-        self,
-        *,
-        user_id: int,
-        event_type: str,
-        data: dict[str, Any],
-        symbol: str = ALL_SYMBOLS,
-        source: str = "",
-        seq: int = 0,
-    ) -> int:
-        text = self._private_envelope(event_type=event_type, symbol=symbol, source=source, seq=seq, data=data)
-        await self._client().publish(f"{REDIS_PREFIX}usr|{user_id}|{ch.channel_for_event(event_type)}", text)
-        return seq
+    async def publish_private_text(self, *, user_id: int, channel: str, text: str) -> None:
+        await self._client().publish(f"{REDIS_PREFIX}usr|{user_id}|{channel}", text)
 
     async def close_session_sockets(self, session_key: str, reason: str) -> None:
         payload = dumps_text({"op": "close_session", "session_key": session_key, "reason": reason})
         await self._client().publish(f"{REDIS_PREFIX}ctl", payload)
+
+    async def publish_group(self, group: str, message: dict[str, Any]) -> None:
+        await self._client().publish(f"{REDIS_PREFIX}grp|{group}", orjson.dumps(message))
+
+    async def send_channel(self, name: str, message: dict[str, Any]) -> None:
+        # Every web process reads it on its one subscription; only the one that holds the channel keeps it.
+        await self._client().publish(f"{REDIS_PREFIX}chn|{name}", orjson.dumps(message))
 
     async def ensure_started(self) -> None:
         await super().ensure_started()
@@ -629,9 +701,7 @@ class RedisBroadcaster(Broadcaster):
 
     async def stop(self) -> None:
         if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(BaseException):
-                await self._listener
+            await _cancel(self._listener)
             self._listener = None
         if self._redis is not None:
             with contextlib.suppress(Exception):
@@ -677,6 +747,10 @@ class RedisBroadcaster(Broadcaster):
             elif kind == "usr":
                 user_id, channel = rest.split("|", 1)
                 self.hub.dispatch_private(user_id=int(user_id), channel=channel, text=data.decode())
+            elif kind == "grp":
+                self.hub.dispatch_group(rest, orjson.loads(data))
+            elif kind == "chn":
+                self.hub.deliver(rest, orjson.loads(data))
             elif name == "ctl":
                 command = orjson.loads(data)
                 if command.get("op") == "close_session":

@@ -32,7 +32,7 @@ def test_readyz_checks_the_database_and_the_channel_layer_round_trip(client: Cli
     assert body["status"] == "ok"
     assert body["checks"]["database"]["ok"] and body["checks"]["database"]["detail"] == "postgresql"
     assert body["checks"]["channel_layer"] == {**body["checks"]["channel_layer"], "ok": True}
-    assert body["checks"]["channel_layer"]["detail"] == "RedisChannelLayer"
+    assert body["checks"]["channel_layer"]["detail"] == "RealtimeChannelLayer/redis"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -49,7 +49,7 @@ def test_serve_answers_healthz_and_readyz_on_embedded_defaults() -> None:
             time.sleep(0.3)
         assert ready is not None and ready.status_code == 200, ready.text if ready is not None else "no answer"
         assert ready.json()["checks"]["database"]["detail"] == "sqlite"
-        assert ready.json()["checks"]["channel_layer"]["detail"] == "InMemoryChannelLayer"
+        assert ready.json()["checks"]["channel_layer"]["detail"] == "RealtimeChannelLayer/memory"
         assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
     finally:
         proc.send_signal(signal.SIGTERM)

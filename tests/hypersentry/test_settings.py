@@ -37,6 +37,10 @@ def run_django(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[s
     )
 
 
+# How the configured channel layer carries messages between processes: "redis" (pub/sub) or "memory" (one process).
+LAYER_TRANSPORT = "__import__('channels.layers').layers.get_channel_layer().transport"
+
+
 def settings_value(env: dict[str, str], expr: str) -> str:
     result = run_django(env, "shell", "-c", f"from django.conf import settings as s; print({expr})")
     assert result.returncode == 0, result.stderr
@@ -47,18 +51,22 @@ def test_no_environment_gives_the_embedded_defaults() -> None:
     out = settings_value(
         {},
         "s.ENVIRONMENT, s.DATABASES['default']['ENGINE'], s.CHANNEL_LAYERS['default']['BACKEND'], "
+        f"{LAYER_TRANSPORT}, "
         "s.HYPERSENTRY_VENUE, s.SESSION_EXPIRE_HOURS, s.ENABLE_SERVER_SIDE_TRADING, s.AGGREGATOR_MAX_SUBSCRIPTIONS",
     )
-    assert out == ("development django.db.backends.sqlite3 channels.layers.InMemoryChannelLayer sim 168 True 80")
+    assert out == (
+        "development django.db.backends.sqlite3 kernel.channel_layer.RealtimeChannelLayer memory sim 168 True 80"
+    )
 
 
 def test_redis_and_database_urls_switch_the_backends() -> None:
     out = settings_value(
         {"REDIS_URL": "redis://127.0.0.1:6399/0", "DATABASE_URL": "postgres://u:p@127.0.0.1:5999/hs"},
-        "s.DATABASES['default']['ENGINE'], s.CHANNEL_LAYERS['default']['BACKEND'], s.CACHES['default']['BACKEND']",
+        "s.DATABASES['default']['ENGINE'], s.CHANNEL_LAYERS['default']['BACKEND'], "
+        f"{LAYER_TRANSPORT}, s.CACHES['default']['BACKEND']",
     )
     assert out == (
-        "django.db.backends.postgresql channels_redis.core.RedisChannelLayer "
+        "django.db.backends.postgresql kernel.channel_layer.RealtimeChannelLayer redis "
         "django.core.cache.backends.redis.RedisCache"
     )
 
