@@ -51,14 +51,17 @@ def _limit_user(user: User, scope: str) -> None:
     hit(scope=scope, key=user.address.lower(), limit=limit)
 
 
-def auth_endpoint(*, scope: str, fallback_status: int = 500) -> Callable[[View], View]:
-    """Rate-limit by IP before any work, map ApplicationError to the JSON error body, count failures by code."""
+def auth_endpoint(*, scope: str, fallback_status: int = 500, per_user: bool = False) -> Callable[[View], View]:
+    """Rate-limit by IP before any work (and, with `per_user`, by the signed-in user: sign-in required), map
+    ApplicationError to the JSON error body, count failures by code."""
 
     def decorate(view: View) -> View:
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             try:
                 _limit_ip(request, scope)
+                if per_user:
+                    _limit_user(_user(request), scope)
                 return view(request, *args, **kwargs)
             except ApplicationError as exc:
                 AUTH_FAILURES.labels(code=exc.code).inc()
@@ -208,11 +211,9 @@ def session_revoke(request: HttpRequest, public_id: str) -> HttpResponse:
 
 @require_methods("POST")
 @csrf_protect
-@auth_endpoint(scope="auth.agent")
+@auth_endpoint(scope="auth.agent", per_user=True)
 def agent_prepare(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
-    _limit_user(user, "auth.agent")
-    row = services.agent_prepare(user=user)
+    row = services.agent_prepare(user=_user(request))
     from accounts.services.agents import typed_data_for
 
     return JsonResponse(
@@ -227,12 +228,10 @@ def agent_prepare(request: HttpRequest) -> HttpResponse:
 
 @require_methods("POST")
 @csrf_protect
-@auth_endpoint(scope="auth.agent")
+@auth_endpoint(scope="auth.agent", per_user=True)
 def agent_approve(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
-    _limit_user(user, "auth.agent")
     body = _json_body(request)
-    services.agent_approve(user=user, signature=body.get("signature"))  # type: ignore[arg-type]
+    services.agent_approve(user=_user(request), signature=body.get("signature"))  # type: ignore[arg-type]
     return JsonResponse(_state(request))
 
 

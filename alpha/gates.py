@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
+from kernel.contracts.records import fields_dict
+
 LONG, SHORT, NONE = "LONG", "SHORT", "NONE"
 
 # Gate codes, in evaluation order (stable: the API and the UI show them, tests assert on them).
@@ -107,7 +109,7 @@ class Gate:
     threshold: Any = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "ok": self.ok, "value": self.value, "threshold": self.threshold}
+        return fields_dict(self)
 
 
 @dataclass(frozen=True, slots=True)

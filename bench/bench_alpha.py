@@ -12,8 +12,6 @@ of one `SymbolSnapshot.as_dict()` copy per symbol, with the ratio analyze / as_d
 
 from __future__ import annotations
 
-import argparse
-import math
 import os
 import random
 import statistics
@@ -21,6 +19,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchkit import parser, percentile, profiled  # next to this script (sys.path[0] when run as one)
 
 from alpha.engine import ConvictionEngine, SymbolHistory, empty_history, update
 from kernel.contracts.snapshot import SymbolSnapshot
@@ -44,18 +44,10 @@ def snapshot(symbol: str, ts: int, px: float, oi: float, rng: random.Random, n_t
     )  # fmt: skip
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(math.ceil(q / 100 * len(ordered))) - 1)]
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--symbols", type=int, default=80)
+    ap = parser(seconds=20.0)
     ap.add_argument("--hz", type=float, default=5.0)
-    ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--warm-seconds", type=int, default=1800)
-    ap.add_argument("--profile", action="store_true")
     ap.add_argument("--trades-per-tick", type=int, default=8)
     args = ap.parse_args()
     rng = random.Random(7)
@@ -85,32 +77,33 @@ def main() -> None:
     cpu_update: list[int] = []
     cpu_copy: list[int] = []
     btc_ref = None
-    cpu0 = time.process_time()
-    for _ in range(ticks):
-        now += step_ms
-        for sym in symbols:
-            h, px, oi = state[sym]
-            px *= 1 + rng.gauss(0, 1.5e-4)
-            oi *= 1 + rng.gauss(0, 1e-4)
-            snap = snapshot(sym, now, px, oi, rng, rng.randint(0, 2 * args.trades_per_tick))
-            a, ca = time.perf_counter_ns(), time.thread_time_ns()
-            snap.as_dict()
-            b, cb = time.perf_counter_ns(), time.thread_time_ns()
-            h = update(h, snap)
-            c, cc = time.perf_counter_ns(), time.thread_time_ns()
-            result = engine.analyze(history=h, now_ms=now, btc=btc_ref)
-            d, cd = time.perf_counter_ns(), time.thread_time_ns()
-            cpu_copy.append(cb - ca)
-            cpu_update.append(cc - cb)
-            cpu_analyze.append(cd - cc)
-            if sym == "BTC":
-                btc_ref = result.btc_reference()
-            assert 0 <= result.score <= 100
-            copy_ns.append(b - a)
-            update_ns.append(c - b)
-            analyze_ns.append(d - c)
-            state[sym] = (h, px, oi)
-    cpu_total = time.process_time() - cpu0
+    with profiled(args.profile):
+        cpu0 = time.process_time()
+        for _ in range(ticks):
+            now += step_ms
+            for sym in symbols:
+                h, px, oi = state[sym]
+                px *= 1 + rng.gauss(0, 1.5e-4)
+                oi *= 1 + rng.gauss(0, 1e-4)
+                snap = snapshot(sym, now, px, oi, rng, rng.randint(0, 2 * args.trades_per_tick))
+                a, ca = time.perf_counter_ns(), time.thread_time_ns()
+                snap.as_dict()
+                b, cb = time.perf_counter_ns(), time.thread_time_ns()
+                h = update(h, snap)
+                c, cc = time.perf_counter_ns(), time.thread_time_ns()
+                result = engine.analyze(history=h, now_ms=now, btc=btc_ref)
+                d, cd = time.perf_counter_ns(), time.thread_time_ns()
+                cpu_copy.append(cb - ca)
+                cpu_update.append(cc - cb)
+                cpu_analyze.append(cd - cc)
+                if sym == "BTC":
+                    btc_ref = result.btc_reference()
+                assert 0 <= result.score <= 100
+                copy_ns.append(b - a)
+                update_ns.append(c - b)
+                analyze_ns.append(d - c)
+                state[sym] = (h, px, oi)
+        cpu_total = time.process_time() - cpu0
 
     per_s = args.symbols * args.hz
     mean_an, mean_up, mean_cp = (statistics.fmean(x) / 1e9 for x in (cpu_analyze, cpu_update, cpu_copy))
@@ -119,9 +112,9 @@ def main() -> None:
           f"history warm-up {warm_s:.1f} s, trades/tick ~{args.trades_per_tick}")  # fmt: skip
     rows = (("analyze", analyze_ns, cpu_analyze), ("update", update_ns, cpu_update), ("as_dict", copy_ns, cpu_copy))
     for name, xs, cpu in rows:
-        print(f"  {name:8s} wall p50 {pct(xs, 50) / 1e3:8.1f} µs  p99 {pct(xs, 99) / 1e3:8.1f} µs  "
-              f"mean {statistics.fmean(xs) / 1e3:8.1f} µs | cpu p50 {pct(cpu, 50) / 1e3:7.1f} µs  "
-              f"p99 {pct(cpu, 99) / 1e3:7.1f} µs  mean {statistics.fmean(cpu) / 1e3:7.1f} µs")  # fmt: skip
+        print(f"  {name:8s} wall p50 {percentile(xs, 0.50) / 1e3:8.1f} µs  p99 {percentile(xs, 0.99) / 1e3:8.1f} µs  "
+              f"mean {statistics.fmean(xs) / 1e3:8.1f} µs | cpu p50 {percentile(cpu, 0.50) / 1e3:7.1f} µs  "
+              f"p99 {percentile(cpu, 0.99) / 1e3:7.1f} µs  mean {statistics.fmean(cpu) / 1e3:7.1f} µs")  # fmt: skip
     print(f"  CPU of one core for analyze at {per_s:g}/s: {mean_an * per_s * 100:.1f} %  (budget < 25 %; "
           f"by wall time {wall_an * per_s * 100:.1f} %)")  # fmt: skip
     print(f"  CPU of one core for update  at {per_s:g}/s: {mean_up * per_s * 100:.1f} %")

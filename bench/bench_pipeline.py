@@ -53,6 +53,7 @@ import django  # noqa: E402
 django.setup()
 
 import orjson  # noqa: E402
+from benchkit import parser, percentile, profiled  # noqa: E402 - next to this script
 
 from alpha.engine import empty_history, update  # noqa: E402
 from alpha.pipeline import AlphaPipeline, PipelineConfig, PipelineSymbol, Runtime  # noqa: E402
@@ -64,11 +65,6 @@ from markets.hotstate import MemoryHotState  # noqa: E402
 BUDGET_PCT = 25.0
 WARM_PIPELINE_ROUNDS = 50  # the last 10 s of the warm-up run through the real round (tracks, results, streaks)
 SECONDS_PER_YEAR = 365 * 24 * 3600
-
-
-def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(math.ceil(q * len(s))) - 1)]
 
 
 def pre_history(feed: SimFeed, coin: str, minutes: float, rng: random.Random) -> Any:
@@ -170,37 +166,27 @@ async def run(args: argparse.Namespace) -> int:
     base_cpu: list[float] = []
     side_ns = 0  # this thread's CPU spent on the feed and the baseline (not pipeline work)
     scored = published = 0
-    profiler = None
-    if args.profile:
-        import cProfile
-
-        profiler = cProfile.Profile()
-        profiler.enable()
-    p0 = time.process_time_ns()
-    for _ in range(rounds):
-        t0 = time.thread_time_ns()
-        feed.step()
-        snaps = feed.snapshots()
-        await hot.put_many(snaps)
-        t1 = time.thread_time_ns()
-        stats = await pipe.run_once()
-        t2 = time.thread_time_ns()
-        for s in snaps:
-            orjson.dumps(s.as_dict())
-        t3 = time.thread_time_ns()
-        bc.public.clear()
-        round_cpu.append((t2 - t1) / 1e6)
-        base_cpu.append((t3 - t2) / 1e6)
-        side_ns += (t1 - t0) + (t3 - t2)
-        scored += stats.scored
-        published += stats.published
-    await pipe.flush_store()
-    process_ms = (time.process_time_ns() - p0 - side_ns) / 1e6
-    if profiler is not None:
-        import pstats
-
-        profiler.disable()
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    with profiled(args.profile):
+        p0 = time.process_time_ns()
+        for _ in range(rounds):
+            t0 = time.thread_time_ns()
+            feed.step()
+            snaps = feed.snapshots()
+            await hot.put_many(snaps)
+            t1 = time.thread_time_ns()
+            stats = await pipe.run_once()
+            t2 = time.thread_time_ns()
+            for s in snaps:
+                orjson.dumps(s.as_dict())
+            t3 = time.thread_time_ns()
+            bc.public.clear()
+            round_cpu.append((t2 - t1) / 1e6)
+            base_cpu.append((t3 - t2) / 1e6)
+            side_ns += (t1 - t0) + (t3 - t2)
+            scored += stats.scored
+            published += stats.published
+        await pipe.flush_store()
+        process_ms = (time.process_time_ns() - p0 - side_ns) / 1e6
 
     window_ms = args.seconds * 1000
     frac_round = sum(round_cpu) / window_ms * 100
@@ -217,15 +203,15 @@ async def run(args: argparse.Namespace) -> int:
     print(
         f"pipeline CPU: {frac:.1f} % of one core (budget < {BUDGET_PCT:g} %) — process CPU incl. the store thread; "
         f"rounds alone {frac_round:.1f} % (mean {statistics.mean(round_cpu):.2f} ms, "
-        f"p99 {pct(round_cpu, 0.99):.2f} ms per round)"
+        f"p99 {percentile(round_cpu, 0.99):.2f} ms per round)"
     )
     print(
-        f"per-symbol update+analyze+encode CPU: p50 {pct(per_symbol, 0.5):.0f} µs, p99 {pct(per_symbol, 0.99):.0f} µs,"
-        f" mean {statistics.mean(per_symbol):.0f} µs (n={len(per_symbol)})"
+        f"per-symbol update+analyze+encode CPU: p50 {percentile(per_symbol, 0.5):.0f} µs, "
+        f"p99 {percentile(per_symbol, 0.99):.0f} µs, mean {statistics.mean(per_symbol):.0f} µs (n={len(per_symbol)})"
     )
     print(
-        f"per-symbol analyze CPU: p50 {pct(per_analyze, 0.5):.0f} µs, p99 {pct(per_analyze, 0.99):.0f} µs, "
-        f"mean {statistics.mean(per_analyze):.0f} µs (n={len(per_analyze)})"
+        f"per-symbol analyze CPU: p50 {percentile(per_analyze, 0.5):.0f} µs, "
+        f"p99 {percentile(per_analyze, 0.99):.0f} µs, mean {statistics.mean(per_analyze):.0f} µs (n={len(per_analyze)})"
     )
     print(
         f"baseline as_dict+orjson of every snapshot: mean {statistics.mean(base_cpu):.2f} ms per round "
@@ -244,12 +230,9 @@ async def run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--symbols", type=int, default=80)
-    ap.add_argument("--seconds", type=float, default=20)
+    ap = parser(seconds=20)
     ap.add_argument("--warm-minutes", type=float, default=2)
     ap.add_argument("--history-minutes", type=float, default=30)
     ap.add_argument("--every-snapshot-new", action="store_true")
-    ap.add_argument("--profile", action="store_true")
     ap.add_argument("--default-gc", action="store_true", help="skip kernel.runtime.tune_gc()")
     sys.exit(asyncio.run(run(ap.parse_args())))

@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from accounts.models import User
 from execution.models import (
     AuditRecord,
     CircuitBreaker,
@@ -76,37 +77,36 @@ class PositionProtectionAdmin(ReadOnlyAdmin):
     list_display = ("user", "symbol", "kind", "trail_pct", "best_price", "stop_price", "active")
 
 
-@admin.action(description="Engage the kill switch (cancel all open orders)", permissions=["emergency"])
-def engage_kill_switch(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-
+def _kill_switch(modeladmin: admin.ModelAdmin, request: HttpRequest, *, engage: bool, flatten: bool = False) -> None:
+    """The kill-switch buttons, run as the admin user; a refusal (ApplicationError) is shown as an error message."""
+    actor: User = request.user  # type: ignore[assignment]
     try:
-        result = killswitch_engage(actor=request.user, reason="admin action")  # type: ignore[arg-type]
+        if not engage:
+            killswitch_disengage(actor=actor, reason="admin action")
+            modeladmin.message_user(request, "Kill switch lifted.", messages.SUCCESS)
+            return
+        reason = "admin action (flatten)" if flatten else "admin action"
+        result = killswitch_engage(actor=actor, reason=reason, flatten=flatten)
     except ApplicationError as exc:
         modeladmin.message_user(request, exc.message, messages.ERROR)
         return
-    modeladmin.message_user(request, f"Kill switch engaged: {result}", messages.WARNING)
+    closed = ", positions closed" if flatten else ""
+    modeladmin.message_user(request, f"Kill switch engaged{closed}: {result}", messages.WARNING)
+
+
+@admin.action(description="Engage the kill switch (cancel all open orders)", permissions=["emergency"])
+def engage_kill_switch(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+    _kill_switch(modeladmin, request, engage=True)
 
 
 @admin.action(description="Engage the kill switch AND close all positions", permissions=["emergency"])
 def engage_kill_switch_flatten(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-
-    try:
-        result = killswitch_engage(actor=request.user, reason="admin action (flatten)", flatten=True)  # type: ignore[arg-type]
-    except ApplicationError as exc:
-        modeladmin.message_user(request, exc.message, messages.ERROR)
-        return
-    modeladmin.message_user(request, f"Kill switch engaged, positions closed: {result}", messages.WARNING)
+    _kill_switch(modeladmin, request, engage=True, flatten=True)
 
 
 @admin.action(description="Lift the kill switch (admins only)", permissions=["change"])
 def disengage_kill_switch(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-
-    try:
-        killswitch_disengage(actor=request.user, reason="admin action")  # type: ignore[arg-type]
-    except ApplicationError as exc:
-        modeladmin.message_user(request, exc.message, messages.ERROR)
-        return
-    modeladmin.message_user(request, "Kill switch lifted.", messages.SUCCESS)
+    _kill_switch(modeladmin, request, engage=False)
 
 
 @admin.register(TradingControls)

@@ -73,26 +73,16 @@ def _append_now(*, event: str, correlation_id: str, user_id: int | None, actor: 
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", [_ADVISORY_LOCK_ID])
         last = AuditRecord.objects.order_by("-id").values_list("row_hash", flat=True).first()
         prev = last or GENESIS
-        created = timezone.now()
-        digest = row_hash(
-            prev_hash=prev,
-            created_at=created,
-            correlation_id=correlation_id,
-            user_id=user_id,
-            actor=actor,
-            event=event,
-            data=clean,
-        )
-        rec = AuditRecord(
-            created_at=created,
-            correlation_id=correlation_id,
-            user_id_ref=user_id,
-            actor=actor,
-            event=event,
-            data=clean,
-            prev_hash=prev,
-            row_hash=digest,
-        )
+        # What the row stores is what its hash covers (with the user id, stored as user_id_ref).
+        hashed: dict[str, Any] = {
+            "created_at": timezone.now(),
+            "correlation_id": correlation_id,
+            "actor": actor,
+            "event": event,
+            "data": clean,
+        }
+        digest = row_hash(prev_hash=prev, user_id=user_id, **hashed)
+        rec = AuditRecord(user_id_ref=user_id, prev_hash=prev, row_hash=digest, **hashed)
         rec.save(force_insert=True)
     return rec
 

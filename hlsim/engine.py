@@ -308,33 +308,23 @@ class Venue:
         if rejected:
             self._record_rejection(acct, w, coin, now, rejected[1])
             return {"error": rejected[0]}
-        order = Order(
-            oid=self._new_oid(),
-            user=acct.address,
-            coin=coin,
-            asset=w.asset,
-            is_buy=w.is_buy,
-            limit_px=w.px,
-            sz=w.sz,
-            orig_sz=w.sz,
-            reduce_only=w.reduce_only,
-            tif=w.tif,
-            cloid=w.cloid,
-            timestamp=now,
+        order = self._order_from_wire(
+            acct,
+            w,
+            coin,
+            now,
             trigger_px=w.trigger_px,
             is_market=w.is_market,
             tpsl=w.tpsl,
             is_position_tpsl=position_tpsl,
-            status_ts=now,
         )
         if order.is_trigger:
             return self._place_trigger(acct, order, parent)
         return self._place_limit(acct, order, now, tx_hash)
 
-    def _record_rejection(self, acct: Account, w: OrderWire, coin: str, now: int, status: str) -> None:
-        if not w.cloid:
-            return
-        order = Order(
+    def _order_from_wire(self, acct: Account, w: OrderWire, coin: str, now: int, **extra: Any) -> Order:
+        """A new order with a fresh oid from what the wire says; `extra` sets the fields the caller decides."""
+        return Order(
             oid=self._new_oid(),
             user=acct.address,
             coin=coin,
@@ -347,9 +337,14 @@ class Venue:
             tif=w.tif,
             cloid=w.cloid,
             timestamp=now,
-            status=status,
             status_ts=now,
+            **extra,
         )
+
+    def _record_rejection(self, acct: Account, w: OrderWire, coin: str, now: int, status: str) -> None:
+        if not w.cloid:
+            return
+        order = self._order_from_wire(acct, w, coin, now, status=status)
         self.orders[order.oid] = order
         self.by_cloid[(acct.address, w.cloid)] = order.oid
 
@@ -728,6 +723,14 @@ class Venue:
 
 
 # ----- action validation (malformed → 422) and handlers -----------------------------------------------------
+def _objects(action: dict, key: str) -> list[dict]:
+    """`action[key]`, required to be a list of objects."""
+    items = action.get(key)
+    require(isinstance(items, list) and all(isinstance(item, dict) for item in items))
+    assert isinstance(items, list)
+    return items
+
+
 def validate_action(action: dict) -> None:
     kind = action["type"]
     if kind == "order":
@@ -737,21 +740,15 @@ def validate_action(action: dict) -> None:
         g = action.get("grouping", "na")
         require(g in ("na", "normalTpsl", "positionTpsl") or (isinstance(g, dict) and "p" in g))
     elif kind == "cancel":
-        require(isinstance(action.get("cancels"), list))
-        for c in action["cancels"]:
-            require(isinstance(c, dict))
+        for c in _objects(action, "cancels"):
             parse_int(c.get("a"))
             parse_int(c.get("o"))
     elif kind == "cancelByCloid":
-        require(isinstance(action.get("cancels"), list))
-        for c in action["cancels"]:
-            require(isinstance(c, dict))
+        for c in _objects(action, "cancels"):
             parse_int(c.get("asset"))
             parse_cloid(c.get("cloid"))
     elif kind == "batchModify":
-        require(isinstance(action.get("modifies"), list))
-        for m in action["modifies"]:
-            require(isinstance(m, dict))
+        for m in _objects(action, "modifies"):
             parse_oid_or_cloid(m.get("oid"))
             parse_order_wire(m.get("order"))
     elif kind == "modify":

@@ -271,14 +271,17 @@ def user_fills(v: Venue, body: dict) -> Any:
     return list(reversed(fills[-USER_FILLS_LIMIT:]))
 
 
-def user_fills_by_time(v: Venue, body: dict) -> Any:
-    acct = v.account(_user(body))
+def _time_window(rows: list[dict], body: dict) -> list[dict]:
+    """The rows from `startTime` to the optional `endTime` (both inclusive), at most TIME_RANGE_LIMIT of them."""
     start = parse_int(body.get("startTime"))
     end = body.get("endTime")
     end = parse_int(end) if end is not None else None
-    fills = acct.fills if acct else []
-    sel = [f for f in fills if f["time"] >= start and (end is None or f["time"] <= end)]
-    return sel[:TIME_RANGE_LIMIT]
+    return [r for r in rows if r["time"] >= start and (end is None or r["time"] <= end)][:TIME_RANGE_LIMIT]
+
+
+def user_fills_by_time(v: Venue, body: dict) -> Any:
+    acct = v.account(_user(body))
+    return _time_window(acct.fills if acct else [], body)
 
 
 def order_status(v: Venue, body: dict) -> Any:
@@ -296,20 +299,11 @@ def order_status(v: Venue, body: dict) -> Any:
 
 def funding_history(v: Venue, body: dict) -> Any:
     coin = _coin(v, body)
-    start = parse_int(body.get("startTime"))
-    end = body.get("endTime")
-    end = parse_int(end) if end is not None else None
-    rows = [r for r in v.funding_history[coin] if r["time"] >= start and (end is None or r["time"] <= end)]
-    return rows[:TIME_RANGE_LIMIT]
+    return _time_window(v.funding_history[coin], body)
 
 
 def user_funding(v: Venue, body: dict) -> Any:
     acct = v.account(_user(body))
-    start = parse_int(body.get("startTime"))
-    end = body.get("endTime")
-    end = parse_int(end) if end is not None else None
-    rows = acct.fundings if acct else []
-    sel = [r for r in rows if r["time"] >= start and (end is None or r["time"] <= end)]
     return [
         {
             "time": r["time"],
@@ -322,7 +316,7 @@ def user_funding(v: Venue, body: dict) -> Any:
                 "fundingRate": r["fundingRate"],
             },
         }
-        for r in sel[:TIME_RANGE_LIMIT]
+        for r in _time_window(acct.fundings if acct else [], body)
     ]
 
 

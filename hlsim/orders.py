@@ -70,16 +70,19 @@ class Order:
         kind = "Take Profit" if self.tpsl == "tp" else "Stop"
         return f"{kind} {'Market' if self.is_market else 'Limit'}"
 
-    def basic_wire(self) -> dict:
-        wire = {
+    def _head_wire(self) -> dict:
+        """The fields every order view starts with, in the venue's order."""
+        return {
             "coin": self.coin,
             "side": "B" if self.is_buy else "A",
             "limitPx": fmt_decimal(self.limit_px),
             "sz": fmt_decimal(self.sz),
             "oid": self.oid,
             "timestamp": self.timestamp,
-            "origSz": fmt_decimal(self.orig_sz),
         }
+
+    def basic_wire(self) -> dict:
+        wire = {**self._head_wire(), "origSz": fmt_decimal(self.orig_sz)}
         if self.cloid:
             wire["cloid"] = self.cloid
         return wire
@@ -101,12 +104,7 @@ class Order:
         else:
             cond = "N/A"
         return {
-            "coin": self.coin,
-            "side": "B" if self.is_buy else "A",
-            "limitPx": fmt_decimal(self.limit_px),
-            "sz": fmt_decimal(self.sz),
-            "oid": self.oid,
-            "timestamp": self.timestamp,
+            **self._head_wire(),
             "triggerCondition": cond,
             "isTrigger": self.is_trigger,
             "triggerPx": fmt_decimal(self.trigger_px or Decimal(0)),

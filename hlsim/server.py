@@ -244,7 +244,17 @@ class Simulator:
             self.hub.publish(key, items)
 
     # ----- REST ----------------------------------------------------------------------------------------------
-    async def _preamble(self, request: web.Request) -> web.Response | Any:
+    def _count_call(self, endpoint: str, kind: object) -> None:
+        self.stats_data.rest_calls[f"{endpoint}:{kind if isinstance(kind, str) else '?'}"] += 1
+
+    async def _preamble(self, request: web.Request, endpoint: str) -> web.Response | Any:
+        """The decoded body, or the response to send instead (counted as an `<endpoint>:?` call)."""
+        body = await self._read_body(request)
+        if isinstance(body, web.Response):
+            self._count_call(endpoint, None)
+        return body
+
+    async def _read_body(self, request: web.Request) -> web.Response | Any:
         if self.faults.latency_ms:
             await asyncio.sleep(self.faults.latency_ms / 1000.0)
         raw = await request.read()
@@ -261,12 +271,11 @@ class Simulator:
         return web.Response(status=429, body=b"null", content_type="application/json")
 
     async def _info(self, request: web.Request) -> web.Response:
-        body = await self._preamble(request)
+        body = await self._preamble(request, "info")
         if isinstance(body, web.Response):
-            self.stats_data.rest_calls["info:?"] += 1
             return body
         kind = body.get("type") if isinstance(body, dict) else None
-        self.stats_data.rest_calls[f"info:{kind if isinstance(kind, str) else '?'}"] += 1
+        self._count_call("info", kind)
         ip = request.remote or "?"
         if self.faults.rate_limited:
             return self._too_many()
@@ -283,13 +292,12 @@ class Simulator:
         return web.Response(body=orjson.dumps(result), content_type="application/json")
 
     async def _exchange(self, request: web.Request) -> web.Response:
-        payload = await self._preamble(request)
+        payload = await self._preamble(request, "exchange")
         if isinstance(payload, web.Response):
-            self.stats_data.rest_calls["exchange:?"] += 1
             return payload
         action = payload.get("action") if isinstance(payload, dict) else None
         kind = action.get("type") if isinstance(action, dict) else None
-        self.stats_data.rest_calls[f"exchange:{kind if isinstance(kind, str) else '?'}"] += 1
+        self._count_call("exchange", kind)
         if self.faults.rate_limited:
             return self._too_many()
         batch = (

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
-from django.http import JsonResponse
+from django.http import HttpResponseBase, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_default_handler
 
 logger = logging.getLogger(__name__)
+
+_R = TypeVar("_R", bound=HttpResponseBase)
 
 
 class ApplicationError(Exception):
@@ -18,6 +20,14 @@ class ApplicationError(Exception):
 
     code = "application_error"
     status = 400
+
+    def __init_subclass__(cls, *, code: str | None = None, status: int | None = None, **kw: Any) -> None:
+        """`class NotFound(ApplicationError, code="not_found", status=404)`: a subclass names its code and status."""
+        super().__init_subclass__(**kw)
+        if code is not None:
+            cls.code = code
+        if status is not None:
+            cls.status = status
 
     def __init__(
         self,
@@ -41,50 +51,33 @@ class ApplicationError(Exception):
         return body
 
 
-class ValidationFailed(ApplicationError):
-    code = "invalid_input"
-    status = 400
+class ValidationFailed(ApplicationError, code="invalid_input", status=400): ...
 
 
-class NotAuthenticated(ApplicationError):
-    code = "authentication_required"
-    status = 401
+class NotAuthenticated(ApplicationError, code="authentication_required", status=401): ...
 
 
-class PermissionDenied(ApplicationError):
-    code = "permission_denied"
-    status = 403
+class PermissionDenied(ApplicationError, code="permission_denied", status=403): ...
 
 
-class NotFound(ApplicationError):
-    code = "not_found"
-    status = 404
+class NotFound(ApplicationError, code="not_found", status=404): ...
 
 
-class Conflict(ApplicationError):
-    code = "conflict"
-    status = 409
+class Conflict(ApplicationError, code="conflict", status=409): ...
 
 
-class RateLimited(ApplicationError):
-    code = "rate_limited"
-    status = 429
-
+class RateLimited(ApplicationError, code="rate_limited", status=429):
     def __init__(self, message: str = "Too many requests.", *, retry_after: float = 1.0, **kw: Any) -> None:
         super().__init__(message, **kw)
-        self.retry_after = max(1, int(retry_after + 0.999))
+        self.retry_after = _whole_seconds(retry_after)
 
 
-class UpstreamUnavailable(ApplicationError):
-    code = "upstream_unavailable"
-    status = 503
+class UpstreamUnavailable(ApplicationError, code="upstream_unavailable", status=503): ...
 
 
-class DependencyUnavailable(ApplicationError):
+class DependencyUnavailable(ApplicationError, code="temporarily_unavailable", status=503):
     """Our own database or shared cache failed mid-request (a restart, the network): retry shortly — not a bug."""
 
-    code = "temporarily_unavailable"
-    status = 503
     retry_after = 2
 
     def __init__(self, message: str = "a dependency (database or cache) is unavailable; retry shortly", **kw: Any):
@@ -102,32 +95,34 @@ def is_dependency_failure(exc: BaseException) -> bool:
     return module.startswith("redis") or module.startswith("psycopg")
 
 
-class UpstreamRateLimited(UpstreamUnavailable):
+class UpstreamRateLimited(UpstreamUnavailable, code="upstream_rate_limited", status=429):
     """Nothing to serve because of pace — our venue budget or the venue's rate limit — not because the venue is down:
     a 429 with Retry-After, which callers that can serve something older still catch as UpstreamUnavailable."""
 
-    code = "upstream_rate_limited"
-    status = 429
-
     def __init__(self, message: str, *, retry_after: float = 1.0, **kw: Any) -> None:
         super().__init__(message, **kw)
-        self.retry_after = max(1, int(retry_after + 0.999))
+        self.retry_after = _whole_seconds(retry_after)
 
 
-def error_response(error: ApplicationError) -> JsonResponse:
-    response = JsonResponse(error.as_dict(), status=error.status)
+def _whole_seconds(retry_after: float) -> int:
+    """Retry-After carries whole seconds: round up, and never tell a client to retry at once."""
+    return max(1, int(retry_after + 0.999))
+
+
+def _with_retry_after(response: _R, error: ApplicationError) -> _R:
     if isinstance(error, RateLimited | UpstreamRateLimited | DependencyUnavailable):
         response["Retry-After"] = str(error.retry_after)
     return response
 
 
+def error_response(error: ApplicationError) -> JsonResponse:
+    return _with_retry_after(JsonResponse(error.as_dict(), status=error.status), error)
+
+
 def drf_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Map ApplicationError and DRF's own errors to `{"type":"error","code","message"}` bodies."""
     if isinstance(exc, ApplicationError):
-        app_response = Response(exc.as_dict(), status=exc.status)
-        if isinstance(exc, RateLimited | UpstreamRateLimited | DependencyUnavailable):
-            app_response["Retry-After"] = str(exc.retry_after)
-        return app_response
+        return _with_retry_after(Response(exc.as_dict(), status=exc.status), exc)
     default = drf_default_handler(exc, context)
     if default is None:
         return None

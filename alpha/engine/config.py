@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
+from kernel.contracts.records import fields_dict
+
 COMPONENTS: tuple[str, ...] = ("regime", "footprint", "volatility", "funding", "liquidation")
 
 DEFAULT_BTC_CORRELATION: Mapping[str, float] = MappingProxyType({"ETH": 0.85, "SOL": 0.78})
@@ -202,13 +204,7 @@ class AlphaConfig:
         )
 
     def weights(self) -> dict[str, float]:
-        return {
-            "regime": self.weight_regime,
-            "footprint": self.weight_footprint,
-            "volatility": self.weight_volatility,
-            "funding": self.weight_funding,
-            "liquidation": self.weight_liquidation,
-        }
+        return {name: getattr(self, f"weight_{name}") for name in COMPONENTS}
 
     def btc_coefficient(self, symbol: str) -> float:
         return self.btc_correlation.get(symbol.upper(), self.btc_default_coef)
@@ -229,7 +225,7 @@ class AlphaConfig:
         return cls(**kwargs)
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        out = fields_dict(self)
         out["btc_correlation"] = dict(self.btc_correlation)
         return out
 

@@ -26,6 +26,7 @@ from alpha.engine.liquidation import liquidation_imbalance
 from alpha.engine.regime import oi_regime
 from alpha.engine.signal import ComponentSignal, clamp
 from alpha.engine.volatility import VolatilityReading, volatility
+from kernel.contracts.records import fields_dict
 
 LONG, SHORT, NEUTRAL = "LONG", "SHORT", "NEUTRAL"
 
@@ -46,7 +47,7 @@ class ComponentBreakdown:
     inputs: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"score": self.score, "weight": self.weight, "contribution": self.contribution, "inputs": self.inputs}
+        return fields_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,25 +74,12 @@ class ConvictionResult:
         return BtcReference(signal=self.own_signal, ts_ms=self.now_ms)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "symbol": self.symbol,
-            "score": self.score,
-            "bias": self.bias,
-            "raw": self.raw,
-            "signal": self.signal,
-            "boosted": self.boosted,
-            "decay_factor": self.decay_factor,
-            "age_s": self.age_s,
-            "btc_blend_applied": self.btc_blend_applied,
-            "btc_coefficient": self.btc_coefficient,
-            "own_signal": self.own_signal,
-            "volatility_regime": self.volatility_regime,
-            "volatility_amplifier": self.volatility_amplifier,
-            "rr": self.rr,
-            "components": {name: c.as_dict() for name, c in self.components.items()},
-            "ts": self.now_ms,
-            "signal_ts": self.signal_ts_ms,
-        }
+        out = fields_dict(self)
+        out["components"] = {name: c.as_dict() for name, c in self.components.items()}
+        # On the wire the two times are `ts` and `signal_ts` (still the last two keys).
+        out["ts"] = out.pop("now_ms")
+        out["signal_ts"] = out.pop("signal_ts_ms")
+        return out
 
 
 def decay_factor(age_s: float | None, *, config: AlphaConfig = DEFAULT_CONFIG) -> float:

@@ -22,6 +22,7 @@ from typing import Any
 from alpha.engine.config import DEFAULT_CONFIG, AlphaConfig
 from alpha.engine.inputs import Book, parse_book, positive
 from alpha.engine.sizing import ZERO, to_decimal, usd
+from kernel.contracts.records import fields_dict
 
 SINGLE, LADDER, TWAP, NONE = "single", "ladder", "twap", "none"
 
@@ -33,7 +34,7 @@ class PlanSlice:
     delay_s: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {"price": self.price, "size_usd": self.size_usd, "delay_s": self.delay_s}
+        return fields_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +48,7 @@ class ExecutionPlan:
     note: str = "intended levels; the relay rounds prices and sizes to tick/lot rules"
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "side": self.side,
-            "size_usd": self.size_usd,
-            "depth_usd": self.depth_usd,
-            "depth_ratio": self.depth_ratio,
-            "slices": [s.as_dict() for s in self.slices],
-            "note": self.note,
-        }
+        return {**fields_dict(self), "slices": [s.as_dict() for s in self.slices]}
 
 
 def visible_depth(book: Book, *, buy: bool, bps: float) -> float:

@@ -19,6 +19,7 @@ from typing import Any
 
 from alpha.engine.config import DEFAULT_CONFIG, AlphaConfig
 from alpha.engine.inputs import finite, positive
+from kernel.contracts.records import fields_dict
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0")
@@ -57,17 +58,7 @@ class SizingResult:
     take_profit_px: Decimal | None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "side": self.side,
-            "size_usd": self.size_usd,
-            "size": self.size,
-            "kelly": self.kelly,
-            "fraction": self.fraction,
-            "vol_scale": self.vol_scale,
-            "binding": self.binding,
-            "stop_px": self.stop_px,
-            "take_profit_px": self.take_profit_px,
-        }
+        return fields_dict(self)
 
 
 def kelly_fraction(*, p: object, rr: object) -> float:

@@ -22,25 +22,18 @@ from kernel.errors import PermissionDenied
 logger = logging.getLogger(__name__)
 
 # Bot guide "Risk Limits (Default)": testnet column for sim/testnet, production column for mainnet.
+_TESTNET_LIMITS: dict[str, Any] = {
+    "max_position_usd": Decimal(1000),
+    "max_total_exposure_usd": Decimal(5000),
+    "max_daily_loss_usd": Decimal(100),
+    "stop_loss_pct": Decimal(5),
+    "max_drawdown_pct": Decimal(15),
+    "max_leverage": 10,
+    "max_slippage_bps": 100,
+}
 DEFAULT_LIMITS: dict[str, dict[str, Any]] = {
-    "sim": {
-        "max_position_usd": Decimal(1000),
-        "max_total_exposure_usd": Decimal(5000),
-        "max_daily_loss_usd": Decimal(100),
-        "stop_loss_pct": Decimal(5),
-        "max_drawdown_pct": Decimal(15),
-        "max_leverage": 10,
-        "max_slippage_bps": 100,
-    },
-    "testnet": {
-        "max_position_usd": Decimal(1000),
-        "max_total_exposure_usd": Decimal(5000),
-        "max_daily_loss_usd": Decimal(100),
-        "stop_loss_pct": Decimal(5),
-        "max_drawdown_pct": Decimal(15),
-        "max_leverage": 10,
-        "max_slippage_bps": 100,
-    },
+    "sim": dict(_TESTNET_LIMITS),
+    "testnet": dict(_TESTNET_LIMITS),
     "mainnet": {
         "max_position_usd": Decimal(500),
         "max_total_exposure_usd": Decimal(2500),

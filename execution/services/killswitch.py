@@ -31,10 +31,10 @@ from execution.services.cancels import orders_cancel_all
 from execution.services.events import publish_private
 from execution.services.modify import position_close
 from execution.services.orders import new_correlation_id
+from execution.services.sending import signed_post_audited
 from kernel import clock
 from kernel.errors import ApplicationError, PermissionDenied, ValidationFailed
 from kernel.venue import client as vc
-from kernel.venue import exchange
 
 logger = logging.getLogger(__name__)
 CACHE_KEY = "exec:killswitch"
@@ -58,16 +58,15 @@ def _schedule_cancel(*, user: User, at_ms: int | None, cid: str) -> Any:
     action: dict[str, Any] = {"type": "scheduleCancel"}
     if at_ms is not None:
         action["time"] = at_ms
-    sig, nonce = exchange.sign_action(wallet, action)
-    reply = exchange.post_signed(action, sig, nonce, priority=vc.CANCEL)
-    audit_append(
+    return signed_post_audited(
+        user=user,
+        wallet=wallet,
+        action=action,
+        cid=cid,
         event="killswitch.deadman",
-        correlation_id=cid,
-        user_id=user.pk,
         actor="killswitch",
-        data={"action": action, "reply": reply},
+        priority=vc.CANCEL,
     )
-    return reply
 
 
 def killswitch_engage(
@@ -76,30 +75,17 @@ def killswitch_engage(
     """Engage (idempotent). The DB flag flips first — every process reads it on each submit — then the venue work."""
     if actor is not None and not can_engage(actor):
         raise PermissionDenied("only admins and operators may engage the kill switch")
-    if not reason.strip():
-        raise ValidationFailed("a reason is required", code="reason_required")
-    who = ctl.actor_name(actor, actor_label or "cli")
-    cid = new_correlation_id()
-    ctl.controls_get()
-    with transaction.atomic():
-        row = TradingControls.objects.select_for_update().get(pk=1)
-        row.kill_switch_engaged = True
-        row.auto_trading_halted = True
-        row.kill_reason = reason[:300]
-        row.kill_by = who[:64]
-        row.kill_at = timezone.now()
-        row.updated_by = who[:64]
-        row.save()
-    cache.set(CACHE_KEY, {"engaged": True, "reason": reason, "by": who, "at": time.time()}, None)
-    audit_append(
-        event="killswitch.engaged",
-        correlation_id=cid,
-        user_id=actor.pk if actor else None,
-        actor=who,
-        data={"reason": reason, "flatten": flatten},
+    who, cid = _who_and_cid(actor=actor, actor_label=actor_label, reason=reason)
+    _controls_set(
+        who=who,
+        kill_switch_engaged=True,
+        auto_trading_halted=True,
+        kill_reason=reason[:300],
+        kill_by=who[:64],
+        kill_at=timezone.now(),
     )
     logger.warning("kill switch engaged", extra={"actor": who, "correlation_id": cid})
-    _notify(engaged=True, reason=reason, who=who)
+    _announce(engaged=True, actor=actor, who=who, cid=cid, reason=reason, data={"flatten": flatten})
     summary = killswitch_sweep(cid=cid, flatten=flatten)
     audit_append(event="killswitch.sweep", correlation_id=cid, actor=who, data=summary)
     return {"correlation_id": cid, **summary}
@@ -160,33 +146,49 @@ def killswitch_disengage(*, actor: User | None, actor_label: str = "", reason: s
     """Only an explicit admin action lifts it (the CLI counts as an admin: it needs shell access to the host)."""
     if actor is not None and not actor.is_admin:
         raise PermissionDenied("only admins re-enable trading after a kill switch")
-    if not reason.strip():
-        raise ValidationFailed("a reason is required", code="reason_required")
-    who = ctl.actor_name(actor, actor_label or "cli")
-    cid = new_correlation_id()
-    ctl.controls_get()
-    with transaction.atomic():
-        row = TradingControls.objects.select_for_update().get(pk=1)
-        was = row.kill_switch_engaged
-        row.kill_switch_engaged = False
-        row.auto_trading_halted = False
-        row.updated_by = who[:64]
-        row.save()
-    cache.set(CACHE_KEY, {"engaged": False, "by": who, "at": time.time()}, None)
-    audit_append(
-        event="killswitch.disengaged",
-        correlation_id=cid,
-        user_id=actor.pk if actor else None,
-        actor=who,
-        data={"reason": reason, "was_engaged": was},
-    )
-    _notify(engaged=False, reason=reason, who=who)
+    who, cid = _who_and_cid(actor=actor, actor_label=actor_label, reason=reason)
+    was = _controls_set(who=who, kill_switch_engaged=False, auto_trading_halted=False)
+    _announce(engaged=False, actor=actor, who=who, cid=cid, reason=reason, data={"was_engaged": was})
     for user in trading_users():
         try:
             _schedule_cancel(user=user, at_ms=None, cid=cid)
         except (vc.VenueError, vc.VenueTimeout, ApplicationError):
             logger.warning("dead-man switch not cleared", extra={"user_id": user.pk}, exc_info=True)
     return {"correlation_id": cid, "was_engaged": was}
+
+
+def _who_and_cid(*, actor: User | None, actor_label: str, reason: str) -> tuple[str, str]:
+    """Who acts (a user, else the label, else the CLI) and a new correlation id; a reason is required."""
+    if not reason.strip():
+        raise ValidationFailed("a reason is required", code="reason_required")
+    return ctl.actor_name(actor, actor_label or "cli"), new_correlation_id()
+
+
+def _controls_set(*, who: str, **changes: Any) -> bool:
+    """Apply `changes` to the controls row under its lock; returns whether the kill switch was engaged before."""
+    ctl.controls_get()
+    with transaction.atomic():
+        row = TradingControls.objects.select_for_update().get(pk=1)
+        was = row.kill_switch_engaged
+        for name, value in changes.items():
+            setattr(row, name, value)
+        row.updated_by = who[:64]
+        row.save()
+    return was
+
+
+def _announce(*, engaged: bool, actor: User | None, who: str, cid: str, reason: str, data: dict[str, Any]) -> None:
+    """The switch moved: note it in the cache, audit it (`killswitch.engaged` / `.disengaged`) and tell the users."""
+    state = {"engaged": True, "reason": reason} if engaged else {"engaged": False}
+    cache.set(CACHE_KEY, {**state, "by": who, "at": time.time()}, None)
+    audit_append(
+        event="killswitch.engaged" if engaged else "killswitch.disengaged",
+        correlation_id=cid,
+        user_id=actor.pk if actor else None,
+        actor=who,
+        data={"reason": reason, **data},
+    )
+    _notify(engaged=engaged, reason=reason, who=who)
 
 
 def _notify(*, engaged: bool, reason: str, who: str) -> None:

@@ -66,17 +66,19 @@ def _order_request(order: Order) -> dict[str, Any]:
     }
 
 
+def signed_post_audited(
+    *, user: User, wallet: Any, action: dict[str, Any], cid: str, event: str, actor: str, priority: str = vc.ORDER
+) -> Any:
+    """Sign `action` with the user's agent wallet, post it, and audit the action with the venue's reply."""
+    sig, nonce = exchange.sign_action(wallet, action)
+    reply = exchange.post_signed(action, sig, nonce, priority=priority)
+    audit_append(event=event, correlation_id=cid, user_id=user.pk, actor=actor, data={"action": action, "reply": reply})
+    return reply
+
+
 def _leverage(*, user: User, wallet: Any, order: Order, spec: AssetSpec, cid: str) -> None:
     action = {"type": "updateLeverage", "asset": spec.asset_id, "isCross": True, "leverage": int(order.leverage or 1)}
-    sig, nonce = exchange.sign_action(wallet, action)
-    reply = exchange.post_signed(action, sig, nonce)
-    audit_append(
-        event="venue.leverage",
-        correlation_id=cid,
-        user_id=user.pk,
-        actor="relay",
-        data={"action": action, "reply": reply},
-    )
+    signed_post_audited(user=user, wallet=wallet, action=action, cid=cid, event="venue.leverage", actor="relay")
 
 
 def _reject_all(orders: list[Order], reason: str) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from kernel.contracts.channels import EVENT_TYPES
+from kernel.contracts.records import fields_dict
 from kernel.contracts.symbols import symbol_valid
 
 # Account-wide events (account_update, risk_update ...) are not about one symbol.
@@ -37,14 +38,7 @@ class Envelope:
     data: Mapping[str, Any]
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "event_type": self.event_type,
-            "symbol": self.symbol,
-            "ts_ms": self.ts_ms,
-            "source": self.source,
-            "seq": self.seq,
-            "data": self.data,
-        }
+        return fields_dict(self)
 
     def encode(self) -> bytes:
         return dumps(self.as_dict())

@@ -38,17 +38,14 @@ garbage = st.one_of(
 )
 number_or_garbage = st.one_of(st.floats(min_value=1, max_value=1e6), garbage)
 ts_or_garbage = st.one_of(st.integers(min_value=T0 - 10**6, max_value=T0 + 10**6), garbage)
-trade = st.one_of(
-    garbage,
-    st.fixed_dictionaries(
-        {
-            "side": st.one_of(st.sampled_from(["B", "A"]), garbage),
-            "px": number_or_garbage,
-            "sz": number_or_garbage,
-            "time": ts_or_garbage,
-        }  # fmt: skip
-    ),
-)
+
+
+def _sided_event(sides: list[str], **fields: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Garbage, or an event object: a side (one of `sides`, or garbage) and `fields`."""
+    return st.one_of(garbage, st.fixed_dictionaries({"side": st.one_of(st.sampled_from(sides), garbage), **fields}))
+
+
+trade = _sided_event(["B", "A"], px=number_or_garbage, sz=number_or_garbage, time=ts_or_garbage)
 level = st.one_of(garbage, st.lists(st.one_of(number_or_garbage, st.just("1")), min_size=0, max_size=3))
 book = st.one_of(
     garbage, st.fixed_dictionaries({"bids": st.lists(level, max_size=5), "asks": st.lists(level, max_size=5)})
@@ -69,16 +66,7 @@ snapshot = st.fixed_dictionaries(
         "book_ts": ts_or_garbage,
     },
 )
-liquidation = st.one_of(
-    garbage,
-    st.fixed_dictionaries(
-        {
-            "side": st.one_of(st.sampled_from(["long", "short"]), garbage),
-            "notional": number_or_garbage,
-            "time": ts_or_garbage,
-        }
-    ),  # fmt: skip
-)
+liquidation = _sided_event(["long", "short"], notional=number_or_garbage, time=ts_or_garbage)
 
 
 def _assert_valid(result: Any) -> None:

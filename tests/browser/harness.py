@@ -7,15 +7,13 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from deploy.servers import free_port, stop_process
+from tests.processes import ROOT, start_manage, wait_http
 
-ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -42,20 +40,6 @@ def watch_errors(page: Any, *, console: bool = True) -> list[str]:
 def manage(env: dict[str, str], *args: str) -> None:
     """A management command run as an operator would, in another process (the served deployment's environment)."""
     subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, timeout=60, capture_output=True)
-
-
-def wait_http(url: str, *, timeout: float, procs: list[subprocess.Popen[bytes]], log: Path | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for proc in procs:
-            if proc.poll() is not None:
-                tail = log.read_text()[-3000:] if log is not None and log.exists() else ""
-                raise RuntimeError(f"process exited with {proc.returncode}\n{tail}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
-            if response.status == 200:
-                return
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} not ready within {timeout}s")
 
 
 def serve_env(tmp: Path, *, web_port: int, venue_url: str, embed_simulator: bool) -> dict[str, str]:
@@ -94,13 +78,7 @@ def run_serve(
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True)
     log_path = tmp / "serve.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--port", str(web_port)],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        proc = start_manage("serve", "--port", str(web_port), env=env, out=log)
         base = f"http://127.0.0.1:{web_port}"
         try:
             wait_http(base + ready_path, timeout=timeout, procs=[proc, *(extra_procs or [])], log=log_path)

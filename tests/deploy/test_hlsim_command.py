@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +17,7 @@ from deploy.servers import free_port
 from hlsim.cli import config_from_options
 from hypersentry.management.commands.hlsim import Command
 from kernel import components
+from tests.processes import start_manage
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,14 +48,7 @@ def test_the_command_reads_the_environment_and_records_its_heartbeat_while_it_an
     """The heartbeat probes the simulator's unmetered /healthz: it spends none of the per-IP weight the app shares."""
     port = free_port()
     env = {**os.environ, "HLSIM_SEED": "42", "HLSIM_SPEED": "5", "LOG_LEVEL": "warning"}
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "hlsim", "--port", str(port), "--control"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_manage("hlsim", "--port", str(port), "--control", env=env, out=subprocess.PIPE)
     try:
         assert proc.stdout is not None
         banner = proc.stdout.readline()

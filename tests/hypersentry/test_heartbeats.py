@@ -27,7 +27,7 @@ from hypersentry.celery import app as celery_app
 from hypersentry.checks import websocket_origin_problems
 from kernel import components
 from kernel.schedule import PeriodicJob
-from kernel.workers import AsyncWorker, Worker
+from tests.hypersentry.quick_workers import QuickAsyncWorker, QuickWorker
 
 HOST = socket.gethostname()
 ME = f"{HOST}:{os.getpid()}"
@@ -229,10 +229,8 @@ def test_the_thread_heartbeat_beats_until_stopped_then_removes_its_row() -> None
 # --- the worker shell ---------------------------------------------------------------------------------------------
 
 
-class FailsOnce(AsyncWorker):
+class FailsOnce(QuickAsyncWorker):
     name = "alpha"
-    interval = 0.0
-    error_backoff_max = 0.01
 
     def __init__(self) -> None:
         super().__init__()
@@ -254,15 +252,9 @@ async def test_an_async_worker_beats_while_it_runs_shows_its_loop_error_and_leav
     assert await asyncio.to_thread(_mine, "alpha") is None
 
 
-class BlockingFailsOnce(Worker):
+class BlockingFailsOnce(QuickWorker):
     name = "execution"
-    interval = 0.01
-    error_backoff_max = 0.01
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = 0
-        self.seen: components.ProcessRow | None = None
+    seen: components.ProcessRow | None = None
 
     def run_once(self) -> None:
         self.calls += 1

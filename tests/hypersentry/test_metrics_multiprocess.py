@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from execution.services.breakers import breaker_reset, breaker_trip
 from execution.services.killswitch import killswitch_disengage, killswitch_engage
 from kernel import metrics
 from tests.factories import make_user
+from tests.processes import start, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "scraper-token-for-the-multiprocess-test"
@@ -186,7 +186,7 @@ def _test_database_url() -> str:
 class Web:
     base: str
     env: dict[str, str]
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[str]
     mp_dir: Path
 
 
@@ -204,34 +204,11 @@ def multiprocess_web(tmp_path: Path) -> Iterator[Web]:
         "LOG_LEVEL": "warning",
     }
     log = open(tmp_path / "web.log", "wb")  # noqa: SIM115 - closed with the process
-    web = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "hypersentry.asgi:application",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    uvicorn = ["-m", "uvicorn", "hypersentry.asgi:application", "--port", str(port), "--log-level", "warning"]
+    web = start([sys.executable, *uvicorn], env=env, out=log)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert web.poll() is None, (tmp_path / "web.log").read_text()
-            try:
-                if requests.get(base + "/healthz", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, "web did not start"
-            time.sleep(0.2)
+        wait_http(base + "/healthz", timeout=60, procs=[web], log=tmp_path / "web.log")
         yield Web(base=base, env=env, proc=web, mp_dir=mp_dir)
     finally:
         if web.poll() is None:

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from deploy.servers import free_port
+from tests.processes import start_manage
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,14 +29,7 @@ def test_serve_answers_healthz_and_readyz_on_embedded_defaults() -> None:
         "HYPERSENTRY_VENUE_URL": f"http://127.0.0.1:{free_port()}",
     }
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_manage("serve", "--port", str(port), env=env, out=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
         ready = None

@@ -165,11 +165,7 @@ async def test_a_failing_job_is_logged_counted_and_the_others_go_on(
     def fine() -> None:
         calls["fine"] += 1
 
-    jobs = (
-        PeriodicJob(name="test.boom", func=boom, every_sec=0.01, run_at_start=True),
-        PeriodicJob(name="test.fine", func=fine, every_sec=0.01, run_at_start=True),
-    )
-    monkeypatch.setattr(topology, "periodic_jobs", lambda: jobs)
+    _serve_only(monkeypatch, boom, fine)
     errors_before = _job_loop_errors()
     with caplog.at_level(logging.ERROR, logger="hypersentry.topology"):
         await _run_jobs_until(lambda: calls["boom"] >= 2 and calls["fine"] >= 2, timeout=10)
@@ -179,6 +175,12 @@ async def test_a_failing_job_is_logged_counted_and_the_others_go_on(
     assert {getattr(r, "job", None) for r in failures} == {"test.boom"}
     assert all(r.exc_info and isinstance(r.exc_info[1], RuntimeError) for r in failures)
     assert _job_loop_errors() - errors_before == calls["boom"]
+
+
+def _serve_only(monkeypatch: pytest.MonkeyPatch, *funcs: Callable[[], None]) -> None:
+    """Serve's job loop runs just these, as `test.<function name>`, every 10 ms from the start."""
+    jobs = tuple(PeriodicJob(name=f"test.{f.__name__}", func=f, every_sec=0.01, run_at_start=True) for f in funcs)
+    monkeypatch.setattr(topology, "periodic_jobs", lambda: jobs)
 
 
 def _job_loop_errors() -> float:
@@ -196,11 +198,7 @@ async def test_a_slow_job_delays_no_other_and_is_not_started_twice(monkeypatch: 
     def fast() -> None:
         calls["fast"] += 1
 
-    jobs = (
-        PeriodicJob(name="test.slow", func=slow, every_sec=0.01, run_at_start=True),
-        PeriodicJob(name="test.fast", func=fast, every_sec=0.01, run_at_start=True),
-    )
-    monkeypatch.setattr(topology, "periodic_jobs", lambda: jobs)
+    _serve_only(monkeypatch, slow, fast)
 
     def fast_ran_thrice() -> bool:
         if calls["fast"] < 3:

@@ -109,21 +109,38 @@ def test_check_deploy_reports_nothing_under_a_correct_production_environment() -
     assert "System check identified no issues" in result.stdout
 
 
+# Each starting point is safe as it is (see the tests that start with it); one override alone makes it refuse.
+SAFE_STARTS = {
+    "production": (GOOD_PROD, ("check", "--deploy"), "Refusing to start with ENVIRONMENT=production"),
+    "mainnet": (
+        {"HYPERSENTRY_VENUE": "mainnet", **REAL_VENUE_SAFE},
+        ("check",),
+        "Refusing to start with HYPERSENTRY_VENUE=mainnet",
+    ),
+}
+
+
 @pytest.mark.parametrize(
-    ("override", "problem"),
+    ("start", "override", "problem"),
     [
-        ({"DEBUG": "true"}, "DEBUG is on"),
-        ({"SECRET_KEY": ""}, "SECRET_KEY is missing or weak"),
-        ({"SECRET_KEY": "short"}, "SECRET_KEY is missing or weak"),
-        ({"ALLOWED_HOSTS": "*"}, "ALLOWED_HOSTS contains a wildcard"),
-        ({"ALLOWED_ORIGINS": "*"}, "ALLOWED_ORIGINS contains a wildcard"),
-        ({"AGENT_WALLET_ENCRYPTION_KEY": ""}, "AGENT_WALLET_ENCRYPTION_KEY is not set"),
+        ("production", {"DEBUG": "true"}, "DEBUG is on"),
+        ("production", {"SECRET_KEY": ""}, "SECRET_KEY is missing or weak"),
+        ("production", {"SECRET_KEY": "short"}, "SECRET_KEY is missing or weak"),
+        ("production", {"ALLOWED_HOSTS": "*"}, "ALLOWED_HOSTS contains a wildcard"),
+        ("production", {"ALLOWED_ORIGINS": "*"}, "ALLOWED_ORIGINS contains a wildcard"),
+        ("production", {"AGENT_WALLET_ENCRYPTION_KEY": ""}, "AGENT_WALLET_ENCRYPTION_KEY is not set"),
+        ("mainnet", {"DEBUG": "true"}, "DEBUG is on"),
+        ("mainnet", {"SECRET_KEY": ""}, "SECRET_KEY is the development default"),
+        ("mainnet", {"AGENT_WALLET_ENCRYPTION_KEY": ""}, "AGENT_WALLET_ENCRYPTION_KEY is not set"),
     ],
 )
-def test_production_refuses_unsafe_settings(override: dict[str, str], problem: str) -> None:
-    result = run_django({**GOOD_PROD, **override}, "check", "--deploy")
+def test_production_and_mainnet_refuse_each_unsafe_setting_alone(
+    start: str, override: dict[str, str], problem: str
+) -> None:
+    env, args, refusal = SAFE_STARTS[start]
+    result = run_django({**env, **override}, *args)
     assert result.returncode != 0
-    assert "Refusing to start with ENVIRONMENT=production" in result.stderr
+    assert refusal in result.stderr
     assert problem in result.stderr
 
 
@@ -135,20 +152,6 @@ def test_a_real_venue_refuses_the_development_defaults_naming_each(venue: str) -
     assert "DEBUG is on" in result.stderr
     assert "SECRET_KEY is the development default" in result.stderr
     assert "AGENT_WALLET_ENCRYPTION_KEY is not set" in result.stderr
-
-
-@pytest.mark.parametrize(
-    ("override", "problem"),
-    [
-        ({"DEBUG": "true"}, "DEBUG is on"),
-        ({"SECRET_KEY": ""}, "SECRET_KEY is the development default"),
-        ({"AGENT_WALLET_ENCRYPTION_KEY": ""}, "AGENT_WALLET_ENCRYPTION_KEY is not set"),
-    ],
-)
-def test_mainnet_refuses_each_insecure_setting_alone(override: dict[str, str], problem: str) -> None:
-    result = run_django({"HYPERSENTRY_VENUE": "mainnet", **REAL_VENUE_SAFE, **override}, "check")
-    assert result.returncode != 0
-    assert problem in result.stderr
 
 
 def test_mainnet_starts_with_safe_settings() -> None:

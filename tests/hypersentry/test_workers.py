@@ -7,20 +7,14 @@ import threading
 
 import pytest
 
-from kernel.workers import AsyncWorker, Worker
+from tests.hypersentry.quick_workers import QuickAsyncWorker, QuickWorker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-class Flaky(AsyncWorker):
+class Flaky(QuickAsyncWorker):
     name = "test-flaky"
-    interval = 0.0
-    error_backoff_max = 0.01
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = 0
-        self.torn_down = False
+    torn_down = False
 
     async def run_once(self) -> None:
         self.calls += 1
@@ -41,19 +35,13 @@ async def test_a_failing_round_is_logged_and_the_loop_goes_on(caplog: pytest.Log
     assert any(r.message == "worker round failed" and r.exc_info for r in caplog.records)
 
 
-class Slow(AsyncWorker):
+class Slow(QuickAsyncWorker):
     name = "test-slow"
-    interval = 0.0
     round_timeout = 0.05
-    error_backoff_max = 0.01
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.timeouts = 0
 
     async def run_once(self) -> None:
-        self.timeouts += 1
-        if self.timeouts >= 2:
+        self.calls += 1
+        if self.calls >= 2:
             self.stop()
             return
         await asyncio.sleep(5)
@@ -62,17 +50,11 @@ class Slow(AsyncWorker):
 async def test_a_round_that_hangs_is_cut_by_its_timeout() -> None:
     worker = Slow()
     await asyncio.wait_for(worker.run(), 5)
-    assert worker.timeouts == 2
+    assert worker.calls == 2
 
 
-class Counting(Worker):
+class Counting(QuickWorker):
     name = "test-sync"
-    interval = 0.01
-    error_backoff_max = 0.01
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = 0
 
     def run_once(self) -> None:
         self.calls += 1

@@ -46,17 +46,23 @@ def _book(bid_px: str, bid_sz: str, ask_px: str, ask_sz: str = "1") -> dict:
     }
 
 
-@pytest.mark.parametrize(
-    ("book", "reason"),
-    [
-        (_book("101", "1", "100"), quality.CROSSED_BOOK),
-        (_book("99", "NaN", "100"), quality.BAD_SIZE),
-        (_book("99", "0", "100"), quality.BAD_SIZE),
-        (_book("99", "-2", "100"), quality.BAD_SIZE),
-        (_book("9x9", "1", "100"), quality.BAD_PRICE),
-        (_book("99", "1", "100", "nan"), quality.BAD_SIZE),
-    ],
-)
+# Every refused book with the reason it is refused for: normalising refuses each, and ingest keeps the last valid
+# book over each.
+BAD_BOOKS = [
+    (_book("101", "1", "100"), quality.CROSSED_BOOK),
+    (_book("99", "NaN", "100"), quality.BAD_SIZE),
+    (_book("99", "0", "100"), quality.BAD_SIZE),
+    (_book("99", "-2", "100"), quality.BAD_SIZE),
+    (_book("99", "1", "100", "nan"), quality.BAD_SIZE),
+    (_book("99", "1", "inf"), quality.BAD_PRICE),
+    (_book("9x9", "1", "100"), quality.BAD_PRICE),
+    ({"coin": "BTC", "levels": [[{"px": "99"}], []]}, quality.MALFORMED),
+    ({"coin": "BTC", "levels": [[{"px": 99, "sz": "1"}], []]}, quality.BAD_PRICE),
+    ({"coin": "BTC", "levels": [[{"px": "99", "sz": "1"}, {"px": "99.5", "sz": "1"}], []]}, quality.UNSORTED_BOOK),
+]
+
+
+@pytest.mark.parametrize(("book", "reason"), BAD_BOOKS)
 def test_normalise_rejects_bad_books_with_a_reason(book, reason):
     out = _normalize(_frame("l2Book", book))
     assert not out.envelopes
@@ -123,18 +129,7 @@ async def test_malformed_frames_are_counted_not_raised():
     assert ing.rejections == {quality.MALFORMED: 1, quality.CROSSED_BOOK: 1}
 
 
-@pytest.mark.parametrize(
-    ("book", "reason"),
-    [
-        (_book("101", "1", "100"), quality.CROSSED_BOOK),
-        (_book("99", "NaN", "100"), quality.BAD_SIZE),
-        (_book("99", "1", "inf"), quality.BAD_PRICE),
-        (_book("9x9", "1", "100"), quality.BAD_PRICE),
-        ({"coin": "BTC", "levels": [[{"px": "99"}], []]}, quality.MALFORMED),
-        ({"coin": "BTC", "levels": [[{"px": 99, "sz": "1"}], []]}, quality.BAD_PRICE),
-        ({"coin": "BTC", "levels": [[{"px": "99", "sz": "1"}, {"px": "99.5", "sz": "1"}], []]}, quality.UNSORTED_BOOK),
-    ],
-)
+@pytest.mark.parametrize(("book", "reason"), BAD_BOOKS)
 async def test_it_keeps_the_last_valid_book_when_a_newer_one_is_refused(book, reason):
     ing = offline_ingestor()
     ing.handle_raw(orjson.dumps(_frame("l2Book", _book("99", "2", "100", "3"))))
