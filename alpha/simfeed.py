@@ -166,10 +166,6 @@ class MemoryBroadcaster:
     async def publish(self, *, channel: str, symbol: str, text: str, event_type: str = "") -> None:
         self.public.append((channel, symbol, event_type, text))
 
-    async def publish_many(self, frames: Any) -> None:
-        for channel, symbol, text, event_type in frames:
-            await self.publish(channel=channel, symbol=symbol, text=text, event_type=event_type)
-
     async def publish_private(
         self,
         *,

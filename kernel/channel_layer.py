@@ -173,14 +173,20 @@ class RealtimeChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         return None
 
     # groups
-    async def group_add(self, group: str, channel: str) -> None:
+    def _socket_group(self, group: str, channel: str) -> tuple[Any, Any, Any] | None:
+        """(public, private, session) parts of a sockets' group after the name checks; None for a plain group."""
         self.require_valid_group_name(group)
         self.require_valid_channel_name(channel)
+        parts = parse_public(group), parse_user(group), parse_session(group)
+        return None if parts == (None, None, None) else parts
+
+    async def group_add(self, group: str, channel: str) -> None:
         hub = self.hub
-        public, private = parse_public(group), parse_user(group)
-        if public is None and private is None and parse_session(group) is None:
+        parts = self._socket_group(group, channel)
+        if parts is None:
             hub.group_add(group, channel)
             return
+        public, private, session = parts
         conn = hub.bound.get(channel)
         if conn is None:
             raise ValueError(f"{group!r} takes gateway sockets only; {channel!r} is not bound to one")
@@ -190,17 +196,16 @@ class RealtimeChannelLayer(BaseChannelLayer):  # type: ignore[misc]
             if conn.user_id != private[0]:
                 raise PermissionError("a socket joins its own user's private groups only")
             hub.join_private(conn, {private[1]})
-        elif conn.session_key != parse_session(group):
+        elif conn.session_key != session:
             raise PermissionError("a socket's session group is the session it was opened with")
 
     async def group_discard(self, group: str, channel: str) -> None:
-        self.require_valid_group_name(group)
-        self.require_valid_channel_name(channel)
         hub = self.hub
-        public, private = parse_public(group), parse_user(group)
-        if public is None and private is None and parse_session(group) is None:
+        parts = self._socket_group(group, channel)
+        if parts is None:
             hub.group_discard(group, channel)
             return
+        public, private, _ = parts
         conn = hub.bound.get(channel)
         if conn is None:
             return

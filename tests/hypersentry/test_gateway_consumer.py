@@ -8,6 +8,7 @@ adds: routing, the channel layer as the way in for groups, and no consumer dispa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from importlib import import_module
 from typing import Any
@@ -48,7 +49,9 @@ async def layer(request: pytest.FixtureRequest) -> AsyncIterator[RealtimeChannel
         yield layer
 
 
-async def communicator(*, user: Any = None, session_key: str | None = None) -> WebsocketCommunicator:
+@contextlib.asynccontextmanager
+async def communicator(*, user: Any = None, session_key: str | None = None) -> AsyncIterator[WebsocketCommunicator]:
+    """A connected socket to the consumer, disconnected at the end of the block whatever happened in it."""
     CountingConsumer.dispatched = []
     comm = WebsocketCommunicator(CountingConsumer.as_asgi(), "/ws")
     if user is not None:
@@ -56,7 +59,10 @@ async def communicator(*, user: Any = None, session_key: str | None = None) -> W
         comm.scope["user"], comm.scope["session"] = user, store
     connected, _ = await comm.connect(timeout=5)
     assert connected
-    return comm
+    try:
+        yield comm
+    finally:
+        await comm.disconnect()
 
 
 async def send(comm: WebsocketCommunicator, frame: dict[str, Any]) -> dict[str, Any]:
@@ -82,8 +88,7 @@ async def test_data_frames_bypass_consumer_dispatch_and_control_frames_skip_the_
     # Channels' own per-dispatch hop (a sync_to_async round trip): counted where stock consumers call it.
     monkeypatch.setattr("channels.consumer.aclose_old_connections", counting_hop)
     monkeypatch.setattr("channels.generic.websocket.aclose_old_connections", counting_hop)
-    comm = await communicator()
-    try:
+    async with communicator() as comm:
         ack = await send(comm, {"type": "subscribe", "coin": "BTC", "channels": ["public.market", "public.alpha"]})
         assert ack == {"type": "subscribed", "coin": "BTC", "channels": ["public.market", "public.alpha"]}
         assert (await send(comm, {"type": "ping"}))["type"] == "pong"
@@ -95,8 +100,6 @@ async def test_data_frames_bypass_consumer_dispatch_and_control_frames_skip_the_
         got = [orjson.loads(await comm.receive_from(timeout=3))["n"] for _ in range(20)]
         assert got == list(range(20))
         assert CountingConsumer.dispatched == ["websocket.connect", "websocket.receive", "websocket.receive"]
-    finally:
-        await comm.disconnect()
     assert hops == []
 
 
@@ -104,8 +107,7 @@ async def test_subscribe_acks_then_sends_the_snapshot_and_unsubscribe_leaves_the
     layer: RealtimeChannelLayer, memory_hot_state: MemoryHotState
 ) -> None:
     await memory_hot_state.put_many([symbol_snapshot("ETH")])
-    comm = await communicator()
-    try:
+    async with communicator() as comm:
         ack = await send(comm, {"type": "subscribe", "coin": "eth"})
         assert ack == {"type": "subscribed", "coin": "ETH", "channels": ["public.market"]}
         snap = orjson.loads(await comm.receive_from(timeout=3))
@@ -117,19 +119,14 @@ async def test_subscribe_acks_then_sends_the_snapshot_and_unsubscribe_leaves_the
         assert conn.topics == set() and not layer.hub.topics
         await layer.group_send(public_group("public.market", "ETH"), {"type": FRAME, "text": '{"late":1}'})
         assert await comm.receive_nothing(timeout=0.3)
-    finally:
-        await comm.disconnect()
     assert not layer.hub.connections and not layer.hub.channels and not layer.hub.bound
 
 
 async def test_private_channels_need_a_signed_in_user(layer: RealtimeChannelLayer) -> None:
-    comm = await communicator()
-    try:
+    async with communicator() as comm:
         error = await send(comm, {"type": "subscribe_private"})
         assert (error["type"], error["code"]) == ("error", "authentication_required")
         assert not layer.hub.users
-    finally:
-        await comm.disconnect()
 
 
 async def test_a_signed_in_socket_gets_its_private_events_and_closes_4001_on_logout(
@@ -137,8 +134,7 @@ async def test_a_signed_in_socket_gets_its_private_events_and_closes_4001_on_log
 ) -> None:
     user, session_key = await make_user_session("0x" + "ab" * 20)
     other, _ = await make_user_session("0x" + "cd" * 20)
-    comm = await communicator(user=user, session_key=session_key)
-    try:
+    async with communicator(user=user, session_key=session_key) as comm:
         ack = await send(comm, {"type": "subscribe_private", "channels": ["private.execution"]})
         assert ack == {"type": "subscribed_private", "channels": ["private.execution"]}
         for uid in (other.pk, user.pk):
@@ -153,14 +149,11 @@ async def test_a_signed_in_socket_gets_its_private_events_and_closes_4001_on_log
         assert await comm.receive_output(timeout=3) == {"type": "websocket.close", "code": 4001, "reason": "logout"}
         await asyncio.wait_for(comm.future, 3)  # the consumer ended by itself: no cancellation, no error
         assert comm.future.exception() is None
-    finally:
-        await comm.disconnect()
     assert not layer.hub.connections and not layer.hub.users and not layer.hub.sessions
 
 
 async def test_abuse_closes_with_4008_and_ends_the_consumer(layer: RealtimeChannelLayer) -> None:
-    comm = await communicator()
-    try:
+    async with communicator() as comm:
         for _ in range(MAX_STRIKES):
             await comm.send_to(text_data="not json")
             assert orjson.loads(await comm.receive_from(timeout=3))["code"] == "invalid_json"
@@ -172,8 +165,6 @@ async def test_abuse_closes_with_4008_and_ends_the_consumer(layer: RealtimeChann
         }
         await asyncio.wait_for(comm.future, 3)
         assert comm.future.exception() is None
-    finally:
-        await comm.disconnect()
     assert not layer.hub.connections
 
 
