@@ -27,7 +27,7 @@ from hypersentry.celery import app as celery_app
 from hypersentry.checks import websocket_origin_problems
 from kernel import components
 from kernel.schedule import PeriodicJob
-from tests.hypersentry.quick_workers import QuickAsyncWorker, QuickWorker
+from tests.kernel.quick_workers import QuickAsyncWorker, QuickWorker
 
 HOST = socket.gethostname()
 ME = f"{HOST}:{os.getpid()}"

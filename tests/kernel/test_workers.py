@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from tests.hypersentry.quick_workers import QuickAsyncWorker, QuickWorker
+from tests.kernel.quick_workers import QuickAsyncWorker, QuickWorker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
